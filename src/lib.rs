@@ -1,0 +1,4 @@
+//! brandsim: an agent-based market simulation engine for knowledge platforms.
+
+pub mod metrics;
+pub mod scenario;

@@ -1,0 +1,213 @@
+//! The scenario: a checked, immutable description of one market (MODEL.md, "Scenario file").
+//!
+//! Parsing and validation live in `load`; `--set` overrides in `overrides`. Nothing
+//! downstream re-checks a `Scenario`: every invariant listed on these types holds.
+
+mod load;
+mod overrides;
+
+pub use load::{load_file, parse_str, ScenarioError, ScenarioSource};
+pub use overrides::{parse_assignment, Assignment};
+
+/// A validated scenario. Every index (`topic`, `segment`, `channel`) is in range and
+/// every number is finite and inside the range MODEL.md gives for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    /// `name`, or the file stem when absent.
+    pub name: String,
+    pub simulation: Simulation,
+    pub market: Market,
+    /// Distinct topic names, in order of first appearance in `[[content]]`.
+    pub topics: Vec<String>,
+    pub content: Vec<ContentItem>,
+    pub channels: Vec<Channel>,
+    pub brand: Brand,
+    pub optimize: OptimizeSettings,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Simulation {
+    /// Horizon T >= 1: days 0..T-1.
+    pub days: u32,
+    /// Master seed in [0, 2^63).
+    pub seed: u64,
+    /// Replications >= 1.
+    pub replications: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Market {
+    /// N >= 1.
+    pub population: u32,
+    /// q >= 0.
+    pub word_of_mouth: f64,
+    /// d in [0, 1].
+    pub dormancy: f64,
+    /// > 0.
+    pub price_reference: f64,
+    /// σ_sat >= 0.
+    pub satisfaction_noise: f64,
+    /// At least one; shares sum to 1 within 1e-9.
+    pub segments: Vec<Segment>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Segment {
+    pub name: String,
+    /// >= 0.
+    pub share: f64,
+    /// Favourite-topic distribution: `(index into Scenario::topics, weight)`, weights
+    /// normalised to sum to 1, in file order. Every topic has at least one item.
+    pub topics: Vec<(usize, f64)>,
+    /// θ_s >= 0.
+    pub price_sensitivity: f64,
+    /// σ_s >= 0.
+    pub click_heterogeneity: f64,
+    /// α > 0.
+    pub churn_alpha: f64,
+    /// β > 0.
+    pub churn_beta: f64,
+    /// m_{s,k} >= 0, one per channel in `Scenario::channels` order (missing = 1.0).
+    pub targeting: Vec<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContentItem {
+    pub name: String,
+    /// Index into `Scenario::topics`.
+    pub topic: usize,
+    /// r_i in [0, 1].
+    pub click_rate: f64,
+    /// c_i in [0, 1].
+    pub conversion_rate: f64,
+    /// >= 0.
+    pub price: f64,
+    /// In [0, 1].
+    pub quality: f64,
+    /// >= 0, default 1.0.
+    pub promotion: f64,
+    /// 0 = one-off purchase.
+    pub renewal_days: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Channel {
+    pub name: String,
+    /// B_k >= 0.
+    pub daily_budget: f64,
+    /// > 0.
+    pub cpm: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Brand {
+    /// V (any finite number).
+    pub value: f64,
+    /// β_V.
+    pub click_effect: f64,
+    /// γ_V.
+    pub conversion_effect: f64,
+    /// δ_V.
+    pub retention_effect: f64,
+    /// δ_sat.
+    pub satisfaction_effect: f64,
+    /// m in [0, 1].
+    pub topic_match: f64,
+    /// κ >= 0.
+    pub cost_per_day: f64,
+}
+
+/// The gradient estimator of `brandsim optimize` (MODEL.md, "The outer loop").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Estimator {
+    Spsa,
+    FiniteDifference,
+    LikelihoodRatio,
+}
+
+/// `[optimize]`: defaults for `brandsim optimize`; every key optional.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OptimizeSettings {
+    /// A metric name of `crate::metrics` (checked at load time).
+    pub objective: String,
+    pub estimator: Estimator,
+    /// >= 1.
+    pub iterations: u32,
+    /// η > 0.
+    pub learning_rate: f64,
+    /// λ >= 0.
+    pub regularization: f64,
+    /// c > 0.
+    pub perturbation: f64,
+    /// >= 1.
+    pub replications_per_step: u32,
+}
+
+impl Default for OptimizeSettings {
+    fn default() -> Self {
+        OptimizeSettings {
+            objective: "seed_r".to_string(),
+            estimator: Estimator::Spsa,
+            iterations: 50,
+            learning_rate: 0.05,
+            regularization: 0.01,
+            perturbation: 0.1,
+            replications_per_step: 8,
+        }
+    }
+}
+
+impl Scenario {
+    /// Segment sizes `N·share` rounded by the largest-remainder method (MODEL.md,
+    /// "The population"): floors first, then one more to the largest remainders,
+    /// ties to the earlier segment.
+    pub fn segment_sizes(&self) -> Vec<u32> {
+        let n = self.market.population as f64;
+        let exact: Vec<f64> = self.market.segments.iter().map(|s| n * s.share).collect();
+        let mut sizes: Vec<u32> = exact.iter().map(|x| x.floor() as u32).collect();
+        let assigned: u64 = sizes.iter().map(|&s| s as u64).sum();
+        let mut left = (self.market.population as u64).saturating_sub(assigned);
+        let mut order: Vec<usize> = (0..sizes.len()).collect();
+        // Stable sort keeps file order among equal remainders.
+        order.sort_by(|&a, &b| {
+            let ra = exact[a] - exact[a].floor();
+            let rb = exact[b] - exact[b].floor();
+            rb.total_cmp(&ra)
+        });
+        for &s in order.iter().cycle() {
+            if left == 0 {
+                break;
+            }
+            sizes[s] += 1;
+            left -= 1;
+        }
+        sizes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_sizes_use_largest_remainder_with_ties_to_earlier_segment() {
+        let mut scenario = crate::scenario::parse_str(
+            include_str!("../../scenarios/bass.toml"),
+            "bass.toml",
+        )
+        .unwrap();
+        scenario.market.population = 10;
+        let template = scenario.market.segments[0].clone();
+        scenario.market.segments = [0.25, 0.25, 0.5]
+            .iter()
+            .map(|&share| Segment { share, ..template.clone() })
+            .collect();
+        // 2.5, 2.5, 5 -> floors 2, 2, 5; one left goes to the first tie.
+        assert_eq!(scenario.segment_sizes(), vec![3, 2, 5]);
+        scenario.market.population = 7;
+        scenario.market.segments[0].share = 1.0 / 3.0;
+        scenario.market.segments[1].share = 1.0 / 3.0;
+        scenario.market.segments[2].share = 1.0 / 3.0;
+        assert_eq!(scenario.segment_sizes(), vec![3, 2, 2]);
+    }
+}
