@@ -1,1 +1,20 @@
-fn main() {}
+//! The `brandsim` command: parse arguments, run one command, turn any error into
+//! a message on stderr and an exit code (0 ok, 2 bad input or failure,
+//! 130 interrupted).
+
+use clap::Parser;
+
+use brandsim::cli::{Cli, Command};
+use brandsim::commands;
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Validate { files } => commands::validate::run(&files),
+        Command::Run { file, study } => commands::run::run(&file, &study),
+    };
+    if let Err(error) = result {
+        eprintln!("error: {error}");
+        std::process::exit(error.exit_code());
+    }
+}

@@ -1,0 +1,147 @@
+//! One module per subcommand, plus what they share: loading a scenario with the
+//! common options, the output directory, the progress bar and the CLI error.
+
+pub mod run;
+pub mod validate;
+
+use std::io::{self, IsTerminal};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::cli::StudyArgs;
+use crate::scenario::{self, Assignment, Scenario, ScenarioError, ScenarioSource};
+
+/// Why a command failed; each kind has its exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Scenario(#[from] ScenarioError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("cannot write {}: {source}", path.display())]
+    Output { path: PathBuf, source: io::Error },
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Interrupted => 130,
+            _ => 2,
+        }
+    }
+}
+
+/// The `--set` assignments plus `--seed` and `--replications`, in that order.
+pub fn assignments(file: &Path, args: &StudyArgs) -> Result<Vec<Assignment>, CliError> {
+    let mut assignments = args
+        .set
+        .iter()
+        .map(|text| scenario::parse_assignment(text).map_err(|e| with_file(e, file)))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(seed) = args.seed {
+        let seed = i64::try_from(seed).map_err(|_| {
+            CliError::Usage(format!("--seed {seed}: expected an integer in [0, 2^63)"))
+        })?;
+        assignments.push(Assignment {
+            key: "simulation.seed".into(),
+            value: toml::Value::Integer(seed),
+        });
+    }
+    if let Some(replications) = args.replications {
+        assignments.push(Assignment {
+            key: "simulation.replications".into(),
+            value: toml::Value::Integer(i64::from(replications)),
+        });
+    }
+    Ok(assignments)
+}
+
+fn with_file(mut error: ScenarioError, file: &Path) -> ScenarioError {
+    if error.file.is_empty() {
+        error.file = file.display().to_string();
+    }
+    error
+}
+
+/// Loads `file` with the study options applied.
+pub fn load_scenario(file: &Path, args: &StudyArgs) -> Result<(Scenario, ScenarioSource), CliError> {
+    let assignments = assignments(file, args)?;
+    Ok(scenario::load_file(file, &assignments)?)
+}
+
+/// The output directory: `--out`, or `runs/<scenario>-<UTC timestamp>/`.
+pub fn output_dir(args: &StudyArgs, scenario: &Scenario) -> PathBuf {
+    if let Some(dir) = &args.out {
+        return dir.clone();
+    }
+    let base = format!("runs/{}-{}", file_safe(&scenario.name), utc_timestamp());
+    let mut dir = PathBuf::from(&base);
+    let mut n = 2;
+    while dir.exists() {
+        dir = PathBuf::from(format!("{base}-{n}"));
+        n += 1;
+    }
+    dir
+}
+
+/// Creates the output directory (and parents).
+pub fn create_output_dir(dir: &Path) -> Result<(), CliError> {
+    std::fs::create_dir_all(dir).map_err(|source| CliError::Output {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+/// Writes one output file atomically.
+pub fn write_output(dir: &Path, name: &str, contents: &[u8]) -> Result<(), CliError> {
+    let path = dir.join(name);
+    crate::report::write_atomically(&path, contents).map_err(|source| CliError::Output { path, source })
+}
+
+fn file_safe(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .collect()
+}
+
+/// `YYYYMMDD-HHMMSS` in UTC.
+fn utc_timestamp() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    )
+}
+
+/// A progress bar on stderr, hidden with `--quiet` or when stderr is no terminal.
+pub fn progress_bar(len: u64, what: &str, quiet: bool) -> ProgressBar {
+    if quiet || !io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    let style = ProgressStyle::with_template(&format!(
+        "{{spinner}} {what} {{bar:40}} {{pos}}/{{len}} [{{elapsed_precise}}, eta {{eta}}]"
+    ))
+    .expect("valid template");
+    bar.set_style(style);
+    bar
+}

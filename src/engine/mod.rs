@@ -1,0 +1,179 @@
+//! One replication of the market on a `bevy_ecs` World: [`simulate`] is the single
+//! core that every study, sweep, comparison and optimiser step loops around.
+//!
+//! Must not depend on: the CLI, reporting, or anything that writes files.
+
+pub mod components;
+pub mod resources;
+pub mod systems;
+
+use std::sync::Arc;
+
+use bevy_ecs::prelude::*;
+use bevy_ecs::schedule::SingleThreadedExecutor;
+use rand_distr::{Distribution, StandardNormal};
+use rayon::prelude::*;
+
+use crate::model;
+use crate::outcome::{ItemCounts, Outcome};
+use crate::rng::{Event, ReplicationKey, INITIAL_DAY};
+use crate::scenario::Scenario;
+use components::*;
+use resources::*;
+
+/// Runs replication `replication` of `scenario` (seeded by the scenario's master
+/// seed) over the whole horizon. Parallel inside when called from a rayon pool
+/// with idle threads; the result never depends on that.
+pub fn simulate(scenario: &Arc<Scenario>, replication: u32) -> Outcome {
+    let mut world = build_world(scenario, replication);
+    let mut day = day_schedule();
+    for _ in 0..scenario.simulation.days {
+        day.run(&mut world);
+    }
+    collect_outcome(&mut world, replication)
+}
+
+/// The day's timeline, top to bottom. Stage changes made with commands in one step
+/// are applied before the next step runs.
+pub fn day_schedule() -> Schedule {
+    let mut schedule = Schedule::default();
+    schedule.set_executor(SingleThreadedExecutor::new());
+    schedule.add_systems(
+        (
+            systems::start_day,
+            systems::expose,
+            systems::choose_items,
+            systems::click,
+            systems::convert,
+            systems::go_dormant,
+            systems::renew_or_churn,
+            systems::record_day,
+        )
+            .chain(),
+    );
+    schedule
+}
+
+/// A World holding replication `replication` at the start of day 0: users with
+/// their initial traits, content items and the resources of the day loop.
+pub fn build_world(scenario: &Arc<Scenario>, replication: u32) -> World {
+    let key = ReplicationKey::new(scenario.simulation.seed, replication);
+    let segment_sizes = scenario.segment_sizes();
+    let mut world = World::new();
+    spawn_users(&mut world, scenario, &segment_sizes, key);
+    for index in 0..scenario.content.len() {
+        world.spawn((ContentIndex(index as u16), ItemTally::default()));
+    }
+    world.insert_resource(Market {
+        channel_rates: model::channel_rates(scenario, &segment_sizes),
+        daily_spend: model::daily_spend(scenario),
+        segment_sizes,
+        scenario: Arc::clone(scenario),
+    });
+    world.insert_resource(Catalogue::new(scenario));
+    world.insert_resource(Randomness(key));
+    world.insert_resource(Today(0));
+    world.insert_resource(Aggregates::default());
+    world.insert_resource(DayRates::default());
+    world.insert_resource(FunnelToday::default());
+    world.insert_resource(DayCounts::default());
+    world.insert_resource(Score::default());
+    world.insert_resource(DailyRecord::default());
+    world.insert_resource(RenewalCalendar {
+        due: vec![Vec::new(); scenario.simulation.days as usize],
+    });
+    world
+}
+
+/// Spawns the population, `Unaware`, numbered segment by segment in file order,
+/// each with its favourite topic and click propensity drawn from its own keys.
+fn spawn_users(world: &mut World, scenario: &Scenario, segment_sizes: &[u32], key: ReplicationKey) {
+    let topic_stream = key.stream(INITIAL_DAY, Event::Topic);
+    let propensity_stream = key.stream(INITIAL_DAY, Event::Propensity);
+    let mut first_user = 0u32;
+    for (segment_index, (segment, &size)) in
+        scenario.market.segments.iter().zip(segment_sizes).enumerate()
+    {
+        let cumulative: Vec<(u16, f64)> = segment
+            .topics
+            .iter()
+            .scan(0.0, |total, &(topic, weight)| {
+                *total += weight;
+                Some((topic as u16, *total))
+            })
+            .collect();
+        let users: Vec<(UserId, Traits, Funnel)> = (first_user..first_user + size)
+            .into_par_iter()
+            .map(|user| {
+                let u = topic_stream.uniform(user) * cumulative[cumulative.len() - 1].1;
+                let topic = cumulative
+                    .iter()
+                    .find(|&&(_, total)| u < total)
+                    .unwrap_or(&cumulative[cumulative.len() - 1])
+                    .0;
+                let z: f64 = if segment.click_heterogeneity > 0.0 {
+                    StandardNormal.sample(&mut propensity_stream.generator(user))
+                } else {
+                    0.0
+                };
+                let traits = Traits {
+                    segment: segment_index as u16,
+                    topic,
+                    click_propensity: (segment.click_heterogeneity * z) as f32,
+                };
+                let funnel = Funnel {
+                    stage: FunnelStage::Unaware,
+                    registered_on: 0,
+                };
+                (UserId(user), traits, funnel)
+            })
+            .collect();
+        world.spawn_batch(users);
+        first_user += size;
+    }
+}
+
+/// Reads the World at the end of the horizon into an [`Outcome`].
+fn collect_outcome(world: &mut World, replication: u32) -> Outcome {
+    let market = world.resource::<Market>();
+    let scenario = Arc::clone(&market.scenario);
+    let aggregates = *world.resource::<Aggregates>();
+    let mut items = vec![ItemCounts::default(); scenario.content.len()];
+    let mut tallies = world.query::<(&ContentIndex, &ItemTally)>();
+    for (index, tally) in tallies.iter(world) {
+        items[usize::from(index.0)] = ItemCounts {
+            exposures: tally.exposures,
+            clicks: tally.clicks,
+            conversions: tally.conversions,
+            renewals: tally.renewals,
+        };
+    }
+    let registered_at_end = world
+        .query::<&Funnel>()
+        .iter(world)
+        .filter(|f| f.stage == FunnelStage::Registered)
+        .count() as u64;
+    let daily = world.resource::<DailyRecord>().series.clone();
+    let sum = |series: &[u64]| series.iter().sum::<u64>();
+    let revenue = items
+        .iter()
+        .zip(&scenario.content)
+        .map(|(counts, item)| item.price * (counts.conversions + counts.renewals) as f64)
+        .sum();
+    Outcome {
+        replication,
+        population: scenario.market.population,
+        registrations: sum(&daily.registrations),
+        churned: sum(&daily.churned),
+        dormant: sum(&daily.dormant),
+        aware: aggregates.aware,
+        active_payers: aggregates.active_payers,
+        registered_at_end,
+        satisfaction_sum: aggregates.satisfaction_sum(),
+        revenue,
+        spend: daily.spend.iter().sum(),
+        score: world.resource::<Score>().0,
+        items,
+        daily,
+    }
+}

@@ -1,0 +1,186 @@
+//! Study outputs: `summary.json`, `replications.csv`, `daily.csv`, the resolved
+//! scenario, and the table printed on stdout. Every file is written to a
+//! temporary name and renamed, so none is ever left half-written.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use crate::metrics::{METRIC_NAMES, SERIES_NAMES};
+use crate::outcome::Outcome;
+use crate::scenario::Scenario;
+use crate::study::StudySummary;
+
+/// Simulation work and wall time of a study.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Throughput {
+    pub user_days: f64,
+    pub seconds: f64,
+    pub threads: usize,
+    /// Peak resident memory of the process, when the OS reports it.
+    pub peak_memory_bytes: Option<u64>,
+}
+
+impl Throughput {
+    pub fn new(scenario: &Scenario, replications: usize, seconds: f64, threads: usize) -> Self {
+        Throughput {
+            user_days: f64::from(scenario.market.population)
+                * f64::from(scenario.simulation.days)
+                * replications as f64,
+            seconds,
+            threads,
+            peak_memory_bytes: peak_memory_bytes(),
+        }
+    }
+
+    pub fn user_days_per_second(&self) -> f64 {
+        self.user_days / self.seconds.max(1e-9)
+    }
+
+    pub fn to_json(&self, population: u32) -> Value {
+        json!({
+            "user_days": self.user_days,
+            "seconds": self.seconds,
+            "user_days_per_second": self.user_days_per_second(),
+            "threads": self.threads,
+            "peak_memory_bytes": self.peak_memory_bytes,
+            "peak_memory_bytes_per_user": self
+                .peak_memory_bytes
+                .map(|b| b as f64 / f64::from(population)),
+        })
+    }
+}
+
+/// Peak resident set size (VmHWM) of this process, on Linux.
+pub fn peak_memory_bytes() -> Option<u64> {
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// `summary.json` of a study.
+pub fn summary_json(
+    scenario: &Scenario,
+    replications: usize,
+    summary: &StudySummary,
+    throughput: &Throughput,
+) -> Value {
+    let metrics: serde_json::Map<String, Value> = summary
+        .metrics
+        .iter()
+        .map(|(name, s)| (name.to_string(), serde_json::to_value(s).expect("plain numbers")))
+        .collect();
+    json!({
+        "scenario": scenario.name,
+        "seed": scenario.simulation.seed,
+        "replications": replications,
+        "population": scenario.market.population,
+        "days": scenario.simulation.days,
+        "brand_value": scenario.brand.value,
+        "metrics": metrics,
+        "throughput": throughput.to_json(scenario.market.population),
+    })
+}
+
+/// `replications.csv`: `replication`, then every metric.
+pub fn replications_csv(outcomes: &[Outcome]) -> Vec<u8> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let mut header = vec!["replication"];
+    header.extend(METRIC_NAMES);
+    writer.write_record(&header).expect("write to memory");
+    for outcome in outcomes {
+        let mut row = vec![outcome.replication.to_string()];
+        row.extend(outcome.metrics().0.iter().map(|v| v.to_string()));
+        writer.write_record(&row).expect("write to memory");
+    }
+    writer.into_inner().expect("write to memory")
+}
+
+/// `daily.csv`: `day`, then `<series>_mean`, `_p05`, `_p50`, `_p95` per series.
+pub fn daily_csv(summary: &StudySummary) -> Vec<u8> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let mut header = vec!["day".to_string()];
+    for series in SERIES_NAMES {
+        for stat in ["mean", "p05", "p50", "p95"] {
+            header.push(format!("{series}_{stat}"));
+        }
+    }
+    writer.write_record(&header).expect("write to memory");
+    let days = summary.daily.first().map_or(0, Vec::len);
+    for day in 0..days {
+        let mut row = vec![day.to_string()];
+        for series in &summary.daily {
+            let band = series[day];
+            for v in [band.mean, band.p05, band.p50, band.p95] {
+                row.push(v.to_string());
+            }
+        }
+        writer.write_record(&row).expect("write to memory");
+    }
+    writer.into_inner().expect("write to memory")
+}
+
+/// Writes `contents` to `path` through a temporary file in the same directory.
+pub fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".partial");
+    let temporary = PathBuf::from(temporary);
+    fs::write(&temporary, contents)?;
+    fs::rename(&temporary, path).inspect_err(|_| {
+        let _ = fs::remove_file(&temporary);
+    })
+}
+
+/// The human-readable table of the main metrics.
+pub fn metrics_table(scenario: &Scenario, replications: usize, summary: &StudySummary) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{}: {} users, {} days, {} replications, seed {}, brand value {}",
+        scenario.name,
+        scenario.market.population,
+        scenario.simulation.days,
+        replications,
+        scenario.simulation.seed,
+        scenario.brand.value
+    );
+    let _ = writeln!(
+        out,
+        "{:<18} {:>14} {:>31} {:>14} {:>14}",
+        "metric", "mean", "95% CI", "p05", "p95"
+    );
+    for (name, s) in &summary.metrics {
+        let ci = if s.ci95[0].is_nan() {
+            "n/a".to_string()
+        } else {
+            format!("[{}, {}]", number(s.ci95[0]), number(s.ci95[1]))
+        };
+        let _ = writeln!(
+            out,
+            "{:<18} {:>14} {:>31} {:>14} {:>14}",
+            name,
+            number(s.mean),
+            ci,
+            number(s.p05),
+            number(s.p95)
+        );
+    }
+    out
+}
+
+/// A number for a table: integers without decimals, rates with four significant digits.
+pub fn number(value: f64) -> String {
+    if value.is_nan() {
+        "n/a".to_string()
+    } else if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{value:.0}")
+    } else if value.abs() >= 1000.0 {
+        format!("{value:.1}")
+    } else {
+        format!("{value:.4}")
+    }
+}

@@ -1,0 +1,119 @@
+//! A Monte Carlo study: many replications of one scenario, in parallel, and
+//! their summary. `run`, sweeps, comparisons and the optimiser all go through
+//! [`run_replications`].
+//!
+//! Parallel scheme: one rayon pool of `threads` threads. Replications are spread
+//! over it, and inside each replication the scans over users split into chunks on
+//! the same pool, so every core is busy whether a study has 1 replication or 1000
+//! (rayon's work stealing balances the two levels). Results never depend on it.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::engine::simulate;
+use crate::metrics::{METRIC_NAMES, SERIES_NAMES};
+use crate::outcome::Outcome;
+use crate::scenario::Scenario;
+use crate::stats::{quantile, summarize, Summary};
+
+/// Replications of a study with their wall time.
+pub struct StudyRun {
+    pub outcomes: Vec<Outcome>,
+    pub seconds: f64,
+}
+
+/// A rayon pool of `threads` threads (0 = one per core).
+pub fn thread_pool(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("brandsim-{i}"))
+        .build()
+        .expect("a thread pool can be built")
+}
+
+/// Runs the given replications of `scenario` on `pool`, calling `on_done` as each
+/// one finishes (from any thread). Outcomes come back in the order asked.
+pub fn run_replications(
+    scenario: &Arc<Scenario>,
+    replications: &[u32],
+    pool: &rayon::ThreadPool,
+    on_done: &(dyn Fn(&Outcome) + Sync),
+) -> StudyRun {
+    let start = Instant::now();
+    let outcomes = pool.install(|| {
+        replications
+            .par_iter()
+            .with_max_len(1)
+            .map(|&j| {
+                let outcome = simulate(scenario, j);
+                on_done(&outcome);
+                outcome
+            })
+            .collect()
+    });
+    StudyRun {
+        outcomes,
+        seconds: start.elapsed().as_secs_f64(),
+    }
+}
+
+/// Quantiles of one daily series on one day.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Band {
+    pub mean: f64,
+    pub p05: f64,
+    pub p50: f64,
+    pub p95: f64,
+}
+
+/// The summary of a study: each metric over replications, and each daily series
+/// day by day.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StudySummary {
+    /// `(metric name, summary)` in `METRIC_NAMES` order.
+    pub metrics: Vec<(&'static str, Summary)>,
+    /// `daily[series][day]`, series in `SERIES_NAMES` order.
+    pub daily: Vec<Vec<Band>>,
+}
+
+impl StudySummary {
+    pub fn metric(&self, name: &str) -> Option<&Summary> {
+        self.metrics.iter().find(|(m, _)| *m == name).map(|(_, s)| s)
+    }
+}
+
+/// Summarises non-empty outcomes of one scenario.
+pub fn summarize_study(outcomes: &[Outcome]) -> StudySummary {
+    let per_replication: Vec<Vec<f64>> = outcomes.iter().map(|o| o.metrics().0).collect();
+    let metrics = METRIC_NAMES
+        .iter()
+        .enumerate()
+        .map(|(i, &name)| {
+            let values: Vec<f64> = per_replication.iter().map(|m| m[i]).collect();
+            (name, summarize(&values))
+        })
+        .collect();
+    let days = outcomes[0].daily.days();
+    let daily = SERIES_NAMES
+        .iter()
+        .map(|&series| {
+            (0..days)
+                .map(|day| {
+                    let mut values: Vec<f64> =
+                        outcomes.iter().map(|o| o.daily.value(series, day)).collect();
+                    values.sort_by(f64::total_cmp);
+                    Band {
+                        mean: values.iter().sum::<f64>() / values.len() as f64,
+                        p05: quantile(&values, 0.05),
+                        p50: quantile(&values, 0.50),
+                        p95: quantile(&values, 0.95),
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    StudySummary { metrics, daily }
+}
