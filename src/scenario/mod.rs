@@ -6,8 +6,8 @@
 mod load;
 mod overrides;
 
-pub use load::{load_file, parse_str, ScenarioError, ScenarioSource};
-pub use overrides::{parse_assignment, Assignment};
+pub use load::{ScenarioError, ScenarioSource, load_file, parse_str};
+pub use overrides::{Assignment, parse_assignment};
 
 /// A validated scenario. Every index (`topic`, `segment`, `channel`) is in range and
 /// every number is finite and inside the range MODEL.md gives for it.
@@ -191,16 +191,17 @@ mod tests {
 
     #[test]
     fn segment_sizes_use_largest_remainder_with_ties_to_earlier_segment() {
-        let mut scenario = crate::scenario::parse_str(
-            include_str!("../../scenarios/bass.toml"),
-            "bass.toml",
-        )
-        .unwrap();
+        let mut scenario =
+            crate::scenario::parse_str(include_str!("../../scenarios/bass.toml"), "bass.toml")
+                .unwrap();
         scenario.market.population = 10;
         let template = scenario.market.segments[0].clone();
         scenario.market.segments = [0.25, 0.25, 0.5]
             .iter()
-            .map(|&share| Segment { share, ..template.clone() })
+            .map(|&share| Segment {
+                share,
+                ..template.clone()
+            })
             .collect();
         // 2.5, 2.5, 5 -> floors 2, 2, 5; one left goes to the first tie.
         assert_eq!(scenario.segment_sizes(), vec![3, 2, 5]);

@@ -1,0 +1,1014 @@
+//! Reading a scenario file: TOML parsing, `--set` overrides and validation of every
+//! rule of MODEL.md ("Scenario file"), with errors that name the file, key path and line.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::Path;
+
+use toml::de::{DeTable, DeValue};
+use toml::{Table, Value};
+
+use super::overrides::{Assignment, apply_assignments};
+use super::{
+    Brand, Channel, ContentItem, Estimator, Market, OptimizeSettings, Scenario, Segment, Simulation,
+};
+
+/// Why a scenario was rejected: the first problem found, in file order where possible.
+///
+/// Displayed as `{file}:{line}: {key_path}: {message}`; `:{line}` is left out when the
+/// line is unknown (a value from `--set`, a missing top-level table) and `{key_path}: `
+/// when the problem is not tied to a key (a TOML syntax error, an unreadable file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScenarioError {
+    /// The scenario file as the user named it.
+    pub file: String,
+    /// Where in the scenario, e.g. `market.segments[1].share`; empty when not tied to a key.
+    pub key_path: String,
+    /// 1-based line of the offending value (or of its table, for a missing key).
+    pub line: Option<usize>,
+    /// What was found and what was expected.
+    pub message: String,
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if !self.key_path.is_empty() {
+            write!(f, ": {}", self.key_path)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+/// The resolved scenario: the document as loaded, with `--set` overrides applied and
+/// `name` filled in (the file stem when the file has none), so that it re-loads to the
+/// same `Scenario` from anywhere.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScenarioSource {
+    /// The scenario file as the user named it (used in error messages).
+    pub file: String,
+    pub document: Table,
+}
+
+impl ScenarioSource {
+    /// The resolved scenario as TOML text, to store beside results; loading it gives
+    /// the same `Scenario`.
+    pub fn resolved_toml(&self) -> String {
+        toml::to_string(&self.document)
+            .unwrap_or_else(|error| format!("# cannot write the scenario as TOML: {error}\n"))
+    }
+
+    /// The scenario with more overrides applied on top of this one (for sweeps and
+    /// variants). Errors have no line numbers: the original text is not kept.
+    pub fn with_overrides(
+        &self,
+        assignments: &[Assignment],
+    ) -> Result<(Scenario, ScenarioSource), ScenarioError> {
+        resolve(
+            self.document.clone(),
+            &self.file,
+            &Locations::default(),
+            assignments,
+        )
+    }
+}
+
+/// Entry point for `brandsim <command> scenario.toml --set KEY=VALUE...`: reads,
+/// parses, applies the overrides and validates. `file` in errors is `path` as given.
+pub fn load_file(
+    path: &Path,
+    overrides: &[Assignment],
+) -> Result<(Scenario, ScenarioSource), ScenarioError> {
+    let file = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|error| ScenarioError {
+        file: file.clone(),
+        key_path: String::new(),
+        line: None,
+        message: format!("cannot read the scenario file: {error}"),
+    })?;
+    let text = String::from_utf8(bytes).map_err(|error| {
+        let valid = &error.as_bytes()[..error.utf8_error().valid_up_to()];
+        ScenarioError {
+            file: file.clone(),
+            key_path: String::new(),
+            line: Some(1 + valid.iter().filter(|&&b| b == b'\n').count()),
+            message: "the file is not valid UTF-8 text; expected a TOML document".to_string(),
+        }
+    })?;
+    let (document, locations) = parse_document(&text, &file)?;
+    resolve(document, &file, &locations, overrides)
+}
+
+/// Parses and validates scenario text (no overrides). `file_name` is used in errors
+/// and its stem is the default `name`.
+pub fn parse_str(text: &str, file_name: &str) -> Result<Scenario, ScenarioError> {
+    let (document, locations) = parse_document(text, file_name)?;
+    resolve(document, file_name, &locations, &[]).map(|(scenario, _)| scenario)
+}
+
+/// Applies the overrides, validates, and records the resolved document.
+fn resolve(
+    mut document: Table,
+    file: &str,
+    locations: &Locations,
+    overrides: &[Assignment],
+) -> Result<(Scenario, ScenarioSource), ScenarioError> {
+    let set_by = apply_assignments(&mut document, overrides, file)?;
+    let default_name = Path::new(file)
+        .file_stem()
+        .map(|stem| stem.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let validator = Validator {
+        file,
+        locations,
+        set_by: &set_by,
+    };
+    let scenario = validator.scenario(&document, &default_name)?;
+    if !document.contains_key("name") {
+        let mut named = Table::new();
+        named.insert("name".to_string(), Value::String(scenario.name.clone()));
+        named.extend(document);
+        document = named;
+    }
+    let source = ScenarioSource {
+        file: file.to_string(),
+        document,
+    };
+    Ok((scenario, source))
+}
+
+// ---------------------------------------------------------------------------------
+// Parsing and locating keys
+
+/// Byte spans of every key path of the file, to turn a path into a line number.
+#[derive(Debug, Default)]
+struct Locations {
+    spans: HashMap<String, Range<usize>>,
+    line_starts: Vec<usize>,
+    /// Integers beyond 64 bits (which TOML does not allow), as path and text.
+    oversized: Vec<(String, String)>,
+}
+
+impl Locations {
+    fn new(text: &str, root: &DeTable<'_>) -> Self {
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        let mut locations = Locations {
+            spans: HashMap::new(),
+            line_starts,
+            oversized: Vec::new(),
+        };
+        locations.record_table(String::new(), root);
+        locations
+    }
+
+    fn record_table(&mut self, path: String, table: &DeTable<'_>) {
+        for (key, value) in table.iter() {
+            let mut child = path.clone();
+            push_key(&mut child, key.get_ref());
+            self.record_value(child, value);
+        }
+    }
+
+    fn record_value(&mut self, path: String, value: &toml::Spanned<DeValue<'_>>) {
+        self.spans.insert(path.clone(), value.span());
+        match value.get_ref() {
+            DeValue::Table(table) => self.record_table(path, table),
+            DeValue::Array(array) => {
+                for (i, element) in array.iter().enumerate() {
+                    self.record_value(format!("{path}[{i}]"), element);
+                }
+            }
+            DeValue::Integer(integer)
+                if i64::from_str_radix(integer.as_str(), integer.radix()).is_err() =>
+            {
+                self.oversized.push((path, integer.to_string()));
+            }
+            _ => {}
+        }
+    }
+
+    fn line_at(&self, offset: usize) -> usize {
+        self.line_starts
+            .partition_point(|&start| start <= offset)
+            .max(1)
+    }
+
+    fn line(&self, path: &str) -> Option<usize> {
+        self.spans.get(path).map(|span| self.line_at(span.start))
+    }
+
+    /// The innermost key path whose value contains `span`.
+    fn path_containing(&self, span: &Range<usize>) -> Option<&str> {
+        self.spans
+            .iter()
+            .filter(|(_, s)| s.start <= span.start && span.end <= s.end)
+            .min_by_key(|(path, s)| (s.end - s.start, std::cmp::Reverse(path.len())))
+            .map(|(path, _)| path.as_str())
+    }
+}
+
+/// Appends `key` to a key path, quoting it unless it is a TOML bare key.
+pub(super) fn push_key(path: &mut String, key: &str) {
+    if !path.is_empty() {
+        path.push('.');
+    }
+    let bare = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if bare {
+        path.push_str(key);
+    } else {
+        path.push_str(&format!("{key:?}"));
+    }
+}
+
+/// Parses TOML text into a document and the locations of its keys.
+fn parse_document(text: &str, file: &str) -> Result<(Table, Locations), ScenarioError> {
+    let line_of = |offset: usize| {
+        1 + text.as_bytes()[..offset.min(text.len())]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+    };
+    let spanned = DeTable::parse(text).map_err(|error| ScenarioError {
+        file: file.to_string(),
+        key_path: String::new(),
+        line: error.span().map(|span| line_of(span.start)),
+        message: format!("TOML syntax error: {}", error.message().trim_end()),
+    })?;
+    let locations = Locations::new(text, spanned.get_ref());
+    if let Some((path, integer)) = locations
+        .oversized
+        .iter()
+        .min_by_key(|(path, _)| locations.spans.get(path).map(|span| span.start))
+    {
+        return Err(ScenarioError {
+            file: file.to_string(),
+            key_path: path.clone(),
+            line: locations.line(path),
+            message: format!(
+                "integer {integer} does not fit in 64 bits (TOML integers are 64-bit)"
+            ),
+        });
+    }
+    // Should the conversion find something the spanned parse let through, its
+    // span still names the key.
+    let document: Table = toml::from_str(text).map_err(|error| {
+        let span = error.span();
+        ScenarioError {
+            file: file.to_string(),
+            key_path: span
+                .as_ref()
+                .and_then(|span| locations.path_containing(span))
+                .unwrap_or_default()
+                .to_string(),
+            line: span.map(|span| line_of(span.start)),
+            message: error.message().trim_end().to_string(),
+        }
+    })?;
+    Ok((document, locations))
+}
+
+// ---------------------------------------------------------------------------------
+// The schema
+
+/// The range of a number key.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Bound {
+    Finite,
+    NonNegative,
+    Positive,
+    Unit,
+}
+
+impl Bound {
+    fn contains(self, x: f64) -> bool {
+        x.is_finite()
+            && match self {
+                Bound::Finite => true,
+                Bound::NonNegative => x >= 0.0,
+                Bound::Positive => x > 0.0,
+                Bound::Unit => (0.0..=1.0).contains(&x),
+            }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Bound::Finite => "a finite number",
+            Bound::NonNegative => "a number >= 0",
+            Bound::Positive => "a number > 0",
+            Bound::Unit => "a number in [0, 1]",
+        }
+    }
+}
+
+/// What a key holds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Kind {
+    /// A TOML integer in `[min, max]`.
+    Integer {
+        min: i64,
+        max: i64,
+    },
+    /// A TOML float or integer inside the bound, never NaN or infinite.
+    Number(Bound),
+    Text,
+    OneOf(&'static [&'static str]),
+    Table,
+    /// A table of names to numbers (`topics`, `targeting`).
+    Weights(Bound),
+    /// An array of tables (`[[content]]`).
+    Tables,
+}
+
+const U32_MAX: i64 = u32::MAX as i64;
+
+impl Kind {
+    fn describe(self) -> String {
+        match self {
+            Kind::Integer { min, max: i64::MAX } => format!("an integer >= {min}"),
+            Kind::Integer { min, max } => format!("an integer in [{min}, {max}]"),
+            Kind::Number(bound) => bound.describe().to_string(),
+            Kind::Text => "a string".to_string(),
+            Kind::OneOf(options) => {
+                let quoted: Vec<String> = options.iter().map(|o| format!("{o:?}")).collect();
+                format!("one of {}", quoted.join(", "))
+            }
+            Kind::Table => "a table".to_string(),
+            Kind::Weights(bound) => format!("a table of weights (each {})", bound.describe()),
+            Kind::Tables => "an array of tables".to_string(),
+        }
+    }
+}
+
+/// One key of a table of the scenario file.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Field {
+    pub key: &'static str,
+    pub kind: Kind,
+    pub required: bool,
+}
+
+const fn required(key: &'static str, kind: Kind) -> Field {
+    Field {
+        key,
+        kind,
+        required: true,
+    }
+}
+
+const fn optional(key: &'static str, kind: Kind) -> Field {
+    Field {
+        key,
+        kind,
+        required: false,
+    }
+}
+
+pub(super) const TOP_FIELDS: &[Field] = &[
+    optional("name", Kind::Text),
+    required("simulation", Kind::Table),
+    required("market", Kind::Table),
+    required("content", Kind::Tables),
+    optional("channels", Kind::Tables),
+    required("brand", Kind::Table),
+    optional("optimize", Kind::Table),
+];
+
+pub(super) const SIMULATION_FIELDS: &[Field] = &[
+    required(
+        "days",
+        Kind::Integer {
+            min: 1,
+            max: U32_MAX,
+        },
+    ),
+    required(
+        "seed",
+        Kind::Integer {
+            min: 0,
+            max: i64::MAX,
+        },
+    ),
+    required(
+        "replications",
+        Kind::Integer {
+            min: 1,
+            max: U32_MAX,
+        },
+    ),
+];
+
+pub(super) const MARKET_FIELDS: &[Field] = &[
+    required(
+        "population",
+        Kind::Integer {
+            min: 1,
+            max: U32_MAX,
+        },
+    ),
+    required("word_of_mouth", Kind::Number(Bound::NonNegative)),
+    required("dormancy", Kind::Number(Bound::Unit)),
+    required("price_reference", Kind::Number(Bound::Positive)),
+    required("satisfaction_noise", Kind::Number(Bound::NonNegative)),
+    required("segments", Kind::Tables),
+];
+
+pub(super) const SEGMENT_FIELDS: &[Field] = &[
+    required("name", Kind::Text),
+    required("share", Kind::Number(Bound::NonNegative)),
+    required("topics", Kind::Weights(Bound::NonNegative)),
+    required("price_sensitivity", Kind::Number(Bound::NonNegative)),
+    required("click_heterogeneity", Kind::Number(Bound::NonNegative)),
+    required("churn_alpha", Kind::Number(Bound::Positive)),
+    required("churn_beta", Kind::Number(Bound::Positive)),
+    optional("targeting", Kind::Weights(Bound::NonNegative)),
+];
+
+pub(super) const CONTENT_FIELDS: &[Field] = &[
+    required("name", Kind::Text),
+    required("topic", Kind::Text),
+    required("click_rate", Kind::Number(Bound::Unit)),
+    required("conversion_rate", Kind::Number(Bound::Unit)),
+    required("price", Kind::Number(Bound::NonNegative)),
+    required("quality", Kind::Number(Bound::Unit)),
+    optional("promotion", Kind::Number(Bound::NonNegative)),
+    required(
+        "renewal_days",
+        Kind::Integer {
+            min: 0,
+            max: U32_MAX,
+        },
+    ),
+];
+
+pub(super) const CHANNEL_FIELDS: &[Field] = &[
+    required("name", Kind::Text),
+    required("daily_budget", Kind::Number(Bound::NonNegative)),
+    required("cpm", Kind::Number(Bound::Positive)),
+];
+
+pub(super) const BRAND_FIELDS: &[Field] = &[
+    required("value", Kind::Number(Bound::Finite)),
+    required("click_effect", Kind::Number(Bound::Finite)),
+    required("conversion_effect", Kind::Number(Bound::Finite)),
+    required("retention_effect", Kind::Number(Bound::Finite)),
+    required("satisfaction_effect", Kind::Number(Bound::Finite)),
+    required("topic_match", Kind::Number(Bound::Unit)),
+    required("cost_per_day", Kind::Number(Bound::NonNegative)),
+];
+
+const ESTIMATORS: &[&str] = &["spsa", "fd", "lr"];
+
+pub(super) const OPTIMIZE_FIELDS: &[Field] = &[
+    optional("objective", Kind::OneOf(crate::metrics::METRIC_NAMES)),
+    optional("estimator", Kind::OneOf(ESTIMATORS)),
+    optional(
+        "iterations",
+        Kind::Integer {
+            min: 1,
+            max: U32_MAX,
+        },
+    ),
+    optional("learning_rate", Kind::Number(Bound::Positive)),
+    optional("regularization", Kind::Number(Bound::NonNegative)),
+    optional("perturbation", Kind::Number(Bound::Positive)),
+    optional(
+        "replications_per_step",
+        Kind::Integer {
+            min: 1,
+            max: U32_MAX,
+        },
+    ),
+];
+
+/// `unknown key "k"; expected one of: ...`, shared with `--set`.
+pub(super) fn unknown_key_message(key: &str, fields: &[Field]) -> String {
+    let keys: Vec<&str> = fields.iter().map(|field| field.key).collect();
+    format!("unknown key {key:?}; expected one of: {}", keys.join(", "))
+}
+
+/// How a value appears in a message: `-0.2`, `nan`, `string "10"`, `a table`.
+fn describe_found(value: &Value, as_number: bool) -> String {
+    let number = |x: f64| {
+        if x.is_nan() {
+            "nan".to_string()
+        } else if x.is_infinite() {
+            if x > 0.0 { "inf" } else { "-inf" }.to_string()
+        } else {
+            format!("{x:?}")
+        }
+    };
+    match value {
+        Value::Integer(i) if as_number => i.to_string(),
+        Value::Float(x) if as_number => number(*x),
+        Value::Integer(i) => format!("integer {i}"),
+        Value::Float(x) => format!("float {}", number(*x)),
+        Value::String(s) => format!("string {s:?}"),
+        Value::Boolean(b) => format!("boolean {b}"),
+        Value::Datetime(d) => format!("datetime {d}"),
+        Value::Array(_) => "an array".to_string(),
+        Value::Table(_) => "a table".to_string(),
+    }
+}
+
+fn number_of(value: &Value) -> Option<f64> {
+    match value {
+        Value::Float(x) => Some(*x),
+        Value::Integer(i) => Some(*i as f64),
+        _ => None,
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Validation
+
+struct Validator<'a> {
+    file: &'a str,
+    locations: &'a Locations,
+    /// Key paths set by `--set`, to the key as the user gave it.
+    set_by: &'a HashMap<String, String>,
+}
+
+type Checked<T> = Result<T, ScenarioError>;
+
+impl Validator<'_> {
+    /// An error at `path`: its line, or `(from --set)` if an override put it there.
+    fn error(&self, path: &str, message: impl Into<String>) -> ScenarioError {
+        let message = message.into();
+        match self.set_by.get(path) {
+            Some(key) => ScenarioError {
+                file: self.file.to_string(),
+                key_path: key.clone(),
+                line: None,
+                message: format!("{message} (from --set)"),
+            },
+            None => ScenarioError {
+                file: self.file.to_string(),
+                key_path: path.to_string(),
+                line: self.locations.line(path),
+                message,
+            },
+        }
+    }
+
+    fn child(path: &str, key: &str) -> String {
+        let mut child = path.to_string();
+        push_key(&mut child, key);
+        child
+    }
+
+    /// Checks every entry of `table` (in file order: unknown keys, types, ranges),
+    /// then that required keys are present; `path` is the table's key path.
+    fn check_table(&self, path: &str, table: &Table, fields: &[Field]) -> Checked<()> {
+        self.check_entries(path, table, fields)?;
+        self.check_required(path, table, fields)
+    }
+
+    /// Unknown keys, types and ranges of the entries of `table`, in file order.
+    fn check_entries(&self, path: &str, table: &Table, fields: &[Field]) -> Checked<()> {
+        for (key, value) in table {
+            let child = Self::child(path, key);
+            let Some(field) = fields.iter().find(|field| field.key == key) else {
+                return Err(self.error(&child, unknown_key_message(key, fields)));
+            };
+            self.check_value(&child, value, field.kind)?;
+        }
+        Ok(())
+    }
+
+    fn check_required(&self, path: &str, table: &Table, fields: &[Field]) -> Checked<()> {
+        for field in fields.iter().filter(|field| field.required) {
+            if !table.contains_key(field.key) {
+                // A missing key has no line of its own: point at its table.
+                let mut error = self.error(
+                    &Self::child(path, field.key),
+                    format!(
+                        "missing required key {:?} ({})",
+                        field.key,
+                        field.kind.describe()
+                    ),
+                );
+                error.line = self.locations.line(path);
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
+    fn check_value(&self, path: &str, value: &Value, kind: Kind) -> Checked<()> {
+        let expected = |as_number: bool| {
+            self.error(
+                path,
+                format!(
+                    "expected {}, found {}",
+                    kind.describe(),
+                    describe_found(value, as_number)
+                ),
+            )
+        };
+        match (kind, value) {
+            (Kind::Integer { min, max }, Value::Integer(i)) if *i < min || *i > max => {
+                Err(expected(true))
+            }
+            (Kind::Integer { .. }, Value::Integer(_)) => Ok(()),
+            (Kind::Number(bound), Value::Integer(_) | Value::Float(_)) => {
+                match number_of(value).filter(|&x| bound.contains(x)) {
+                    Some(_) => Ok(()),
+                    None => Err(expected(true)),
+                }
+            }
+            (Kind::Text, Value::String(_)) => Ok(()),
+            (Kind::OneOf(options), Value::String(s)) if options.contains(&s.as_str()) => Ok(()),
+            (Kind::Table, Value::Table(_)) => Ok(()),
+            (Kind::Weights(bound), Value::Table(weights)) => {
+                for (name, weight) in weights {
+                    self.check_value(&Self::child(path, name), weight, Kind::Number(bound))?;
+                }
+                Ok(())
+            }
+            (Kind::Tables, Value::Array(elements)) => {
+                for (i, element) in elements.iter().enumerate() {
+                    if !element.is_table() {
+                        return Err(self.error(
+                            &format!("{path}[{i}]"),
+                            format!("expected a table, found {}", describe_found(element, false)),
+                        ));
+                    }
+                }
+                Ok(())
+            }
+            _ => Err(expected(false)),
+        }
+    }
+
+    /// Builds the scenario, checking tables in file order and cross-references last.
+    fn scenario(&self, document: &Table, default_name: &str) -> Checked<Scenario> {
+        // Problems inside the tables present come before a missing table, which
+        // has no line.
+        self.check_entries("", document, TOP_FIELDS)?;
+        let mut simulation = None;
+        let mut market = None;
+        let mut content = None;
+        let mut channels = Vec::new();
+        let mut brand = None;
+        let mut optimize = OptimizeSettings::default();
+        for (key, value) in document {
+            let empty = Table::new();
+            let table = value.as_table().unwrap_or(&empty);
+            let elements = value.as_array().map(Vec::as_slice).unwrap_or_default();
+            match key.as_str() {
+                "simulation" => simulation = Some(self.simulation(table)?),
+                "market" => market = Some(self.market(table)?),
+                "content" => content = Some(self.content(elements)?),
+                "channels" => channels = self.channels(elements)?,
+                "brand" => brand = Some(self.brand(table)?),
+                "optimize" => optimize = self.optimize(table)?,
+                _ => {}
+            }
+        }
+        self.check_required("", document, TOP_FIELDS)?;
+        let (
+            Some(simulation),
+            Some((mut market, raw_segments)),
+            Some((topics, content)),
+            Some(brand),
+        ) = (simulation, market, content, brand)
+        else {
+            // check_required has made sure all four are present.
+            return Err(self.error("", "internal error: a required table was not read"));
+        };
+        for (i, (segment, raw)) in market.segments.iter_mut().zip(&raw_segments).enumerate() {
+            let path = format!("market.segments[{i}]");
+            segment.topics = self.segment_topics(&path, &raw.topics, &topics)?;
+            segment.targeting = self.segment_targeting(&path, &raw.targeting, &channels)?;
+        }
+        let name = match document.get("name").and_then(Value::as_str) {
+            Some(name) => name.to_string(),
+            None => default_name.to_string(),
+        };
+        Ok(Scenario {
+            name,
+            simulation,
+            market,
+            topics,
+            content,
+            channels,
+            brand,
+            optimize,
+        })
+    }
+
+    fn simulation(&self, table: &Table) -> Checked<Simulation> {
+        self.check_table("simulation", table, SIMULATION_FIELDS)?;
+        Ok(Simulation {
+            days: get_u32(table, "days"),
+            seed: get_i64(table, "seed").max(0) as u64,
+            replications: get_u32(table, "replications"),
+        })
+    }
+
+    fn market(&self, table: &Table) -> Checked<(Market, Vec<RawSegment>)> {
+        self.check_table("market", table, MARKET_FIELDS)?;
+        let elements = table
+            .get("segments")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        if elements.is_empty() {
+            return Err(self.error(
+                "market.segments",
+                "expected at least one [[market.segments]] table, found none",
+            ));
+        }
+        let mut segments = Vec::new();
+        let mut raw_segments = Vec::new();
+        let mut names = Names::new("segment");
+        for (i, element) in elements.iter().enumerate() {
+            let path = format!("market.segments[{i}]");
+            let segment = element.as_table().unwrap_or(&EMPTY);
+            self.check_table(&path, segment, SEGMENT_FIELDS)?;
+            let name = get_str(segment, "name");
+            names.add(self, &path, &name)?;
+            raw_segments.push(RawSegment {
+                topics: get_weights(segment, "topics"),
+                targeting: get_weights(segment, "targeting"),
+            });
+            segments.push(Segment {
+                name,
+                share: get_f64(segment, "share"),
+                topics: Vec::new(),
+                price_sensitivity: get_f64(segment, "price_sensitivity"),
+                click_heterogeneity: get_f64(segment, "click_heterogeneity"),
+                churn_alpha: get_f64(segment, "churn_alpha"),
+                churn_beta: get_f64(segment, "churn_beta"),
+                targeting: Vec::new(),
+            });
+        }
+        let total: f64 = segments.iter().map(|segment| segment.share).sum();
+        let sums_to_one = (total - 1.0).abs() <= 1e-9;
+        if !sums_to_one {
+            // Rounded so that 0.6 + 0.3 shows as 0.9, yet any miss beyond 1e-9 shows.
+            let shown = (total * 1e12).round() / 1e12;
+            let shares: Vec<String> = segments.iter().map(|s| format!("{:?}", s.share)).collect();
+            return Err(self.error(
+                "market.segments",
+                format!(
+                    "segment shares sum to {shown:?} ({}); expected 1 (within 1e-9)",
+                    shares.join(" + ")
+                ),
+            ));
+        }
+        let market = Market {
+            population: get_u32(table, "population"),
+            word_of_mouth: get_f64(table, "word_of_mouth"),
+            dormancy: get_f64(table, "dormancy"),
+            price_reference: get_f64(table, "price_reference"),
+            satisfaction_noise: get_f64(table, "satisfaction_noise"),
+            segments,
+        };
+        Ok((market, raw_segments))
+    }
+
+    fn content(&self, elements: &[Value]) -> Checked<(Vec<String>, Vec<ContentItem>)> {
+        if elements.is_empty() {
+            return Err(self.error(
+                "content",
+                "expected at least one [[content]] item, found none",
+            ));
+        }
+        let mut topics: Vec<String> = Vec::new();
+        let mut items = Vec::new();
+        let mut names = Names::new("content item");
+        for (i, element) in elements.iter().enumerate() {
+            let path = format!("content[{i}]");
+            let item = element.as_table().unwrap_or(&EMPTY);
+            self.check_table(&path, item, CONTENT_FIELDS)?;
+            let name = get_str(item, "name");
+            names.add(self, &path, &name)?;
+            let topic_name = get_str(item, "topic");
+            let topic = match topics.iter().position(|t| *t == topic_name) {
+                Some(index) => index,
+                None => {
+                    topics.push(topic_name);
+                    topics.len() - 1
+                }
+            };
+            items.push(ContentItem {
+                name,
+                topic,
+                click_rate: get_f64(item, "click_rate"),
+                conversion_rate: get_f64(item, "conversion_rate"),
+                price: get_f64(item, "price"),
+                quality: get_f64(item, "quality"),
+                promotion: item.get("promotion").and_then(number_of).unwrap_or(1.0),
+                renewal_days: get_u32(item, "renewal_days"),
+            });
+        }
+        Ok((topics, items))
+    }
+
+    fn channels(&self, elements: &[Value]) -> Checked<Vec<Channel>> {
+        let mut channels = Vec::new();
+        let mut names = Names::new("channel");
+        for (i, element) in elements.iter().enumerate() {
+            let path = format!("channels[{i}]");
+            let channel = element.as_table().unwrap_or(&EMPTY);
+            self.check_table(&path, channel, CHANNEL_FIELDS)?;
+            let name = get_str(channel, "name");
+            names.add(self, &path, &name)?;
+            channels.push(Channel {
+                name,
+                daily_budget: get_f64(channel, "daily_budget"),
+                cpm: get_f64(channel, "cpm"),
+            });
+        }
+        Ok(channels)
+    }
+
+    fn brand(&self, table: &Table) -> Checked<Brand> {
+        self.check_table("brand", table, BRAND_FIELDS)?;
+        Ok(Brand {
+            value: get_f64(table, "value"),
+            click_effect: get_f64(table, "click_effect"),
+            conversion_effect: get_f64(table, "conversion_effect"),
+            retention_effect: get_f64(table, "retention_effect"),
+            satisfaction_effect: get_f64(table, "satisfaction_effect"),
+            topic_match: get_f64(table, "topic_match"),
+            cost_per_day: get_f64(table, "cost_per_day"),
+        })
+    }
+
+    fn optimize(&self, table: &Table) -> Checked<OptimizeSettings> {
+        self.check_table("optimize", table, OPTIMIZE_FIELDS)?;
+        let defaults = OptimizeSettings::default();
+        let number =
+            |key: &str, default: f64| table.get(key).and_then(number_of).unwrap_or(default);
+        let count = |key: &str, default: u32| {
+            table
+                .get(key)
+                .and_then(Value::as_integer)
+                .and_then(|i| u32::try_from(i).ok())
+                .unwrap_or(default)
+        };
+        Ok(OptimizeSettings {
+            objective: table
+                .get("objective")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or(defaults.objective),
+            estimator: match table.get("estimator").and_then(Value::as_str) {
+                Some("fd") => Estimator::FiniteDifference,
+                Some("lr") => Estimator::LikelihoodRatio,
+                Some(_) | None => defaults.estimator,
+            },
+            iterations: count("iterations", defaults.iterations),
+            learning_rate: number("learning_rate", defaults.learning_rate),
+            regularization: number("regularization", defaults.regularization),
+            perturbation: number("perturbation", defaults.perturbation),
+            replications_per_step: count("replications_per_step", defaults.replications_per_step),
+        })
+    }
+
+    /// A segment's topic weights as indices into `topics`, normalised.
+    fn segment_topics(
+        &self,
+        path: &str,
+        weights: &[(String, f64)],
+        topics: &[String],
+    ) -> Checked<Vec<(usize, f64)>> {
+        let topics_path = Self::child(path, "topics");
+        let mut resolved = Vec::new();
+        for (name, weight) in weights {
+            let Some(index) = topics.iter().position(|topic| topic == name) else {
+                return Err(self.error(
+                    &Self::child(&topics_path, name),
+                    format!(
+                        "no content item has topic {name:?}; content topics are: {}",
+                        topics.join(", ")
+                    ),
+                ));
+            };
+            resolved.push((index, *weight));
+        }
+        let total: f64 = resolved.iter().map(|(_, weight)| weight).sum();
+        if !(total > 0.0 && total.is_finite()) {
+            return Err(self.error(
+                &topics_path,
+                format!("topic weights sum to {total:?}; expected a positive finite sum"),
+            ));
+        }
+        for (_, weight) in &mut resolved {
+            *weight /= total;
+        }
+        Ok(resolved)
+    }
+
+    /// A segment's weight for each channel, in channel order (missing = 1.0).
+    fn segment_targeting(
+        &self,
+        path: &str,
+        weights: &[(String, f64)],
+        channels: &[Channel],
+    ) -> Checked<Vec<f64>> {
+        let mut targeting = vec![1.0; channels.len()];
+        for (name, weight) in weights {
+            let Some(index) = channels.iter().position(|channel| channel.name == *name) else {
+                let known: Vec<&str> = channels.iter().map(|c| c.name.as_str()).collect();
+                let known = if known.is_empty() {
+                    "there are no [[channels]]".to_string()
+                } else {
+                    format!("channels are: {}", known.join(", "))
+                };
+                return Err(self.error(
+                    &Self::child(&Self::child(path, "targeting"), name),
+                    format!("no channel named {name:?}; {known}"),
+                ));
+            };
+            targeting[index] = *weight;
+        }
+        Ok(targeting)
+    }
+}
+
+static EMPTY: std::sync::LazyLock<Table> = std::sync::LazyLock::new(Table::new);
+
+/// A segment's `topics` and `targeting`, kept by name until content and channels are known.
+struct RawSegment {
+    topics: Vec<(String, f64)>,
+    targeting: Vec<(String, f64)>,
+}
+
+/// Names seen so far in one list (to the key path of their first use), to reject duplicates.
+struct Names {
+    what: &'static str,
+    first: HashMap<String, String>,
+}
+
+impl Names {
+    fn new(what: &'static str) -> Self {
+        Names {
+            what,
+            first: HashMap::new(),
+        }
+    }
+
+    fn add(&mut self, validator: &Validator<'_>, path: &str, name: &str) -> Checked<()> {
+        let name_path = Validator::child(path, "name");
+        if let Some(first) = self.first.get(name) {
+            return Err(validator.error(
+                &name_path,
+                format!(
+                    "duplicate {} name {name:?} (also at {first}); names must be unique",
+                    self.what
+                ),
+            ));
+        }
+        self.first.insert(name.to_string(), name_path);
+        Ok(())
+    }
+}
+
+// Readers for values that `check_table` has already checked.
+
+fn get_f64(table: &Table, key: &str) -> f64 {
+    table.get(key).and_then(number_of).unwrap_or(0.0)
+}
+
+fn get_i64(table: &Table, key: &str) -> i64 {
+    table.get(key).and_then(Value::as_integer).unwrap_or(0)
+}
+
+fn get_u32(table: &Table, key: &str) -> u32 {
+    u32::try_from(get_i64(table, key)).unwrap_or(0)
+}
+
+fn get_str(table: &Table, key: &str) -> String {
+    table
+        .get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn get_weights(table: &Table, key: &str) -> Vec<(String, f64)> {
+    table
+        .get(key)
+        .and_then(Value::as_table)
+        .map(|weights| {
+            weights
+                .iter()
+                .map(|(name, weight)| (name.clone(), number_of(weight).unwrap_or(0.0)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
