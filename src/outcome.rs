@@ -86,7 +86,10 @@ pub struct Metrics(pub Vec<f64>);
 
 impl Metrics {
     pub fn get(&self, name: &str) -> Option<f64> {
-        METRIC_NAMES.iter().position(|&m| m == name).map(|i| self.0[i])
+        METRIC_NAMES
+            .iter()
+            .position(|&m| m == name)
+            .map(|i| self.0[i])
     }
 }
 

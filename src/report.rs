@@ -7,7 +7,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::metrics::{METRIC_NAMES, SERIES_NAMES};
 use crate::outcome::Outcome;
@@ -72,7 +72,12 @@ pub fn summary_json(
     let metrics: serde_json::Map<String, Value> = summary
         .metrics
         .iter()
-        .map(|(name, s)| (name.to_string(), serde_json::to_value(s).expect("plain numbers")))
+        .map(|(name, s)| {
+            (
+                name.to_string(),
+                serde_json::to_value(s).expect("plain numbers"),
+            )
+        })
         .collect();
     json!({
         "scenario": scenario.name,

@@ -17,7 +17,7 @@ use crate::engine::simulate;
 use crate::metrics::{METRIC_NAMES, SERIES_NAMES};
 use crate::outcome::Outcome;
 use crate::scenario::Scenario;
-use crate::stats::{quantile, summarize, Summary};
+use crate::stats::{Summary, quantile, summarize};
 
 /// Replications of a study with their wall time.
 pub struct StudyRun {
@@ -81,7 +81,10 @@ pub struct StudySummary {
 
 impl StudySummary {
     pub fn metric(&self, name: &str) -> Option<&Summary> {
-        self.metrics.iter().find(|(m, _)| *m == name).map(|(_, s)| s)
+        self.metrics
+            .iter()
+            .find(|(m, _)| *m == name)
+            .map(|(_, s)| s)
     }
 }
 
@@ -102,8 +105,10 @@ pub fn summarize_study(outcomes: &[Outcome]) -> StudySummary {
         .map(|&series| {
             (0..days)
                 .map(|day| {
-                    let mut values: Vec<f64> =
-                        outcomes.iter().map(|o| o.daily.value(series, day)).collect();
+                    let mut values: Vec<f64> = outcomes
+                        .iter()
+                        .map(|o| o.daily.value(series, day))
+                        .collect();
                     values.sort_by(f64::total_cmp);
                     Band {
                         mean: values.iter().sum::<f64>() / values.len() as f64,

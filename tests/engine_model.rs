@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use brandsim::engine::simulate;
 use brandsim::outcome::Outcome;
-use brandsim::scenario::{parse_str, Scenario};
+use brandsim::scenario::{Scenario, parse_str};
 
 fn bass() -> Scenario {
     parse_str(include_str!("../scenarios/bass.toml"), "bass.toml").unwrap()
@@ -124,4 +124,77 @@ fn common_random_numbers_make_day_zero_clicks_monotone_in_brand_value() {
             assert!(high.clicks() >= low.clicks(), "seed {seed}, V={v}, c={c}");
         }
     }
+}
+
+#[test]
+fn accounting_identities_hold_on_every_replication() {
+    let scenario = parse_str(
+        include_str!("../scenarios/knowledge_platform.toml"),
+        "knowledge_platform.toml",
+    )
+    .unwrap();
+    let n = u64::from(scenario.market.population);
+    let days = scenario.simulation.days as usize;
+    for outcome in run(&scenario, 4) {
+        let m = outcome.metrics();
+        let get = |name: &str| m.get(name).unwrap();
+        assert!(outcome.conversions() <= outcome.registrations);
+        assert!(outcome.registrations <= outcome.aware && outcome.aware <= n);
+        assert!(outcome.clicks() <= outcome.exposures());
+        for item in &outcome.items {
+            assert!(item.conversions <= item.clicks && item.clicks <= item.exposures);
+        }
+        // Every registered user converted, went dormant, or is still registered.
+        assert_eq!(
+            outcome.registrations,
+            outcome.conversions() + outcome.dormant + outcome.registered_at_end
+        );
+        // Every converter is still paying or churned.
+        assert_eq!(
+            outcome.conversions(),
+            outcome.active_payers + outcome.churned
+        );
+        let expected_revenue: f64 = outcome
+            .items
+            .iter()
+            .zip(&scenario.content)
+            .map(|(i, item)| item.price * (i.conversions + i.renewals) as f64)
+            .sum();
+        assert_eq!(get("revenue"), expected_revenue);
+        let daily_revenue: f64 = outcome.daily.revenue.iter().sum();
+        assert!((daily_revenue - expected_revenue).abs() <= 1e-9 * expected_revenue.max(1.0));
+        let total = |series: &[u64]| series.iter().sum::<u64>();
+        assert_eq!(total(&outcome.daily.exposures), outcome.exposures());
+        assert_eq!(total(&outcome.daily.clicks), outcome.clicks());
+        assert_eq!(total(&outcome.daily.conversions), outcome.conversions());
+        assert_eq!(total(&outcome.daily.renewals), outcome.renewals());
+        assert_eq!(outcome.daily.aware[days - 1], outcome.aware);
+        assert_eq!(outcome.daily.active_payers[days - 1], outcome.active_payers);
+        let daily_spend: f64 = scenario
+            .channels
+            .iter()
+            .map(|c| c.daily_budget)
+            .sum::<f64>()
+            + scenario.brand.cost_per_day * scenario.brand.value.powi(2);
+        assert!((get("spend") - daily_spend * days as f64).abs() < 1e-6);
+        assert_eq!(get("profit"), get("revenue") - get("spend"));
+        let satisfaction = get("satisfaction");
+        assert!((0.0..=1.0).contains(&satisfaction));
+    }
+}
+
+#[test]
+fn a_replication_is_the_same_alone_or_inside_a_study() {
+    let mut scenario = bass();
+    scenario.simulation.days = 15;
+    scenario.content[0].conversion_rate = 0.4;
+    scenario.content[0].renewal_days = 4;
+    let scenario = Arc::new(scenario);
+    let pool = brandsim::study::thread_pool(2);
+    let study = brandsim::study::run_replications(&scenario, &[0, 1, 2, 3, 4], &pool, &|_| {});
+    let alone = simulate(&scenario, 3);
+    assert_eq!(study.outcomes[3], alone);
+    assert_ne!(study.outcomes[2], alone);
+    let reversed = brandsim::study::run_replications(&scenario, &[4, 3], &pool, &|_| {});
+    assert_eq!(reversed.outcomes[1], alone);
 }

@@ -68,7 +68,10 @@ fn with_file(mut error: ScenarioError, file: &Path) -> ScenarioError {
 }
 
 /// Loads `file` with the study options applied.
-pub fn load_scenario(file: &Path, args: &StudyArgs) -> Result<(Scenario, ScenarioSource), CliError> {
+pub fn load_scenario(
+    file: &Path,
+    args: &StudyArgs,
+) -> Result<(Scenario, ScenarioSource), CliError> {
     let assignments = assignments(file, args)?;
     Ok(scenario::load_file(file, &assignments)?)
 }
@@ -99,12 +102,19 @@ pub fn create_output_dir(dir: &Path) -> Result<(), CliError> {
 /// Writes one output file atomically.
 pub fn write_output(dir: &Path, name: &str, contents: &[u8]) -> Result<(), CliError> {
     let path = dir.join(name);
-    crate::report::write_atomically(&path, contents).map_err(|source| CliError::Output { path, source })
+    crate::report::write_atomically(&path, contents)
+        .map_err(|source| CliError::Output { path, source })
 }
 
 fn file_safe(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 

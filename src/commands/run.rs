@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{create_output_dir, load_scenario, output_dir, progress_bar, write_output, CliError};
+use super::{CliError, create_output_dir, load_scenario, output_dir, progress_bar, write_output};
 use crate::cli::StudyArgs;
 use crate::report::{self, Throughput};
 use crate::study::{run_replications, summarize_study, thread_pool};
@@ -30,25 +30,34 @@ pub fn run(file: &Path, args: &StudyArgs) -> Result<(), CliError> {
     let json_text = serde_json::to_string_pretty(&json).expect("plain JSON");
     create_output_dir(&dir)?;
     write_output(&dir, "scenario.toml", source.resolved_toml().as_bytes())?;
-    write_output(&dir, "replications.csv", &report::replications_csv(&study.outcomes))?;
+    write_output(
+        &dir,
+        "replications.csv",
+        &report::replications_csv(&study.outcomes),
+    )?;
     write_output(&dir, "daily.csv", &report::daily_csv(&summary))?;
     write_output(&dir, "summary.json", json_text.as_bytes())?;
 
     if args.json {
         println!("{json_text}");
     } else {
-        print!("{}", report::metrics_table(&scenario, study.outcomes.len(), &summary));
+        print!(
+            "{}",
+            report::metrics_table(&scenario, study.outcomes.len(), &summary)
+        );
         println!(
             "throughput: {:.3e} user-days in {:.2} s = {:.3e} user-days/s on {} threads; peak memory {}",
             throughput.user_days,
             throughput.seconds,
             throughput.user_days_per_second(),
             throughput.threads,
-            throughput.peak_memory_bytes.map_or("n/a".into(), |b| format!(
-                "{:.1} MiB ({:.1} bytes/user)",
-                b as f64 / 1048576.0,
-                b as f64 / f64::from(scenario.market.population)
-            ))
+            throughput
+                .peak_memory_bytes
+                .map_or("n/a".into(), |b| format!(
+                    "{:.1} MiB ({:.1} bytes/user)",
+                    b as f64 / 1048576.0,
+                    b as f64 / f64::from(scenario.market.population)
+                ))
         );
         println!("wrote {}", dir.display());
     }

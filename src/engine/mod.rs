@@ -16,7 +16,7 @@ use rayon::prelude::*;
 
 use crate::model;
 use crate::outcome::{ItemCounts, Outcome};
-use crate::rng::{Event, ReplicationKey, INITIAL_DAY};
+use crate::rng::{Event, INITIAL_DAY, ReplicationKey};
 use crate::scenario::Scenario;
 use components::*;
 use resources::*;
@@ -91,8 +91,12 @@ fn spawn_users(world: &mut World, scenario: &Scenario, segment_sizes: &[u32], ke
     let topic_stream = key.stream(INITIAL_DAY, Event::Topic);
     let propensity_stream = key.stream(INITIAL_DAY, Event::Propensity);
     let mut first_user = 0u32;
-    for (segment_index, (segment, &size)) in
-        scenario.market.segments.iter().zip(segment_sizes).enumerate()
+    for (segment_index, (segment, &size)) in scenario
+        .market
+        .segments
+        .iter()
+        .zip(segment_sizes)
+        .enumerate()
     {
         let cumulative: Vec<(u16, f64)> = segment
             .topics

@@ -118,7 +118,9 @@ impl Catalogue {
             price: content.iter().map(|i| i.price).collect(),
             quality: content.iter().map(|i| i.quality).collect(),
             renewal_days: content.iter().map(|i| i.renewal_days).collect(),
-            by_topic: (0..scenario.topics.len()).map(|t| promoted(Some(t))).collect(),
+            by_topic: (0..scenario.topics.len())
+                .map(|t| promoted(Some(t)))
+                .collect(),
             all,
         }
     }

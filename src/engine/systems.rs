@@ -223,7 +223,8 @@ pub fn convert(
                 if !converts {
                     continue;
                 }
-                let z: f64 = StandardNormal.sample(&mut satisfaction_stream.generator(contact.user));
+                let z: f64 =
+                    StandardNormal.sample(&mut satisfaction_stream.generator(contact.user));
                 let satisfaction = model::satisfaction(
                     catalogue.quality[item],
                     scenario.market.satisfaction_noise,
@@ -259,7 +260,8 @@ pub fn convert(
                 satisfaction: payer.satisfaction,
             });
             if let Some(churn_propensity) = payer.churn_propensity {
-                let renewal_day = u64::from(t) + u64::from(catalogue.renewal_days[usize::from(item)]);
+                let renewal_day =
+                    u64::from(t) + u64::from(catalogue.renewal_days[usize::from(item)]);
                 user.insert(Subscription {
                     renewal_day: u32::try_from(renewal_day).unwrap_or(u32::MAX),
                     churn_propensity,
