@@ -3,6 +3,7 @@
 //! key path and line, and `--set` overrides address entries by name.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use brandsim::scenario::{
     Assignment, Estimator, ScenarioError, load_file, parse_assignment, parse_str,
@@ -862,8 +863,14 @@ fn a_missing_top_level_table_is_named() {
     );
 }
 
+/// Writes `bytes` to a fresh file (tests run in parallel, so never one shared path).
 fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("brandsim-scenario-test-{}", std::process::id()));
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "brandsim-scenario-test-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(name);
     std::fs::write(&path, bytes).unwrap();
