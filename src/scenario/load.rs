@@ -336,6 +336,21 @@ pub(super) enum Kind {
 }
 
 const U32_MAX: i64 = u32::MAX as i64;
+/// A count >= 1 that fits a `u32` (days, population, replications, iterations).
+const COUNT: Kind = Kind::Integer {
+    min: 1,
+    max: U32_MAX,
+};
+/// A number of days >= 0 that fits a `u32` (renewal_days).
+const DAYS: Kind = Kind::Integer {
+    min: 0,
+    max: U32_MAX,
+};
+/// Any non-negative TOML integer: [0, 2^63).
+const SEED: Kind = Kind::Integer {
+    min: 0,
+    max: i64::MAX,
+};
 
 impl Kind {
     fn describe(self) -> String {
@@ -390,37 +405,13 @@ pub(super) const TOP_FIELDS: &[Field] = &[
 ];
 
 pub(super) const SIMULATION_FIELDS: &[Field] = &[
-    required(
-        "days",
-        Kind::Integer {
-            min: 1,
-            max: U32_MAX,
-        },
-    ),
-    required(
-        "seed",
-        Kind::Integer {
-            min: 0,
-            max: i64::MAX,
-        },
-    ),
-    required(
-        "replications",
-        Kind::Integer {
-            min: 1,
-            max: U32_MAX,
-        },
-    ),
+    required("days", COUNT),
+    required("seed", SEED),
+    required("replications", COUNT),
 ];
 
 pub(super) const MARKET_FIELDS: &[Field] = &[
-    required(
-        "population",
-        Kind::Integer {
-            min: 1,
-            max: U32_MAX,
-        },
-    ),
+    required("population", COUNT),
     required("word_of_mouth", Kind::Number(Bound::NonNegative)),
     required("dormancy", Kind::Number(Bound::Unit)),
     required("price_reference", Kind::Number(Bound::Positive)),
@@ -447,13 +438,7 @@ pub(super) const CONTENT_FIELDS: &[Field] = &[
     required("price", Kind::Number(Bound::NonNegative)),
     required("quality", Kind::Number(Bound::Unit)),
     optional("promotion", Kind::Number(Bound::NonNegative)),
-    required(
-        "renewal_days",
-        Kind::Integer {
-            min: 0,
-            max: U32_MAX,
-        },
-    ),
+    required("renewal_days", DAYS),
 ];
 
 pub(super) const CHANNEL_FIELDS: &[Field] = &[
@@ -477,23 +462,11 @@ const ESTIMATORS: &[&str] = &["spsa", "fd", "lr"];
 pub(super) const OPTIMIZE_FIELDS: &[Field] = &[
     optional("objective", Kind::OneOf(crate::metrics::METRIC_NAMES)),
     optional("estimator", Kind::OneOf(ESTIMATORS)),
-    optional(
-        "iterations",
-        Kind::Integer {
-            min: 1,
-            max: U32_MAX,
-        },
-    ),
+    optional("iterations", COUNT),
     optional("learning_rate", Kind::Number(Bound::Positive)),
     optional("regularization", Kind::Number(Bound::NonNegative)),
     optional("perturbation", Kind::Number(Bound::Positive)),
-    optional(
-        "replications_per_step",
-        Kind::Integer {
-            min: 1,
-            max: U32_MAX,
-        },
-    ),
+    optional("replications_per_step", COUNT),
 ];
 
 /// `unknown key "k"; expected one of: ...`, shared with `--set`.
