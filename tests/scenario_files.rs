@@ -3,6 +3,7 @@
 //! key path and line, and `--set` overrides address entries by name.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use brandsim::scenario::{
     Assignment, Estimator, ScenarioError, load_file, parse_assignment, parse_str,
@@ -862,12 +863,31 @@ fn a_missing_top_level_table_is_named() {
     );
 }
 
-fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("brandsim-scenario-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, bytes).unwrap();
-    path
+/// A file in a fresh directory (tests run in parallel, so never one shared path),
+/// removed with its directory when dropped.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn new(name: &str, bytes: &[u8]) -> TempFile {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "brandsim-scenario-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        TempFile(path)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 #[test]
@@ -883,8 +903,9 @@ fn unreadable_and_non_utf8_files_are_errors() {
 
     let mut bytes = b"name = \"x\"\n\n[simulation]\ndays = \"".to_vec();
     bytes.extend_from_slice(&[0xff, 0xfe, b'"', b'\n']);
-    let path = temp_file("binary.toml", &bytes);
-    let error = load_file(&path, &[]).unwrap_err();
+    let file = TempFile::new("binary.toml", &bytes);
+    let path = &file.0;
+    let error = load_file(path, &[]).unwrap_err();
     assert_eq!(error.line, Some(4), "{error}");
     assert!(error.message.contains("not valid UTF-8"), "{error}");
     assert_eq!(error.file, path.display().to_string());
@@ -929,8 +950,8 @@ fn garbage_never_panics() {
     }
 }
 
-fn base_path() -> PathBuf {
-    temp_file("base.toml", BASE.as_bytes())
+fn base_file() -> TempFile {
+    TempFile::new("base.toml", BASE.as_bytes())
 }
 
 #[test]
@@ -949,7 +970,7 @@ fn overrides_address_entries_by_name() {
         set("channels[0].cpm=15"),
         set("name=renamed"),
     ];
-    let (scenario, source) = load_file(&base_path(), &overrides).unwrap();
+    let (scenario, source) = load_file(&base_file().0, &overrides).unwrap();
     assert_eq!(scenario.channels[1].daily_budget, 4000.0);
     assert_eq!(scenario.channels[0].cpm, 15.0);
     assert_eq!(scenario.market.segments[0].share, 0.5);
@@ -971,7 +992,8 @@ fn overrides_address_entries_by_name() {
 
 #[test]
 fn integer_overrides_stay_integers() {
-    let (scenario, source) = load_file(&base_path(), &[set("market.population=1000000")]).unwrap();
+    let (scenario, source) =
+        load_file(&base_file().0, &[set("market.population=1000000")]).unwrap();
     assert_eq!(scenario.market.population, 1_000_000);
     assert_eq!(
         source.document["market"]["population"],
@@ -996,7 +1018,7 @@ fn override_of_an_absent_optional_key_is_allowed() {
 }
 
 fn override_error(assignment: &str) -> ScenarioError {
-    load_file(&base_path(), &[set(assignment)]).unwrap_err()
+    load_file(&base_file().0, &[set(assignment)]).unwrap_err()
 }
 
 #[test]
@@ -1068,7 +1090,7 @@ fn override_values_are_validated_like_file_values() {
 
 #[test]
 fn with_overrides_applies_on_top_of_the_resolved_scenario() {
-    let (base, source) = load_file(&base_path(), &[set("brand.value=1")]).unwrap();
+    let (base, source) = load_file(&base_file().0, &[set("brand.value=1")]).unwrap();
     let (variant, variant_source) = source
         .with_overrides(&[set("channels.ads.cpm=10")])
         .unwrap();

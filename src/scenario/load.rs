@@ -60,8 +60,13 @@ impl ScenarioSource {
     /// The resolved scenario as TOML text, to store beside results; loading it gives
     /// the same `Scenario`.
     pub fn resolved_toml(&self) -> String {
-        toml::to_string(&self.document)
-            .unwrap_or_else(|error| format!("# cannot write the scenario as TOML: {error}\n"))
+        match toml::to_string_pretty(&self.document) {
+            Ok(text) => format!(
+                "# Resolved scenario: {} with any --set overrides applied.\n{text}",
+                self.file
+            ),
+            Err(error) => format!("# cannot write the scenario as TOML: {error}\n"),
+        }
     }
 
     /// The scenario with more overrides applied on top of this one (for sweeps and
@@ -331,6 +336,21 @@ pub(super) enum Kind {
 }
 
 const U32_MAX: i64 = u32::MAX as i64;
+/// A count >= 1 that fits a `u32` (days, population, replications, iterations).
+const COUNT: Kind = Kind::Integer {
+    min: 1,
+    max: U32_MAX,
+};
+/// A number of days >= 0 that fits a `u32` (renewal_days).
+const DAYS: Kind = Kind::Integer {
+    min: 0,
+    max: U32_MAX,
+};
+/// Any non-negative TOML integer: [0, 2^63).
+const SEED: Kind = Kind::Integer {
+    min: 0,
+    max: i64::MAX,
+};
 
 impl Kind {
     fn describe(self) -> String {
@@ -385,37 +405,13 @@ pub(super) const TOP_FIELDS: &[Field] = &[
 ];
 
 pub(super) const SIMULATION_FIELDS: &[Field] = &[
-    required(
-        "days",
-        Kind::Integer {
-            min: 1,
-            max: U32_MAX,
-        },
-    ),
-    required(
-        "seed",
-        Kind::Integer {
-            min: 0,
-            max: i64::MAX,
-        },
-    ),
-    required(
-        "replications",
-        Kind::Integer {
-            min: 1,
-            max: U32_MAX,
-        },
-    ),
+    required("days", COUNT),
+    required("seed", SEED),
+    required("replications", COUNT),
 ];
 
 pub(super) const MARKET_FIELDS: &[Field] = &[
-    required(
-        "population",
-        Kind::Integer {
-            min: 1,
-            max: U32_MAX,
-        },
-    ),
+    required("population", COUNT),
     required("word_of_mouth", Kind::Number(Bound::NonNegative)),
     required("dormancy", Kind::Number(Bound::Unit)),
     required("price_reference", Kind::Number(Bound::Positive)),
@@ -442,13 +438,7 @@ pub(super) const CONTENT_FIELDS: &[Field] = &[
     required("price", Kind::Number(Bound::NonNegative)),
     required("quality", Kind::Number(Bound::Unit)),
     optional("promotion", Kind::Number(Bound::NonNegative)),
-    required(
-        "renewal_days",
-        Kind::Integer {
-            min: 0,
-            max: U32_MAX,
-        },
-    ),
+    required("renewal_days", DAYS),
 ];
 
 pub(super) const CHANNEL_FIELDS: &[Field] = &[
@@ -472,23 +462,11 @@ const ESTIMATORS: &[&str] = &["spsa", "fd", "lr"];
 pub(super) const OPTIMIZE_FIELDS: &[Field] = &[
     optional("objective", Kind::OneOf(crate::metrics::METRIC_NAMES)),
     optional("estimator", Kind::OneOf(ESTIMATORS)),
-    optional(
-        "iterations",
-        Kind::Integer {
-            min: 1,
-            max: U32_MAX,
-        },
-    ),
+    optional("iterations", COUNT),
     optional("learning_rate", Kind::Number(Bound::Positive)),
     optional("regularization", Kind::Number(Bound::NonNegative)),
     optional("perturbation", Kind::Number(Bound::Positive)),
-    optional(
-        "replications_per_step",
-        Kind::Integer {
-            min: 1,
-            max: U32_MAX,
-        },
-    ),
+    optional("replications_per_step", COUNT),
 ];
 
 /// `unknown key "k"; expected one of: ...`, shared with `--set`.
@@ -1011,4 +989,93 @@ fn get_weights(table: &Table, key: &str) -> Vec<(String, f64)> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn locations(text: &str) -> Locations {
+        Locations::new(text, DeTable::parse(text).unwrap().get_ref())
+    }
+
+    #[test]
+    fn key_paths_map_to_the_line_of_their_value_or_header() {
+        let text =
+            "a = 1\n\n[t]\nb = { c = 2,\n  d = 3 }\n\n[[l]]\nx = 1\n[[l]] # second\ny = [1,\n 2]\n";
+        let at = locations(text);
+        assert_eq!(at.line("a"), Some(1));
+        assert_eq!(at.line("t"), Some(3));
+        assert_eq!(at.line("t.b"), Some(4));
+        assert_eq!(at.line("t.b.d"), Some(5));
+        assert_eq!(at.line("l[0]"), Some(7));
+        assert_eq!(at.line("l[1]"), Some(9));
+        assert_eq!(at.line("l[1].y[1]"), Some(11));
+        assert_eq!(at.line("nowhere"), None);
+    }
+
+    #[test]
+    fn keys_that_are_not_bare_are_quoted_in_paths() {
+        let at = locations("[s]\ntopics = { \"data science\" = 1, tech = 2 }\n");
+        assert_eq!(at.line(r#"s.topics."data science""#), Some(2));
+        let mut path = "s.topics".to_string();
+        push_key(&mut path, "data science");
+        assert_eq!(path, r#"s.topics."data science""#);
+        push_key(&mut path, "ok_key-2");
+        assert!(path.ends_with(".ok_key-2"));
+    }
+
+    #[test]
+    fn integers_beyond_64_bits_are_named_by_key() {
+        let error =
+            parse_str("[simulation]\nseed = 0x1_0000_0000_0000_0000\n", "big.toml").unwrap_err();
+        assert_eq!(error.key_path, "simulation.seed");
+        assert_eq!(error.line, Some(2));
+        assert!(error.message.contains("does not fit in 64 bits"), "{error}");
+    }
+
+    #[test]
+    fn found_values_are_shown_as_written_in_toml() {
+        let number = |value: Value| describe_found(&value, true);
+        assert_eq!(number(Value::Float(f64::NAN)), "nan");
+        assert_eq!(number(Value::Float(f64::NEG_INFINITY)), "-inf");
+        assert_eq!(number(Value::Float(-0.2)), "-0.2");
+        assert_eq!(number(Value::Integer(7)), "7");
+        assert_eq!(describe_found(&Value::Float(1.5), false), "float 1.5");
+        assert_eq!(
+            describe_found(&Value::String("10".into()), true),
+            r#"string "10""#
+        );
+    }
+
+    #[test]
+    fn error_display_leaves_out_unknown_parts() {
+        let mut error = ScenarioError {
+            file: "s.toml".into(),
+            key_path: "brand.value".into(),
+            line: Some(3),
+            message: "bad".into(),
+        };
+        assert_eq!(error.to_string(), "s.toml:3: brand.value: bad");
+        error.line = None;
+        assert_eq!(error.to_string(), "s.toml: brand.value: bad");
+        error.key_path.clear();
+        assert_eq!(error.to_string(), "s.toml: bad");
+    }
+
+    #[test]
+    fn every_bound_rejects_nan_and_infinity() {
+        for bound in [
+            Bound::Finite,
+            Bound::NonNegative,
+            Bound::Positive,
+            Bound::Unit,
+        ] {
+            assert!(!bound.contains(f64::NAN));
+            assert!(!bound.contains(f64::INFINITY));
+            assert!(!bound.contains(f64::NEG_INFINITY));
+        }
+        assert!(Bound::Unit.contains(0.0) && Bound::Unit.contains(1.0));
+        assert!(!Bound::Positive.contains(0.0) && Bound::NonNegative.contains(0.0));
+    }
 }
