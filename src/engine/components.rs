@@ -2,45 +2,71 @@
 //!
 //! A user's stage is its archetype: prospects (`Unaware`, `Aware`, `Registered`)
 //! carry [`Funnel`], payers carry [`Purchase`] (and [`Subscription`] when the
-//! item renews), and the final stages are the markers [`Dormant`] and [`Churned`].
-//! So each system's query visits only the users who can act in its step.
+//! item renews). A user who reaches a final stage (`Dormant`, `Churned`) can
+//! never act again: it is counted and despawned, which frees its memory. So each
+//! system's query visits only the users who can act in its step.
 
 use bevy_ecs::prelude::*;
 
-/// The user's number `u` in 0..N-1 (segment by segment, in file order): the user
-/// part of every random-draw key.
+/// Who a user is: its number and the traits it draws at the start (MODEL.md,
+/// "The population") that every step needs. Immutable. The click and churn
+/// propensities are drawn from their own keys when needed (see `traits`), so
+/// they cost no memory for the many users who never use them.
 #[derive(Component, Debug, Clone, Copy, PartialEq, Eq)]
 #[component(immutable)]
-pub struct UserId(pub u32);
-
-/// What a user draws at the start (MODEL.md, "The population") and never changes.
-#[derive(Component, Debug, Clone, Copy, PartialEq)]
-#[component(immutable)]
-pub struct Traits {
+pub struct Profile {
+    /// The user's number `u` in 0..N-1 (segment by segment, in file order): the
+    /// user part of every random-draw key.
+    pub user: u32,
     /// Index of the user's segment in the scenario.
     pub segment: u16,
     /// Index of the user's favourite topic in `Scenario::topics`.
     pub topic: u16,
-    /// `ε_u ~ Normal(0, σ_s)`.
-    pub click_propensity: f32,
 }
 
 /// Where a not-yet-paying user is in the funnel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
 pub enum FunnelStage {
     Unaware,
     Aware,
-    Registered,
+    /// Registered on the given day: dormancy applies only to users registered at
+    /// the start of a day.
+    Registered(u32),
 }
 
-/// A prospect: a user in `Unaware`, `Aware` or `Registered`.
-#[derive(Component, Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Funnel {
-    pub stage: FunnelStage,
-    /// The day the user registered (meaningful in `Registered` only): dormancy
-    /// applies only to users registered at the start of a day.
-    pub registered_on: u32,
+/// A prospect: a user in `Unaware`, `Aware` or `Registered`. Packed in four
+/// bytes (0 unaware, 1 aware, 2 + d registered on day d) because every user
+/// carries one.
+#[derive(Component, Clone, Copy, PartialEq, Eq)]
+pub struct Funnel(u32);
+
+impl Funnel {
+    pub const UNAWARE: Funnel = Funnel(0);
+    pub const AWARE: Funnel = Funnel(1);
+
+    pub fn registered_on(day: u32) -> Funnel {
+        Funnel(day.saturating_add(2))
+    }
+
+    #[inline]
+    pub fn stage(self) -> FunnelStage {
+        match self.0 {
+            0 => FunnelStage::Unaware,
+            1 => FunnelStage::Aware,
+            code => FunnelStage::Registered(code - 2),
+        }
+    }
+
+    #[inline]
+    pub fn is_registered(self) -> bool {
+        self.0 >= 2
+    }
+}
+
+impl std::fmt::Debug for Funnel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.stage().fmt(f)
+    }
 }
 
 /// A paying user (`Paying`): the item bought and the satisfaction with it.
@@ -60,14 +86,6 @@ pub struct Subscription {
     /// `π_u ~ Beta(α_s, β_s)`, kept in f64: near 0 or 1 its logit matters.
     pub churn_propensity: f64,
 }
-
-/// Final stage: a registered non-payer who was lost.
-#[derive(Component, Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Dormant;
-
-/// Final stage: a subscriber who did not renew.
-#[derive(Component, Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Churned;
 
 /// A content item: its index in the scenario's `content`.
 #[derive(Component, Debug, Clone, Copy, PartialEq, Eq)]

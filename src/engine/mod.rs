@@ -6,20 +6,21 @@
 pub mod components;
 pub mod resources;
 pub mod systems;
+pub mod traits;
 
 use std::sync::Arc;
 
 use bevy_ecs::prelude::*;
 use bevy_ecs::schedule::SingleThreadedExecutor;
-use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 
 use crate::model;
 use crate::outcome::{ItemCounts, Outcome};
-use crate::rng::{Event, INITIAL_DAY, ReplicationKey};
+use crate::rng::ReplicationKey;
 use crate::scenario::Scenario;
 use components::*;
 use resources::*;
+use traits::TraitDraws;
 
 /// Runs replication `replication` of `scenario` (seeded by the scenario's master
 /// seed) over the whole horizon. Parallel inside when called from a rayon pool
@@ -60,18 +61,14 @@ pub fn build_world(scenario: &Arc<Scenario>, replication: u32) -> World {
     let key = ReplicationKey::new(scenario.simulation.seed, replication);
     let segment_sizes = scenario.segment_sizes();
     let mut world = World::new();
-    spawn_users(&mut world, scenario, &segment_sizes, key);
-    for index in 0..scenario.content.len() {
-        world.spawn((ContentIndex(index as u16), ItemTally::default()));
-    }
     world.insert_resource(Market {
         channel_rates: model::channel_rates(scenario, &segment_sizes),
         daily_spend: model::daily_spend(scenario),
-        segment_sizes,
+        segment_sizes: segment_sizes.clone(),
         scenario: Arc::clone(scenario),
     });
     world.insert_resource(Catalogue::new(scenario));
-    world.insert_resource(Randomness(key));
+    world.insert_resource(Randomness::new(key));
     world.insert_resource(Today(0));
     world.insert_resource(Aggregates::default());
     world.insert_resource(DayRates::default());
@@ -82,60 +79,98 @@ pub fn build_world(scenario: &Arc<Scenario>, replication: u32) -> World {
     world.insert_resource(RenewalCalendar {
         due: vec![Vec::new(); scenario.simulation.days as usize],
     });
+    // The population last: anything spawned after it (resources are entities
+    // too) would grow the World's entity index, sized exactly for the
+    // population, to twice its size.
+    for index in 0..scenario.content.len() {
+        world.spawn((ContentIndex(index as u16), ItemTally::default()));
+    }
+    spawn_users(&mut world, scenario, &segment_sizes, key);
     world
 }
 
 /// Spawns the population, `Unaware`, numbered segment by segment in file order,
-/// each with its favourite topic and click propensity drawn from its own keys.
+/// each with its favourite topic.
 fn spawn_users(world: &mut World, scenario: &Scenario, segment_sizes: &[u32], key: ReplicationKey) {
-    let topic_stream = key.stream(INITIAL_DAY, Event::Topic);
-    let propensity_stream = key.stream(INITIAL_DAY, Event::Propensity);
-    let mut first_user = 0u32;
-    for (segment_index, (segment, &size)) in scenario
-        .market
-        .segments
-        .iter()
-        .zip(segment_sizes)
-        .enumerate()
-    {
-        let cumulative: Vec<(u16, f64)> = segment
-            .topics
-            .iter()
-            .scan(0.0, |total, &(topic, weight)| {
-                *total += weight;
-                Some((topic as u16, *total))
-            })
-            .collect();
-        let users: Vec<(UserId, Traits, Funnel)> = (first_user..first_user + size)
+    let users = NewUsers {
+        scenario,
+        segment_sizes,
+        draws: TraitDraws::new(key),
+        segment: 0,
+        next_user: 0,
+        block: Vec::new().into_iter(),
+    };
+    world.spawn_batch(users);
+}
+
+/// The users to spawn, drawn in parallel a block at a time: the World reserves
+/// its storage once from the exact length, and no copy of the whole population
+/// is ever held outside it.
+struct NewUsers<'a> {
+    scenario: &'a Scenario,
+    segment_sizes: &'a [u32],
+    draws: TraitDraws,
+    /// The segment of the next block.
+    segment: usize,
+    next_user: u32,
+    block: std::vec::IntoIter<(Profile, Funnel)>,
+}
+
+impl NewUsers<'_> {
+    const BLOCK: u32 = 1 << 16;
+
+    /// Draws the next block of users of one segment (false when none is left).
+    fn draw_block(&mut self) -> bool {
+        let segment_end = |s: usize| self.segment_sizes[..=s].iter().sum::<u32>();
+        while self.segment < self.segment_sizes.len() && self.next_user >= segment_end(self.segment)
+        {
+            self.segment += 1;
+        }
+        let Some(segment) = self.scenario.market.segments.get(self.segment) else {
+            return false;
+        };
+        let (first, index) = (self.next_user, self.segment as u16);
+        let last = segment_end(self.segment).min(first.saturating_add(Self::BLOCK));
+        let draws = self.draws;
+        let block: Vec<(Profile, Funnel)> = (first..last)
             .into_par_iter()
             .map(|user| {
-                let u = topic_stream.uniform(user) * cumulative[cumulative.len() - 1].1;
-                let topic = cumulative
-                    .iter()
-                    .find(|&&(_, total)| u < total)
-                    .unwrap_or(&cumulative[cumulative.len() - 1])
-                    .0;
-                let z: f64 = if segment.click_heterogeneity > 0.0 {
-                    StandardNormal.sample(&mut propensity_stream.generator(user))
-                } else {
-                    0.0
-                };
-                let traits = Traits {
-                    segment: segment_index as u16,
+                let topic = draws.favourite_topic(segment, user) as u16;
+                let profile = Profile {
+                    user,
+                    segment: index,
                     topic,
-                    click_propensity: (segment.click_heterogeneity * z) as f32,
                 };
-                let funnel = Funnel {
-                    stage: FunnelStage::Unaware,
-                    registered_on: 0,
-                };
-                (UserId(user), traits, funnel)
+                (profile, Funnel::UNAWARE)
             })
             .collect();
-        world.spawn_batch(users);
-        first_user += size;
+        self.block = block.into_iter();
+        self.next_user = last;
+        true
     }
 }
+
+impl Iterator for NewUsers<'_> {
+    type Item = (Profile, Funnel);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(user) = self.block.next() {
+                return Some(user);
+            }
+            if !self.draw_block() {
+                return None;
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = (self.scenario.market.population - self.next_user) as usize + self.block.len();
+        (left, Some(left))
+    }
+}
+
+impl ExactSizeIterator for NewUsers<'_> {}
 
 /// Reads the World at the end of the horizon into an [`Outcome`].
 fn collect_outcome(world: &mut World, replication: u32) -> Outcome {
@@ -155,7 +190,7 @@ fn collect_outcome(world: &mut World, replication: u32) -> Outcome {
     let registered_at_end = world
         .query::<&Funnel>()
         .iter(world)
-        .filter(|f| f.stage == FunnelStage::Registered)
+        .filter(|f| f.is_registered())
         .count() as u64;
     let daily = world.resource::<DailyRecord>().series.clone();
     let sum = |series: &[u64]| series.iter().sum::<u64>();

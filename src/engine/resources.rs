@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use bevy_ecs::prelude::*;
 
+use super::traits::TraitDraws;
 use crate::model;
 use crate::rng::{Event, EventStream, ReplicationKey};
 use crate::scenario::Scenario;
@@ -144,11 +145,22 @@ pub struct Today(pub u32);
 
 /// The random streams of this replication.
 #[derive(Resource, Debug, Clone, Copy)]
-pub struct Randomness(pub ReplicationKey);
+pub struct Randomness {
+    pub key: ReplicationKey,
+    /// Initial traits drawn when first needed.
+    pub traits: TraitDraws,
+}
 
 impl Randomness {
+    pub fn new(key: ReplicationKey) -> Self {
+        Randomness {
+            key,
+            traits: TraitDraws::new(key),
+        }
+    }
+
     pub fn stream(&self, day: u32, event: Event) -> EventStream {
-        self.0.stream(day, event)
+        self.key.stream(day, event)
     }
 }
 
@@ -188,8 +200,8 @@ pub struct DayRates {
 #[derive(Debug, Clone, Copy)]
 pub struct Contact {
     pub entity: Entity,
-    pub user: u32,
-    pub traits: crate::engine::components::Traits,
+    pub profile: crate::engine::components::Profile,
+    /// The stage after exposure.
     pub stage: crate::engine::components::FunnelStage,
     /// The item shown (set by item choice).
     pub item: u16,

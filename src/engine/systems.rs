@@ -5,13 +5,13 @@
 //! replication gives the same result, bit for bit, on any number of threads.
 
 use bevy_ecs::prelude::*;
-use rand_distr::{Beta, Distribution, StandardNormal};
+use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 
 use super::components::*;
 use super::resources::*;
 use crate::model;
-use crate::rng::{Event, INITIAL_DAY};
+use crate::rng::Event;
 
 /// Users per unit of parallel work. Fixed, so the split never depends on threads.
 pub const CHUNK: usize = 1 << 14;
@@ -35,7 +35,7 @@ pub fn start_day(market: Res<Market>, aggregates: Res<Aggregates>, mut rates: Re
 /// Step 1, exposure: each prospect is exposed with its segment's probability. An
 /// `Unaware` user who is exposed becomes `Aware` (step 2's stage change).
 pub fn expose(
-    mut prospects: Query<(Entity, &UserId, &Traits, &mut Funnel)>,
+    mut prospects: Query<(Entity, &Profile, &mut Funnel)>,
     today: Res<Today>,
     randomness: Res<Randomness>,
     rates: Res<DayRates>,
@@ -48,33 +48,28 @@ pub fn expose(
     let tables = prospects
         .contiguous_iter_mut()
         .expect("user components are stored in tables");
-    for (entities, ids, traits, mut stages) in tables {
-        let stages = stages.bypass_change_detection();
+    for (entities, profiles, mut funnels) in tables {
+        let funnels = funnels.bypass_change_detection();
         let chunks: Vec<(Vec<Contact>, u64)> = entities
             .par_chunks(CHUNK)
-            .zip(ids.par_chunks(CHUNK))
-            .zip(traits.par_chunks(CHUNK))
-            .zip(stages.par_chunks_mut(CHUNK))
-            .map(|(((entities, ids), traits), stages)| {
+            .zip(profiles.par_chunks(CHUNK))
+            .zip(funnels.par_chunks_mut(CHUNK))
+            .map(|((entities, profiles), funnels)| {
                 let mut exposed = Vec::new();
                 let mut newly_aware = 0;
-                for i in 0..entities.len() {
-                    let user = ids[i].0;
-                    let user_traits = traits[i];
-                    let p = probability[usize::from(user_traits.segment)];
-                    if !stream.bernoulli(user, p) {
+                for ((&entity, &profile), funnel) in entities.iter().zip(profiles).zip(funnels) {
+                    let p = probability[usize::from(profile.segment)];
+                    if !stream.bernoulli(profile.user, p) {
                         continue;
                     }
-                    let stage = &mut stages[i].stage;
-                    if *stage == FunnelStage::Unaware {
-                        *stage = FunnelStage::Aware;
+                    if *funnel == Funnel::UNAWARE {
+                        *funnel = Funnel::AWARE;
                         newly_aware += 1;
                     }
                     exposed.push(Contact {
-                        entity: entities[i],
-                        user,
-                        traits: user_traits,
-                        stage: *stage,
+                        entity,
+                        profile,
+                        stage: funnel.stage(),
                         item: 0,
                     });
                 }
@@ -102,9 +97,9 @@ pub fn choose_items(
     let topic_match = market.scenario.brand.topic_match;
     funnel.exposed.par_chunks_mut(CHUNK).for_each(|contacts| {
         for contact in contacts {
-            let mut draws = stream.generator(contact.user);
+            let mut draws = stream.generator(contact.profile.user);
             let (branch, pick) = (draws.uniform(), draws.uniform());
-            contact.item = catalogue.choose_item(contact.traits.topic, topic_match, branch, pick);
+            contact.item = catalogue.choose_item(contact.profile.topic, topic_match, branch, pick);
         }
     });
     let mut exposures = vec![0u64; catalogue.price.len()];
@@ -131,7 +126,8 @@ pub fn click(
     mut score: ResMut<Score>,
 ) {
     let stream = randomness.stream(today.0, Event::Click);
-    let brand = &market.scenario.brand;
+    let scenario = &market.scenario;
+    let brand = &scenario.brand;
     let chunks: Vec<(Vec<Contact>, f64)> = funnel
         .exposed
         .par_chunks(CHUNK)
@@ -139,13 +135,15 @@ pub fn click(
             let mut clicked = Vec::new();
             let mut chunk_score = 0.0;
             for contact in contacts {
+                let user = contact.profile.user;
+                let segment = &scenario.market.segments[usize::from(contact.profile.segment)];
                 let p = model::p_click(
                     catalogue.click_logit[usize::from(contact.item)],
                     brand.click_effect,
                     brand.value,
-                    f64::from(contact.traits.click_propensity),
+                    randomness.traits.click_propensity(segment, user),
                 );
-                let clicks = stream.bernoulli(contact.user, p);
+                let clicks = stream.bernoulli(user, p);
                 chunk_score += model::logistic_score(brand.click_effect, clicks, p);
                 if clicks {
                     clicked.push(*contact);
@@ -162,13 +160,12 @@ pub fn click(
     let mut clicks = vec![0u64; catalogue.price.len()];
     for contact in &mut funnel.clicked {
         clicks[usize::from(contact.item)] += 1;
-        if contact.stage != FunnelStage::Registered {
-            let mut stage = prospects
+        if !matches!(contact.stage, FunnelStage::Registered(_)) {
+            let mut funnel = prospects
                 .get_mut(contact.entity)
                 .expect("an exposed user is a prospect");
-            stage.stage = FunnelStage::Registered;
-            stage.registered_on = today.0;
-            contact.stage = FunnelStage::Registered;
+            *funnel = Funnel::registered_on(today.0);
+            contact.stage = funnel.stage();
             counts.registrations += 1;
         }
     }
@@ -205,7 +202,6 @@ pub fn convert(
     let t = today.0;
     let conversion_stream = randomness.stream(t, Event::Conversion);
     let satisfaction_stream = randomness.stream(t, Event::Satisfaction);
-    let propensity_stream = randomness.stream(INITIAL_DAY, Event::ChurnPropensity);
     let scenario = &market.scenario;
     let gamma = scenario.brand.conversion_effect;
     let chunks: Vec<(Vec<NewPayer>, f64)> = funnel
@@ -215,26 +211,25 @@ pub fn convert(
             let mut payers = Vec::new();
             let mut chunk_score = 0.0;
             for contact in contacts {
-                let segment = usize::from(contact.traits.segment);
+                let user = contact.profile.user;
+                let segment = usize::from(contact.profile.segment);
                 let item = usize::from(contact.item);
                 let p = catalogue.conversion_probability[segment][item];
-                let converts = conversion_stream.bernoulli(contact.user, p);
+                let converts = conversion_stream.bernoulli(user, p);
                 chunk_score += model::logistic_score(gamma, converts, p);
                 if !converts {
                     continue;
                 }
-                let z: f64 =
-                    StandardNormal.sample(&mut satisfaction_stream.generator(contact.user));
+                let z: f64 = StandardNormal.sample(&mut satisfaction_stream.generator(user));
                 let satisfaction = model::satisfaction(
                     catalogue.quality[item],
                     scenario.market.satisfaction_noise,
                     z,
                 );
                 let churn_propensity = (catalogue.renewal_days[item] > 0).then(|| {
-                    let s = &scenario.market.segments[segment];
-                    Beta::new(s.churn_alpha, s.churn_beta)
-                        .expect("validated Beta parameters")
-                        .sample(&mut propensity_stream.generator(contact.user))
+                    randomness
+                        .traits
+                        .churn_propensity(&scenario.market.segments[segment], user)
                 });
                 payers.push(NewPayer {
                     contact: *contact,
@@ -277,10 +272,11 @@ pub fn convert(
 }
 
 /// Step 5, dormancy: a user registered at the start of the day who did not
-/// convert today (converted users have left the funnel) is lost with probability `d`.
+/// convert today (converted users have left the funnel) is lost with
+/// probability `d`. A dormant user never acts again: it is counted and despawned.
 pub fn go_dormant(
     mut commands: Commands,
-    prospects: Query<(Entity, &UserId, &Funnel)>,
+    prospects: Query<(Entity, &Profile, &Funnel)>,
     today: Res<Today>,
     randomness: Res<Randomness>,
     market: Res<Market>,
@@ -295,35 +291,35 @@ pub fn go_dormant(
     let tables = prospects
         .contiguous_iter()
         .expect("user components are stored in tables");
-    for (entities, ids, stages) in tables {
+    for (entities, profiles, funnels) in tables {
         let chunks: Vec<Vec<Entity>> = entities
             .par_chunks(CHUNK)
-            .zip(ids.par_chunks(CHUNK))
-            .zip(stages.par_chunks(CHUNK))
-            .map(|((entities, ids), stages)| {
+            .zip(profiles.par_chunks(CHUNK))
+            .zip(funnels.par_chunks(CHUNK))
+            .map(|((entities, profiles), funnels)| {
                 (0..entities.len())
                     .filter(|&i| {
-                        stages[i].stage == FunnelStage::Registered
-                            && stages[i].registered_on < t
-                            && stream.bernoulli(ids[i].0, dormancy)
+                        matches!(funnels[i].stage(), FunnelStage::Registered(day) if day < t)
+                            && stream.bernoulli(profiles[i].user, dormancy)
                     })
                     .map(|i| entities[i])
                     .collect()
             })
             .collect();
         for entity in chunks.into_iter().flatten() {
-            commands.entity(entity).remove::<Funnel>().insert(Dormant);
+            commands.entity(entity).despawn();
             counts.dormant += 1;
         }
     }
 }
 
 /// Step 6, churn: each subscriber due today renews or churns with
-/// `churn_probability`; a renewal pays and books the next one.
+/// `churn_probability`; a renewal pays and books the next one. A churned user
+/// never acts again: it is counted and despawned.
 #[allow(clippy::too_many_arguments)]
 pub fn renew_or_churn(
     mut commands: Commands,
-    mut subscribers: Query<(&UserId, &Purchase, &mut Subscription)>,
+    mut subscribers: Query<(&Profile, &Purchase, &mut Subscription)>,
     today: Res<Today>,
     randomness: Res<Randomness>,
     market: Res<Market>,
@@ -342,7 +338,7 @@ pub fn renew_or_churn(
     let brand = &market.scenario.brand;
     let mut renewals = vec![0u64; catalogue.price.len()];
     for entity in due {
-        let (user, purchase, mut subscription) = subscribers
+        let (profile, purchase, mut subscription) = subscribers
             .get_mut(entity)
             .expect("a booked renewal belongs to a subscriber");
         let h = model::churn_probability(
@@ -352,16 +348,13 @@ pub fn renew_or_churn(
             brand.satisfaction_effect,
             f64::from(purchase.satisfaction),
         );
-        let churns = stream.bernoulli(user.0, h);
+        let churns = stream.bernoulli(profile.user, h);
         score.0 += model::logistic_score(-brand.retention_effect, churns, h);
         if churns {
             aggregates.active_payers -= 1;
             aggregates.satisfaction_sum -= satisfaction_units(purchase.satisfaction);
             counts.churned += 1;
-            commands
-                .entity(entity)
-                .remove::<(Purchase, Subscription)>()
-                .insert(Churned);
+            commands.entity(entity).despawn();
         } else {
             let item = usize::from(purchase.item);
             renewals[item] += 1;

@@ -163,7 +163,15 @@ impl Scenario {
     /// ties to the earlier segment.
     pub fn segment_sizes(&self) -> Vec<u32> {
         let n = self.market.population as f64;
-        let exact: Vec<f64> = self.market.segments.iter().map(|s| n * s.share).collect();
+        // Shares sum to 1 within 1e-9; dividing by their sum keeps the floors
+        // from ever exceeding N.
+        let total: f64 = self.market.segments.iter().map(|s| s.share).sum();
+        let exact: Vec<f64> = self
+            .market
+            .segments
+            .iter()
+            .map(|s| n * s.share / total)
+            .collect();
         let mut sizes: Vec<u32> = exact.iter().map(|x| x.floor() as u32).collect();
         let assigned: u64 = sizes.iter().map(|&s| s as u64).sum();
         let mut left = (self.market.population as u64).saturating_sub(assigned);

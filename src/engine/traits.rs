@@ -1,0 +1,56 @@
+//! The initial traits of a user (MODEL.md, "The population"), each a pure
+//! function of its key `(seed, replication, user, INITIAL_DAY, event)`. So a
+//! trait can be drawn when first needed, or again, and is always the same.
+
+use rand_distr::{Beta, Distribution, StandardNormal};
+
+use crate::rng::{Event, INITIAL_DAY, ReplicationKey};
+use crate::scenario::Segment;
+
+/// The draws of initial traits in one replication.
+#[derive(Debug, Clone, Copy)]
+pub struct TraitDraws {
+    topic: crate::rng::EventStream,
+    click_propensity: crate::rng::EventStream,
+    churn_propensity: crate::rng::EventStream,
+}
+
+impl TraitDraws {
+    pub fn new(key: ReplicationKey) -> Self {
+        TraitDraws {
+            topic: key.stream(INITIAL_DAY, Event::Topic),
+            click_propensity: key.stream(INITIAL_DAY, Event::Propensity),
+            churn_propensity: key.stream(INITIAL_DAY, Event::ChurnPropensity),
+        }
+    }
+
+    /// The favourite topic, from the segment's normalised `topics` distribution.
+    pub fn favourite_topic(&self, segment: &Segment, user: u32) -> usize {
+        let u = self.topic.uniform(user);
+        let mut total = 0.0;
+        for &(topic, weight) in &segment.topics {
+            total += weight;
+            if u < total {
+                return topic;
+            }
+        }
+        segment.topics.last().expect("a segment has a topic").0
+    }
+
+    /// `ε_u ~ Normal(0, σ_s)`.
+    #[inline]
+    pub fn click_propensity(&self, segment: &Segment, user: u32) -> f64 {
+        if segment.click_heterogeneity == 0.0 {
+            return 0.0;
+        }
+        let z: f64 = StandardNormal.sample(&mut self.click_propensity.generator(user));
+        segment.click_heterogeneity * z
+    }
+
+    /// `π_u ~ Beta(α_s, β_s)`.
+    pub fn churn_propensity(&self, segment: &Segment, user: u32) -> f64 {
+        Beta::new(segment.churn_alpha, segment.churn_beta)
+            .expect("validated Beta parameters")
+            .sample(&mut self.churn_propensity.generator(user))
+    }
+}
