@@ -96,12 +96,37 @@ impl EventStream {
         self.uniform(user) < p
     }
 
+    /// A Bernoulli draw against a precomputed [`Chance`]: the same outcome as
+    /// `bernoulli` up to 2^-53, without a float conversion (for hot loops).
+    #[inline(always)]
+    pub fn happens(self, user: u32, chance: Chance) -> bool {
+        self.bits(user) < chance.0 || chance.0 == u64::MAX
+    }
+
     /// A generator for draws that need several numbers (a normal, a Beta, a
     /// categorical choice), usable with `rand_distr` distributions.
     #[inline]
     pub fn generator(self, user: u32) -> DrawRng {
         DrawRng {
             state: self.bits(user),
+        }
+    }
+}
+
+/// A probability as a threshold on 64 random bits: `p·2^64`, with `p >= 1`
+/// always true and `p <= 0` never.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Chance(u64);
+
+impl Chance {
+    pub fn new(p: f64) -> Self {
+        if p >= 1.0 {
+            Chance(u64::MAX)
+        } else if p > 0.0 {
+            // Below 1, p·2^64 < 2^64; the cast saturates and truncates.
+            Chance((p * 18_446_744_073_709_551_616.0) as u64)
+        } else {
+            Chance(0)
         }
     }
 }
@@ -184,6 +209,18 @@ mod tests {
         assert!((sum / n - 0.5).abs() < 5.0 * 0.2887 / n.sqrt());
         assert!((sum_sq / n - 1.0 / 3.0).abs() < 5.0 * 0.2981 / n.sqrt());
         assert!((lag / n).abs() < 5.0 * 0.0833 / n.sqrt());
+    }
+
+    #[test]
+    fn chances_match_bernoulli_draws() {
+        let stream = ReplicationKey::new(9, 2).stream(4, Event::Exposure);
+        for p in [0.0, 1e-3, 0.25, 0.5, 0.9, 1.0] {
+            let chance = Chance::new(p);
+            let agree = (0..100_000)
+                .filter(|&u| stream.happens(u, chance) == stream.bernoulli(u, p))
+                .count();
+            assert_eq!(agree, 100_000, "p = {p}");
+        }
     }
 
     #[test]

@@ -69,6 +69,10 @@ impl std::fmt::Debug for Funnel {
     }
 }
 
+/// Marks a prospect in `Registered`, so that the dormancy step visits only them.
+#[derive(Component, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Registered;
+
 /// A paying user (`Paying`): the item bought and the satisfaction with it.
 #[derive(Component, Debug, Clone, Copy, PartialEq)]
 pub struct Purchase {

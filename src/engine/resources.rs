@@ -7,7 +7,7 @@ use bevy_ecs::prelude::*;
 
 use super::traits::TraitDraws;
 use crate::model;
-use crate::rng::{Event, EventStream, ReplicationKey};
+use crate::rng::{Chance, Event, EventStream, ReplicationKey};
 use crate::scenario::Scenario;
 
 /// The scenario of this replication and what follows from it alone.
@@ -193,7 +193,7 @@ impl Aggregates {
 /// The day's exposure probability per segment, from the aggregates at its start.
 #[derive(Resource, Debug, Clone, Default)]
 pub struct DayRates {
-    pub exposure_probability: Vec<f64>,
+    pub exposure: Vec<Chance>,
 }
 
 /// A prospect exposed today, carried from step to step of the funnel.

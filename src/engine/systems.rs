@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use super::components::*;
 use super::resources::*;
 use crate::model;
-use crate::rng::Event;
+use crate::rng::{Chance, Event};
 
 /// Users per unit of parallel work. Fixed, so the split never depends on threads.
 pub const CHUNK: usize = 1 << 14;
@@ -25,10 +25,10 @@ pub fn start_day(market: Res<Market>, aggregates: Res<Aggregates>, mut rates: Re
         aggregates.satisfaction_sum(),
         scenario.market.population,
     );
-    rates.exposure_probability = market
+    rates.exposure = market
         .channel_rates
         .iter()
-        .map(|&lambda| model::exposure_probability(lambda, omega))
+        .map(|&lambda| Chance::new(model::exposure_probability(lambda, omega)))
         .collect();
 }
 
@@ -43,7 +43,7 @@ pub fn expose(
     mut aggregates: ResMut<Aggregates>,
 ) {
     let stream = randomness.stream(today.0, Event::Exposure);
-    let probability = &rates.exposure_probability;
+    let chances = &rates.exposure;
     funnel.exposed.clear();
     let tables = prospects
         .contiguous_iter_mut()
@@ -58,8 +58,8 @@ pub fn expose(
                 let mut exposed = Vec::new();
                 let mut newly_aware = 0;
                 for ((&entity, &profile), funnel) in entities.iter().zip(profiles).zip(funnels) {
-                    let p = probability[usize::from(profile.segment)];
-                    if !stream.bernoulli(profile.user, p) {
+                    let chance = chances[usize::from(profile.segment)];
+                    if !stream.happens(profile.user, chance) {
                         continue;
                     }
                     if *funnel == Funnel::UNAWARE {
@@ -115,6 +115,7 @@ pub fn choose_items(
 /// Step 3, click: `p_click`; a click registers an `Unaware`/`Aware` user.
 #[allow(clippy::too_many_arguments)]
 pub fn click(
+    mut commands: Commands,
     today: Res<Today>,
     randomness: Res<Randomness>,
     market: Res<Market>,
@@ -166,6 +167,7 @@ pub fn click(
                 .expect("an exposed user is a prospect");
             *funnel = Funnel::registered_on(today.0);
             contact.stage = funnel.stage();
+            commands.entity(contact.entity).insert(Registered);
             counts.registrations += 1;
         }
     }
@@ -276,19 +278,19 @@ pub fn convert(
 /// probability `d`. A dormant user never acts again: it is counted and despawned.
 pub fn go_dormant(
     mut commands: Commands,
-    prospects: Query<(Entity, &Profile, &Funnel)>,
+    registered: Query<(Entity, &Profile, &Funnel), With<Registered>>,
     today: Res<Today>,
     randomness: Res<Randomness>,
     market: Res<Market>,
     mut counts: ResMut<DayCounts>,
 ) {
-    let dormancy = market.scenario.market.dormancy;
-    if dormancy <= 0.0 {
+    let dormancy = Chance::new(market.scenario.market.dormancy);
+    if dormancy == Chance::default() {
         return;
     }
     let t = today.0;
     let stream = randomness.stream(t, Event::Dormancy);
-    let tables = prospects
+    let tables = registered
         .contiguous_iter()
         .expect("user components are stored in tables");
     for (entities, profiles, funnels) in tables {
@@ -300,7 +302,7 @@ pub fn go_dormant(
                 (0..entities.len())
                     .filter(|&i| {
                         matches!(funnels[i].stage(), FunnelStage::Registered(day) if day < t)
-                            && stream.bernoulli(profiles[i].user, dormancy)
+                            && stream.happens(profiles[i].user, dormancy)
                     })
                     .map(|i| entities[i])
                     .collect()
