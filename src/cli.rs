@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::shard::Shard;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "brandsim",
@@ -30,6 +32,19 @@ pub enum Command {
         file: PathBuf,
         #[command(flatten)]
         study: StudyArgs,
+    },
+    /// Merge the shard directories of a study (from `--shard K/N`) into the outputs
+    /// of the whole study, identical to a one-process run.
+    Merge {
+        /// Shard directories, one per shard, in any order.
+        #[arg(required = true, value_name = "DIR")]
+        dirs: Vec<PathBuf>,
+        /// Output directory of the merged study.
+        #[arg(long, short = 'o', value_name = "DIR")]
+        out: PathBuf,
+        /// Print the JSON summary on stdout instead of the table.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -58,4 +73,11 @@ pub struct StudyArgs {
     /// channels.kol.daily_budget=4000, market.segments.students.share=0.4.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    /// Run only shard K of N: the replications j with j mod N = K (merge the
+    /// shard directories with `brandsim merge`).
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<Shard>,
+    /// Continue the interrupted study in DIR (finished replications are kept).
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
 }

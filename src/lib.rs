@@ -10,5 +10,7 @@ pub mod outcome;
 pub mod report;
 pub mod rng;
 pub mod scenario;
+pub mod shard;
 pub mod stats;
+pub mod store;
 pub mod study;

@@ -12,6 +12,7 @@ fn main() {
     let result = match cli.command {
         Command::Validate { files } => commands::validate::run(&files),
         Command::Run { file, study } => commands::run::run(&file, &study),
+        Command::Merge { dirs, out, json } => commands::merge::run(&dirs, &out, json),
     };
     if let Err(error) = result {
         eprintln!("error: {error}");

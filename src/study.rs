@@ -8,6 +8,7 @@
 //! (rayon's work stealing balances the two levels). Results never depend on it.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use rayon::prelude::*;
@@ -42,15 +43,37 @@ pub fn run_replications(
     pool: &rayon::ThreadPool,
     on_done: &(dyn Fn(&Outcome) + Sync),
 ) -> StudyRun {
+    run_replications_until(
+        scenario,
+        replications,
+        pool,
+        &AtomicBool::new(false),
+        on_done,
+    )
+}
+
+/// [`run_replications`] that starts no replication once `stop` is set (replications
+/// already running finish). Outcomes come back in the order asked, without the
+/// skipped ones.
+pub fn run_replications_until(
+    scenario: &Arc<Scenario>,
+    replications: &[u32],
+    pool: &rayon::ThreadPool,
+    stop: &AtomicBool,
+    on_done: &(dyn Fn(&Outcome) + Sync),
+) -> StudyRun {
     let start = Instant::now();
     let outcomes = pool.install(|| {
         replications
             .par_iter()
             .with_max_len(1)
-            .map(|&j| {
+            .filter_map(|&j| {
+                if stop.load(Ordering::SeqCst) {
+                    return None;
+                }
                 let outcome = simulate(scenario, j);
                 on_done(&outcome);
-                outcome
+                Some(outcome)
             })
             .collect()
     });

@@ -1,7 +1,9 @@
 //! One module per subcommand, plus what they share: loading a scenario with the
 //! common options, the output directory, the progress bar and the CLI error.
 
+pub mod merge;
 pub mod run;
+pub mod study_dir;
 pub mod validate;
 
 use std::io::{self, IsTerminal};
@@ -24,6 +26,10 @@ pub enum CliError {
     Output { path: PathBuf, source: io::Error },
     #[error("interrupted")]
     Interrupted,
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("{0}")]
+    Merge(#[from] crate::shard::MergeError),
 }
 
 impl CliError {

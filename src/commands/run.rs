@@ -1,65 +1,57 @@
-//! `brandsim run FILE`: a Monte Carlo study of one scenario.
+//! `brandsim run FILE`: a Monte Carlo study of one scenario, saved replication by
+//! replication in its study directory (`--shard K/N` runs one shard of it,
+//! `--resume DIR` continues an interrupted one).
 
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{CliError, create_output_dir, load_scenario, output_dir, progress_bar, write_output};
+use super::study_dir::{
+    interrupt_flag, open_study, print_study, run_stored, stored_throughput, study_dir,
+    write_study_outputs,
+};
+use super::{CliError, load_scenario, output_dir};
 use crate::cli::StudyArgs;
-use crate::report::{self, Throughput};
-use crate::study::{run_replications, summarize_study, thread_pool};
+use crate::study::thread_pool;
 
 /// Entry point of `brandsim run`.
 pub fn run(file: &Path, args: &StudyArgs) -> Result<(), CliError> {
     let (scenario, source) = load_scenario(file, args)?;
     let scenario = Arc::new(scenario);
-    let replications: Vec<u32> = (0..scenario.simulation.replications).collect();
-    let dir = output_dir(args, &scenario);
+    let dir = study_dir(args, || output_dir(args, &scenario))?;
+    let mut store = open_study(&dir, &scenario, &source, args)?;
     let pool = thread_pool(args.threads);
-    let bar = progress_bar(replications.len() as u64, "replications", args.quiet);
-    let study = run_replications(&scenario, &replications, &pool, &|_| bar.inc(1));
-    bar.finish_and_clear();
-
-    let summary = summarize_study(&study.outcomes);
-    let throughput = Throughput::new(
-        &scenario,
-        study.outcomes.len(),
-        study.seconds,
-        pool.current_num_threads(),
-    );
-    let json = report::summary_json(&scenario, study.outcomes.len(), &summary, &throughput);
-    let json_text = serde_json::to_string_pretty(&json).expect("plain JSON");
-    create_output_dir(&dir)?;
-    write_output(&dir, "scenario.toml", source.resolved_toml().as_bytes())?;
-    write_output(
-        &dir,
-        "replications.csv",
-        &report::replications_csv(&study.outcomes),
-    )?;
-    write_output(&dir, "daily.csv", &report::daily_csv(&summary))?;
-    write_output(&dir, "summary.json", json_text.as_bytes())?;
-
-    if args.json {
-        println!("{json_text}");
-    } else {
-        print!(
-            "{}",
-            report::metrics_table(&scenario, study.outcomes.len(), &summary)
+    let stored = run_stored(&mut store, &scenario, &pool, interrupt_flag(), args.quiet)?;
+    if stored.reused > 0 {
+        eprintln!(
+            "resumed {}: {} replications were already done, {} computed now",
+            dir.display(),
+            stored.reused,
+            stored.computed
         );
-        println!(
-            "throughput: {:.3e} user-days in {:.2} s = {:.3e} user-days/s on {} threads; peak memory {}",
-            throughput.user_days,
-            throughput.seconds,
-            throughput.user_days_per_second(),
-            throughput.threads,
-            throughput
-                .peak_memory_bytes
-                .map_or("n/a".into(), |b| format!(
-                    "{:.1} MiB ({:.1} bytes/user)",
-                    b as f64 / 1048576.0,
-                    b as f64 / f64::from(scenario.market.population)
-                ))
-        );
-        println!("wrote {}", dir.display());
     }
+
+    let shard = store.meta().shard;
+    if !shard.is_whole() {
+        println!(
+            "shard {shard} of {}: {} of {} replications saved in {}; merge all {} shards with: brandsim merge DIR... --out DIR",
+            scenario.name,
+            stored.outcomes.len(),
+            scenario.simulation.replications,
+            dir.display(),
+            shard.count
+        );
+        return Ok(());
+    }
+    let throughput = stored_throughput(&scenario, stored.outcomes.len(), &store.meta().work);
+    let (summary, json_text) = write_study_outputs(&dir, &scenario, &stored.outcomes, &throughput)?;
+    print_study(
+        &scenario,
+        stored.outcomes.len(),
+        &summary,
+        &throughput,
+        &json_text,
+        args.json,
+        &dir,
+    );
     Ok(())
 }

@@ -1,0 +1,230 @@
+//! What every simulating command shares to run a study that loses nothing: the
+//! study directory (new, or resumed with `--resume`), `--shard`, Ctrl-C, and the
+//! outputs and printout of a whole study.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use super::{CliError, progress_bar, write_output};
+use crate::cli::StudyArgs;
+use crate::outcome::Outcome;
+use crate::report::{self, Throughput};
+use crate::scenario::{Scenario, ScenarioSource};
+use crate::shard::Shard;
+use crate::store::{StoreError, StudyMeta, StudyStore, Work};
+use crate::study::{StudySummary, run_replications_until, summarize_study};
+
+/// Set by the first SIGINT or SIGTERM: no new replication starts. A second one
+/// ends the process at once (exit 130).
+pub fn interrupt_flag() -> &'static AtomicBool {
+    static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        for signal in [SIGINT, SIGTERM] {
+            // The shutdown must be registered first: it fires only once the flag is set.
+            let installed =
+                signal_hook::flag::register_conditional_shutdown(signal, 130, &INTERRUPTED)
+                    .and_then(|_| signal_hook::flag::register(signal, &INTERRUPTED));
+            if let Err(error) = installed {
+                eprintln!("warning: cannot handle signal {signal}: {error}");
+            }
+        }
+    });
+    &INTERRUPTED
+}
+
+/// The study directory of a command: `--resume DIR`, else `--out` or the default.
+pub fn study_dir(args: &StudyArgs, default: impl FnOnce() -> PathBuf) -> Result<PathBuf, CliError> {
+    match (&args.resume, &args.out) {
+        (Some(resume), Some(out)) if resume != out => Err(CliError::Usage(format!(
+            "--out {} and --resume {} name different directories; --resume continues the study in its own directory",
+            out.display(),
+            resume.display()
+        ))),
+        (Some(resume), _) => Ok(resume.clone()),
+        (None, _) => Ok(default()),
+    }
+}
+
+/// Opens the study directory `dir` for `scenario`: with `--resume`, the study
+/// there, checked to be the same study; otherwise a new one (refusing a directory
+/// that already holds a study).
+pub fn open_study(
+    dir: &Path,
+    scenario: &Scenario,
+    source: &ScenarioSource,
+    args: &StudyArgs,
+) -> Result<StudyStore, CliError> {
+    if args.resume.is_none() {
+        let meta = StudyMeta::new(scenario, source, args.shard.unwrap_or(Shard::WHOLE));
+        return Ok(StudyStore::create(dir, meta, &source.resolved_toml())?);
+    }
+    let store = StudyStore::open(dir).map_err(|error| match error {
+        StoreError::NotAStudy { dir } => CliError::Usage(format!(
+            "--resume {}: no study to resume there (no {}/study.json)",
+            dir.display(),
+            dir.display()
+        )),
+        other => other.into(),
+    })?;
+    let stored = store.meta();
+    let wanted = StudyMeta::new(scenario, source, args.shard.unwrap_or(stored.shard));
+    let differences: Vec<String> = [
+        (
+            "brandsim version",
+            &stored.brandsim_version,
+            &wanted.brandsim_version,
+        ),
+        ("scenario", &stored.scenario_hash, &wanted.scenario_hash),
+        (
+            "shard",
+            &stored.shard.to_string(),
+            &wanted.shard.to_string(),
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, a, b)| a != b)
+    .map(|(what, a, b)| format!("{what} {a} there, {b} asked"))
+    .collect();
+    if !differences.is_empty() {
+        return Err(CliError::Usage(format!(
+            "--resume {}: not the same study ({}); resume it with the scenario it stored: \
+             brandsim run {}/scenario.toml --resume {}",
+            dir.display(),
+            differences.join("; "),
+            dir.display(),
+            dir.display()
+        )));
+    }
+    Ok(store)
+}
+
+/// A study directory brought as far as this process could.
+pub struct StoredStudy {
+    /// Every outcome in the directory, in replication order.
+    pub outcomes: Vec<Outcome>,
+    /// Replications found already finished in the directory.
+    pub reused: usize,
+    /// Replications computed by this process.
+    pub computed: usize,
+}
+
+/// Runs the replications of `store`'s shard that are not stored yet, saving each
+/// as it finishes, and returns every outcome of the shard. If `stop` is set
+/// (Ctrl-C), returns [`CliError::Interrupted`] once running replications have
+/// finished and been saved, after telling how to resume.
+pub fn run_stored(
+    store: &mut StudyStore,
+    scenario: &Arc<Scenario>,
+    pool: &rayon::ThreadPool,
+    stop: &AtomicBool,
+    quiet: bool,
+) -> Result<StoredStudy, CliError> {
+    let finished = store.finished()?;
+    let due = store.meta().replications_due();
+    let todo: Vec<u32> = due
+        .iter()
+        .copied()
+        .filter(|j| finished.binary_search(j).is_err())
+        .collect();
+    let reused = due.len() - todo.len();
+
+    let bar = progress_bar(due.len() as u64, "replications", quiet);
+    bar.set_position(reused as u64);
+    let save_error: Mutex<Option<StoreError>> = Mutex::new(None);
+    let saver: &StudyStore = store;
+    let study = run_replications_until(scenario, &todo, pool, stop, &|outcome| {
+        if let Err(error) = saver.save(outcome) {
+            save_error
+                .lock()
+                .expect("not poisoned")
+                .get_or_insert(error);
+            stop.store(true, Ordering::SeqCst);
+        }
+        bar.inc(1);
+    });
+    bar.finish_and_clear();
+    store.record_work(&Work {
+        seconds: study.seconds,
+        threads: pool.current_num_threads(),
+        peak_memory_bytes: report::peak_memory_bytes(),
+    })?;
+    if let Some(error) = save_error.into_inner().expect("not poisoned") {
+        return Err(error.into());
+    }
+    let computed = study.outcomes.len();
+    if reused + computed < due.len() {
+        let dir = store.dir().display();
+        eprintln!(
+            "interrupted: {} of {} replications are saved in {dir}; continue with: brandsim run {dir}/scenario.toml --resume {dir}",
+            reused + computed,
+            due.len(),
+        );
+        return Err(CliError::Interrupted);
+    }
+    Ok(StoredStudy {
+        outcomes: store.load_outcomes()?,
+        reused,
+        computed,
+    })
+}
+
+/// The throughput of the whole study in `store`, from the work recorded there.
+pub fn stored_throughput(scenario: &Scenario, replications: usize, work: &Work) -> Throughput {
+    Throughput {
+        peak_memory_bytes: work.peak_memory_bytes,
+        ..Throughput::new(scenario, replications, work.seconds, work.threads)
+    }
+}
+
+/// Writes `replications.csv`, `daily.csv` and `summary.json` of a whole study into
+/// `dir`; returns the summary and the JSON text.
+pub fn write_study_outputs(
+    dir: &Path,
+    scenario: &Scenario,
+    outcomes: &[Outcome],
+    throughput: &Throughput,
+) -> Result<(StudySummary, String), CliError> {
+    let summary = summarize_study(outcomes);
+    let json = report::summary_json(scenario, outcomes.len(), &summary, throughput);
+    let json_text = serde_json::to_string_pretty(&json).expect("plain JSON");
+    write_output(dir, "replications.csv", &report::replications_csv(outcomes))?;
+    write_output(dir, "daily.csv", &report::daily_csv(&summary))?;
+    write_output(dir, "summary.json", json_text.as_bytes())?;
+    Ok((summary, json_text))
+}
+
+/// Prints a whole study: the JSON summary with `--json`, else the table and the
+/// throughput.
+pub fn print_study(
+    scenario: &Scenario,
+    replications: usize,
+    summary: &StudySummary,
+    throughput: &Throughput,
+    json_text: &str,
+    json: bool,
+    dir: &Path,
+) {
+    if json {
+        println!("{json_text}");
+        return;
+    }
+    print!("{}", report::metrics_table(scenario, replications, summary));
+    println!(
+        "throughput: {:.3e} user-days in {:.2} s = {:.3e} user-days/s on {} threads; peak memory {}",
+        throughput.user_days,
+        throughput.seconds,
+        throughput.user_days_per_second(),
+        throughput.threads,
+        throughput
+            .peak_memory_bytes
+            .map_or("n/a".into(), |b| format!(
+                "{:.1} MiB ({:.1} bytes/user)",
+                b as f64 / 1048576.0,
+                b as f64 / f64::from(scenario.market.population)
+            ))
+    );
+    println!("wrote {}", dir.display());
+}

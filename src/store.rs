@@ -1,0 +1,368 @@
+//! A study directory: the metadata of a study (or one shard of it) and one file per
+//! finished replication, written as each finishes, so that an interrupted study
+//! loses nothing, can be resumed, and shards can be merged bit for bit.
+//!
+//! Layout of `DIR/`:
+//! - `study.json`: [`StudyMeta`] (format, brandsim version, scenario name and hash,
+//!   seed, replications, shard, work done);
+//! - `scenario.toml`: the resolved scenario;
+//! - `outcomes/NNNNNN.json`: the [`Outcome`] of replication `NNNNNN`, written to a
+//!   temporary name, synced and renamed, so a file present is always complete.
+//!   serde_json writes and reads `f64` exactly, so stored outcomes are lossless.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::outcome::Outcome;
+use crate::scenario::{Scenario, ScenarioSource};
+use crate::shard::Shard;
+
+/// The `format` of a study directory this version writes and reads.
+pub const FORMAT: &str = "brandsim-study/1";
+pub const META_FILE: &str = "study.json";
+pub const SCENARIO_FILE: &str = "scenario.toml";
+pub const OUTCOMES_DIR: &str = "outcomes";
+
+/// Which study a directory holds, and how much work went into it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StudyMeta {
+    pub format: String,
+    pub brandsim_version: String,
+    pub scenario: String,
+    /// [`scenario_hash`] of the resolved scenario.
+    pub scenario_hash: String,
+    pub seed: u64,
+    /// Replications of the whole study (not of this shard).
+    pub replications: u32,
+    pub shard: Shard,
+    #[serde(default)]
+    pub work: Work,
+}
+
+impl StudyMeta {
+    /// The metadata of shard `shard` of a study of `scenario`, before any work.
+    pub fn new(scenario: &Scenario, source: &ScenarioSource, shard: Shard) -> Self {
+        StudyMeta {
+            format: FORMAT.to_string(),
+            brandsim_version: env!("CARGO_PKG_VERSION").to_string(),
+            scenario: scenario.name.clone(),
+            scenario_hash: scenario_hash(source),
+            seed: scenario.simulation.seed,
+            replications: scenario.simulation.replications,
+            shard,
+            work: Work::default(),
+        }
+    }
+
+    /// The replications this directory is to hold.
+    pub fn replications_due(&self) -> Vec<u32> {
+        self.shard.replications(self.replications)
+    }
+}
+
+/// Wall time spent computing a study, over every process that worked on it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Work {
+    pub seconds: f64,
+    /// The most threads a process used.
+    pub threads: usize,
+    /// The largest peak memory of a process, where the OS reports it.
+    pub peak_memory_bytes: Option<u64>,
+}
+
+impl Work {
+    pub fn add(&mut self, other: &Work) {
+        self.seconds += other.seconds;
+        self.threads = self.threads.max(other.threads);
+        self.peak_memory_bytes = match (self.peak_memory_bytes, other.peak_memory_bytes) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+    }
+}
+
+/// `fnv1a64:<16 hex digits>` of the resolved scenario (without the comment header,
+/// which names the file), so the same scenario hashes alike whatever file or
+/// `--set` produced it, on any machine.
+pub fn scenario_hash(source: &ScenarioSource) -> String {
+    let text = toml::to_string(&source.document).unwrap_or_default();
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("fnv1a64:{hash:016x}")
+}
+
+/// Why a study directory cannot be used. Each message names the path.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "{} is not a brandsim study directory (no {META_FILE}); expected the --out directory of `brandsim run`",
+        dir.display()
+    )]
+    NotAStudy { dir: PathBuf },
+    #[error(
+        "{} already holds a study ({}); continue it with --resume {}, or choose another --out",
+        dir.display(), describe(meta), dir.display()
+    )]
+    AlreadyAStudy { dir: PathBuf, meta: Box<StudyMeta> },
+    #[error("{}: {message}", path.display())]
+    Corrupt { path: PathBuf, message: String },
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: io::Error },
+}
+
+fn describe(meta: &StudyMeta) -> String {
+    format!(
+        "{}, seed {}, {} replications, shard {}",
+        meta.scenario, meta.seed, meta.replications, meta.shard
+    )
+}
+
+fn io_error(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// An open study directory.
+#[derive(Debug)]
+pub struct StudyStore {
+    dir: PathBuf,
+    meta: StudyMeta,
+}
+
+impl StudyStore {
+    /// Starts a study in `dir` (created if needed): writes `study.json` and
+    /// `scenario.toml`. Refuses a directory that already holds a study.
+    pub fn create(dir: &Path, meta: StudyMeta, resolved_toml: &str) -> Result<Self, StoreError> {
+        if dir.join(META_FILE).exists() {
+            let existing = StudyStore::open(dir)?;
+            return Err(StoreError::AlreadyAStudy {
+                dir: dir.to_path_buf(),
+                meta: Box::new(existing.meta),
+            });
+        }
+        let outcomes = dir.join(OUTCOMES_DIR);
+        fs::create_dir_all(&outcomes).map_err(io_error(&outcomes))?;
+        let store = StudyStore {
+            dir: dir.to_path_buf(),
+            meta,
+        };
+        let scenario = dir.join(SCENARIO_FILE);
+        write_synced(&scenario, resolved_toml.as_bytes()).map_err(io_error(&scenario))?;
+        store.write_meta()?;
+        Ok(store)
+    }
+
+    /// Opens the study in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let path = dir.join(META_FILE);
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StoreError::NotAStudy {
+                    dir: dir.to_path_buf(),
+                });
+            }
+            Err(e) => return Err(io_error(&path)(e)),
+        };
+        let meta: StudyMeta = serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+            path: path.clone(),
+            message: format!("not a study description ({e})"),
+        })?;
+        if meta.format != FORMAT {
+            return Err(StoreError::Corrupt {
+                path,
+                message: format!(
+                    "format {:?}, expected {FORMAT:?} (written by brandsim {})",
+                    meta.format, meta.brandsim_version
+                ),
+            });
+        }
+        Ok(StudyStore {
+            dir: dir.to_path_buf(),
+            meta,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn meta(&self) -> &StudyMeta {
+        &self.meta
+    }
+
+    /// The stored resolved scenario.
+    pub fn resolved_toml(&self) -> Result<String, StoreError> {
+        let path = self.dir.join(SCENARIO_FILE);
+        fs::read_to_string(&path).map_err(io_error(&path))
+    }
+
+    fn outcome_path(&self, replication: u32) -> PathBuf {
+        self.dir
+            .join(OUTCOMES_DIR)
+            .join(format!("{replication:06}.json"))
+    }
+
+    /// Stores a finished replication: complete on disk when this returns.
+    pub fn save(&self, outcome: &Outcome) -> Result<(), StoreError> {
+        let path = self.outcome_path(outcome.replication);
+        let json = serde_json::to_vec(outcome).expect("an outcome is plain data");
+        write_synced(&path, &json).map_err(io_error(&path))
+    }
+
+    /// The replications stored so far, in order. Temporary files of writes that
+    /// were cut off are not replications and are ignored.
+    pub fn finished(&self) -> Result<Vec<u32>, StoreError> {
+        let dir = self.dir.join(OUTCOMES_DIR);
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_error(&dir)(e)),
+        };
+        let mut finished = Vec::new();
+        for entry in entries {
+            let name = entry.map_err(io_error(&dir))?.file_name();
+            let name = name.to_string_lossy();
+            if let Some(j) = name
+                .strip_suffix(".json")
+                .filter(|stem| !stem.is_empty() && stem.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|stem| stem.parse::<u32>().ok())
+            {
+                finished.push(j);
+            }
+        }
+        finished.sort_unstable();
+        Ok(finished)
+    }
+
+    /// Every stored outcome, in replication order, checked to belong to this
+    /// directory's shard of the study.
+    pub fn load_outcomes(&self) -> Result<Vec<Outcome>, StoreError> {
+        self.finished()?
+            .into_iter()
+            .map(|j| {
+                let path = self.outcome_path(j);
+                let bytes = fs::read(&path).map_err(io_error(&path))?;
+                let outcome: Outcome =
+                    serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+                        path: path.clone(),
+                        message: format!("not a replication outcome ({e})"),
+                    })?;
+                let belongs = j < self.meta.replications && self.meta.shard.contains(j);
+                if outcome.replication != j || !belongs {
+                    return Err(StoreError::Corrupt {
+                        path,
+                        message: format!(
+                            "holds replication {}, which is not replication {j} of shard {} of a {}-replication study",
+                            outcome.replication, self.meta.shard, self.meta.replications
+                        ),
+                    });
+                }
+                Ok(outcome)
+            })
+            .collect()
+    }
+
+    /// Adds the work of one process to `study.json`.
+    pub fn record_work(&mut self, work: &Work) -> Result<(), StoreError> {
+        self.meta.work.add(work);
+        self.write_meta()
+    }
+
+    /// Writes `meta` as `study.json` (for a merged study, whose work is summed).
+    pub fn replace_meta(&mut self, meta: StudyMeta) -> Result<(), StoreError> {
+        self.meta = meta;
+        self.write_meta()
+    }
+
+    fn write_meta(&self) -> Result<(), StoreError> {
+        let path = self.dir.join(META_FILE);
+        let json = serde_json::to_vec_pretty(&self.meta).expect("plain data");
+        write_synced(&path, &json).map_err(io_error(&path))
+    }
+}
+
+/// Writes `contents` to `path` through a synced temporary file and a rename, so
+/// `path` is either absent, its old contents, or complete.
+fn write_synced(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".partial");
+    let temporary = PathBuf::from(temporary);
+    let result = (|| {
+        let mut file = fs::File::create(&temporary)?;
+        file.write_all(contents)?;
+        file.sync_all()?;
+        fs::rename(&temporary, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temporary);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::simulate;
+    use std::sync::Arc;
+
+    fn small() -> (Scenario, ScenarioSource) {
+        let text = std::fs::read_to_string("scenarios/bass.toml").unwrap();
+        let path = std::env::temp_dir().join(format!("brandsim-store-{}.toml", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        let overrides = [crate::scenario::parse_assignment("market.population=300").unwrap()];
+        let loaded = crate::scenario::load_file(&path, &overrides).unwrap();
+        let _ = std::fs::remove_file(path);
+        loaded
+    }
+
+    #[test]
+    fn stored_outcomes_read_back_bit_for_bit() {
+        let (scenario, source) = small();
+        let scenario = Arc::new(scenario);
+        let dir = std::env::temp_dir().join(format!("brandsim-store-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let meta = StudyMeta::new(&scenario, &source, Shard { index: 1, count: 2 });
+        let store = StudyStore::create(&dir, meta.clone(), &source.resolved_toml()).unwrap();
+        let outcomes: Vec<Outcome> = [3, 1].iter().map(|&j| simulate(&scenario, j)).collect();
+        for outcome in &outcomes {
+            store.save(outcome).unwrap();
+        }
+        fs::write(dir.join(OUTCOMES_DIR).join("000005.json.partial"), b"{").unwrap();
+        let reopened = StudyStore::open(&dir).unwrap();
+        assert_eq!(reopened.meta(), &meta);
+        assert_eq!(reopened.finished().unwrap(), vec![1, 3]);
+        let loaded = reopened.load_outcomes().unwrap();
+        assert_eq!(loaded, vec![outcomes[1].clone(), outcomes[0].clone()]);
+        let bits = |o: &Outcome| {
+            o.metrics()
+                .0
+                .iter()
+                .map(|v| v.to_bits())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(bits(&loaded[0]), bits(&outcomes[1]));
+        assert!(matches!(
+            StudyStore::create(&dir, meta, ""),
+            Err(StoreError::AlreadyAStudy { .. })
+        ));
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn scenario_hash_ignores_the_file_name_but_not_values() {
+        let (_, source) = small();
+        let mut renamed = source.clone();
+        renamed.file = "elsewhere.toml".into();
+        assert_eq!(scenario_hash(&source), scenario_hash(&renamed));
+        let changed = [crate::scenario::parse_assignment("brand.value=0.5").unwrap()];
+        let (_, changed) = source.with_overrides(&changed).unwrap();
+        assert_ne!(scenario_hash(&source), scenario_hash(&changed));
+    }
+}
