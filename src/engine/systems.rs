@@ -159,6 +159,7 @@ pub fn click(
         score.0 += chunk_score;
     }
     let mut clicks = vec![0u64; catalogue.price.len()];
+    let mut newly_registered = Vec::new();
     for contact in &mut funnel.clicked {
         clicks[usize::from(contact.item)] += 1;
         if !matches!(contact.stage, FunnelStage::Registered(_)) {
@@ -167,10 +168,11 @@ pub fn click(
                 .expect("an exposed user is a prospect");
             *funnel = Funnel::registered_on(today.0);
             contact.stage = funnel.stage();
-            commands.entity(contact.entity).insert(Registered);
-            counts.registrations += 1;
+            newly_registered.push((contact.entity, Registered));
         }
     }
+    counts.registrations += newly_registered.len() as u64;
+    commands.insert_batch(newly_registered);
     for (index, mut tally) in &mut items {
         tally.clicks += clicks[usize::from(index.0)];
     }
@@ -252,7 +254,7 @@ pub fn convert(
             aggregates.active_payers += 1;
             aggregates.satisfaction_sum += satisfaction_units(payer.satisfaction);
             let mut user = commands.entity(payer.contact.entity);
-            user.remove::<Funnel>().insert(Purchase {
+            user.remove::<(Funnel, Registered)>().insert(Purchase {
                 item,
                 satisfaction: payer.satisfaction,
             });
