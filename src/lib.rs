@@ -3,12 +3,16 @@
 
 pub mod cli;
 pub mod commands;
+pub mod compare;
 pub mod engine;
 pub mod metrics;
 pub mod model;
 pub mod outcome;
+pub mod plots;
+pub mod precision;
 pub mod report;
 pub mod rng;
 pub mod scenario;
 pub mod stats;
 pub mod study;
+pub mod sweep;

@@ -1,7 +1,9 @@
 //! One module per subcommand, plus what they share: loading a scenario with the
 //! common options, the output directory, the progress bar and the CLI error.
 
+pub mod compare;
 pub mod run;
+pub mod sweep;
 pub mod validate;
 
 use std::io::{self, IsTerminal};
@@ -24,6 +26,8 @@ pub enum CliError {
     Output { path: PathBuf, source: io::Error },
     #[error("interrupted")]
     Interrupted,
+    #[error("{0}")]
+    Plot(#[from] crate::plots::PlotError),
 }
 
 impl CliError {
@@ -140,6 +144,28 @@ fn utc_timestamp() -> String {
         rest / 60 % 60,
         rest % 60
     )
+}
+
+/// Checks that `name` (given with `flag`) is a metric.
+pub fn metric_name(flag: &str, name: &str) -> Result<&'static str, CliError> {
+    crate::metrics::METRIC_NAMES
+        .iter()
+        .find(|&&m| m == name)
+        .copied()
+        .ok_or_else(|| {
+            CliError::Usage(format!(
+                "{flag} {name:?}: unknown metric; expected one of: {}",
+                crate::metrics::METRIC_NAMES.join(", ")
+            ))
+        })
+}
+
+/// Writes drawn plots into the output directory.
+pub fn write_plots(dir: &Path, plots: &[crate::plots::PlotFile]) -> Result<(), CliError> {
+    for plot in plots {
+        write_output(dir, &plot.name, &plot.bytes)?;
+    }
+    Ok(())
 }
 
 /// A progress bar on stderr, hidden with `--quiet` or when stderr is no terminal.
