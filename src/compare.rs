@@ -224,7 +224,7 @@ mod tests {
         let arm: Vec<f64> = base.iter().map(|b| b + 2.0).collect();
         let d = paired_difference(&arm, &base);
         assert_eq!((d.mean, d.se_paired), (2.0, 0.0));
-        // Unpaired: both sds are sd(base) = 2.5820, so se = √(2·6.6667/4).
-        assert!((d.se_unpaired - (2.0 * 20.0 / 3.0 / 4.0f64).sqrt()).abs() < 1e-12);
+        // Unpaired: both variances are var(base) = 20.75 / 3, so se = √(2·var/4).
+        assert!((d.se_unpaired - (2.0 * 20.75 / 3.0 / 4.0f64).sqrt()).abs() < 1e-12);
     }
 }
