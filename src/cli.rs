@@ -32,6 +32,10 @@ pub enum Command {
         file: PathBuf,
         #[command(flatten)]
         study: StudyArgs,
+        #[command(flatten)]
+        precision: PrecisionArgs,
+        #[command(flatten)]
+        plots: PlotArgs,
     },
     /// Merge the shard directories of a study (from `--shard K/N`) into the outputs
     /// of the whole study, identical to a one-process run.
@@ -46,6 +50,62 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Sweep scenario values over a grid, every point on the same replications.
+    Sweep {
+        /// Scenario file (TOML).
+        file: PathBuf,
+        /// A key path and its values: KEY=START:STOP:STEP or KEY=v1,v2,...
+        /// (repeatable; several make a grid).
+        #[arg(long = "vary", value_name = "KEY=VALUES", required = true)]
+        vary: Vec<String>,
+        /// Metrics to plot (repeatable; default: profit, revenue, active_payers, registrations).
+        #[arg(long = "metric", value_name = "M")]
+        metrics: Vec<String>,
+        #[command(flatten)]
+        study: StudyArgs,
+        #[command(flatten)]
+        plots: PlotArgs,
+    },
+    /// Compare a scenario with its [[variants]] (or several scenario files) on the
+    /// same replications: paired differences from the first, and a ranking.
+    Compare {
+        /// Scenario files (TOML); the first one is the base.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Metric to rank by and plot.
+        #[arg(long, value_name = "M", default_value = "profit")]
+        metric: String,
+        #[command(flatten)]
+        study: StudyArgs,
+        #[command(flatten)]
+        plots: PlotArgs,
+    },
+}
+
+/// Plot options of `run`, `sweep` and `compare`.
+#[derive(Debug, Clone, Args)]
+pub struct PlotArgs {
+    /// File format of the plots.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = crate::plots::PlotFormat::Svg)]
+    pub plot_format: crate::plots::PlotFormat,
+    /// Write no plots.
+    #[arg(long)]
+    pub no_plots: bool,
+}
+
+/// Adaptive precision of `run`.
+#[derive(Debug, Clone, Args)]
+pub struct PrecisionArgs {
+    /// Run replications in batches until every --metric's 95% CI half-width is
+    /// below REL x |mean| (e.g. 0.01 for 1%).
+    #[arg(long, value_name = "REL")]
+    pub precision: Option<f64>,
+    /// Most replications --precision may run.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub max_replications: u32,
+    /// Metrics --precision watches (repeatable; default: registrations, active_payers, revenue).
+    #[arg(long = "metric", value_name = "M")]
+    pub metrics: Vec<String>,
 }
 
 /// Options of every command that runs simulations.

@@ -3,10 +3,13 @@
 
 pub mod cli;
 pub mod commands;
+pub mod compare;
 pub mod engine;
 pub mod metrics;
 pub mod model;
 pub mod outcome;
+pub mod plots;
+pub mod precision;
 pub mod report;
 pub mod rng;
 pub mod scenario;
@@ -14,3 +17,4 @@ pub mod shard;
 pub mod stats;
 pub mod store;
 pub mod study;
+pub mod sweep;

@@ -11,7 +11,25 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Validate { files } => commands::validate::run(&files),
-        Command::Run { file, study } => commands::run::run(&file, &study),
+        Command::Run {
+            file,
+            study,
+            precision,
+            plots,
+        } => commands::run::run(&file, &study, &precision, &plots),
+        Command::Sweep {
+            file,
+            vary,
+            metrics,
+            study,
+            plots,
+        } => commands::sweep::run(&file, &vary, &metrics, &study, &plots),
+        Command::Compare {
+            files,
+            metric,
+            study,
+            plots,
+        } => commands::compare::run(&files, &metric, &study, &plots),
         Command::Merge { dirs, out, json } => commands::merge::run(&dirs, &out, json),
     };
     if let Err(error) = result {

@@ -1,9 +1,11 @@
 //! One module per subcommand, plus what they share: loading a scenario with the
 //! common options, the output directory, the progress bar and the CLI error.
 
+pub mod compare;
 pub mod merge;
 pub mod run;
 pub mod study_dir;
+pub mod sweep;
 pub mod validate;
 
 use std::io::{self, IsTerminal};
@@ -30,6 +32,8 @@ pub enum CliError {
     Store(#[from] crate::store::StoreError),
     #[error("{0}")]
     Merge(#[from] crate::shard::MergeError),
+    #[error("{0}")]
+    Plot(#[from] crate::plots::PlotError),
 }
 
 impl CliError {
@@ -71,6 +75,16 @@ fn with_file(mut error: ScenarioError, file: &Path) -> ScenarioError {
         error.file = file.display().to_string();
     }
     error
+}
+
+/// Refuses `--shard` and `--resume`, which only `run` supports so far.
+pub fn refuse_store_options(command: &str, args: &StudyArgs) -> Result<(), CliError> {
+    if args.shard.is_some() || args.resume.is_some() {
+        return Err(CliError::Usage(format!(
+            "brandsim {command} does not take --shard or --resume yet: shard or resume each study with brandsim run"
+        )));
+    }
+    Ok(())
 }
 
 /// Loads `file` with the study options applied.
@@ -146,6 +160,28 @@ fn utc_timestamp() -> String {
         rest / 60 % 60,
         rest % 60
     )
+}
+
+/// Checks that `name` (given with `flag`) is a metric.
+pub fn metric_name(flag: &str, name: &str) -> Result<&'static str, CliError> {
+    crate::metrics::METRIC_NAMES
+        .iter()
+        .find(|&&m| m == name)
+        .copied()
+        .ok_or_else(|| {
+            CliError::Usage(format!(
+                "{flag} {name:?}: unknown metric; expected one of: {}",
+                crate::metrics::METRIC_NAMES.join(", ")
+            ))
+        })
+}
+
+/// Writes drawn plots into the output directory.
+pub fn write_plots(dir: &Path, plots: &[crate::plots::PlotFile]) -> Result<(), CliError> {
+    for plot in plots {
+        write_output(dir, &plot.name, &plot.bytes)?;
+    }
+    Ok(())
 }
 
 /// A progress bar on stderr, hidden with `--quiet` or when stderr is no terminal.

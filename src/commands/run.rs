@@ -1,6 +1,7 @@
 //! `brandsim run FILE`: a Monte Carlo study of one scenario, saved replication by
 //! replication in its study directory (`--shard K/N` runs one shard of it,
-//! `--resume DIR` continues an interrupted one).
+//! `--resume DIR` continues an interrupted one), or run in batches until a
+//! precision target is met (`--precision REL`).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -9,14 +10,31 @@ use super::study_dir::{
     interrupt_flag, open_study, print_study, run_stored, stored_throughput, study_dir,
     write_study_outputs,
 };
-use super::{CliError, load_scenario, output_dir};
-use crate::cli::StudyArgs;
-use crate::study::thread_pool;
+use super::{
+    CliError, create_output_dir, load_scenario, metric_name, output_dir, progress_bar,
+    write_output, write_plots,
+};
+use crate::cli::{PlotArgs, PrecisionArgs, StudyArgs};
+use crate::outcome::Outcome;
+use crate::plots;
+use crate::precision::{PreciseRun, PrecisionTarget, run_until_precise};
+use crate::report::{self, Throughput};
+use crate::scenario::{Scenario, ScenarioSource};
+use crate::study::{summarize_study, thread_pool};
 
 /// Entry point of `brandsim run`.
-pub fn run(file: &Path, args: &StudyArgs) -> Result<(), CliError> {
+pub fn run(
+    file: &Path,
+    args: &StudyArgs,
+    precision: &PrecisionArgs,
+    plot_args: &PlotArgs,
+) -> Result<(), CliError> {
+    let target = precision_target(precision)?;
     let (scenario, source) = load_scenario(file, args)?;
     let scenario = Arc::new(scenario);
+    if let Some(target) = target {
+        return run_to_precision(&scenario, &source, &target, args, plot_args);
+    }
     let dir = study_dir(args, || output_dir(args, &scenario))?;
     let mut store = open_study(&dir, &scenario, &source, args)?;
     let pool = thread_pool(args.threads);
@@ -44,6 +62,7 @@ pub fn run(file: &Path, args: &StudyArgs) -> Result<(), CliError> {
     }
     let throughput = stored_throughput(&scenario, stored.outcomes.len(), &store.meta().work);
     let (summary, json_text) = write_study_outputs(&dir, &scenario, &stored.outcomes, &throughput)?;
+    write_fan_charts(&dir, &scenario, &stored.outcomes, plot_args)?;
     print_study(
         &scenario,
         stored.outcomes.len(),
@@ -54,4 +73,157 @@ pub fn run(file: &Path, args: &StudyArgs) -> Result<(), CliError> {
         &dir,
     );
     Ok(())
+}
+
+fn write_fan_charts(
+    dir: &Path,
+    scenario: &Scenario,
+    outcomes: &[Outcome],
+    plot_args: &PlotArgs,
+) -> Result<(), CliError> {
+    if plot_args.no_plots {
+        return Ok(());
+    }
+    let files = plots::fan_charts(&scenario.name, outcomes, plot_args.plot_format)?;
+    write_plots(dir, &files)
+}
+
+/// `run --precision`: batches of replications 0, 1, 2, ... until the target is
+/// met. The study size is not known in advance, so it is neither sharded nor
+/// resumable.
+fn run_to_precision(
+    scenario: &Arc<Scenario>,
+    source: &ScenarioSource,
+    target: &PrecisionTarget,
+    args: &StudyArgs,
+    plot_args: &PlotArgs,
+) -> Result<(), CliError> {
+    if args.shard.is_some() || args.resume.is_some() {
+        return Err(CliError::Usage(
+            "--precision decides the number of replications as it goes, so it cannot be combined with --shard or --resume".into(),
+        ));
+    }
+    let dir = output_dir(args, scenario);
+    let pool = thread_pool(args.threads);
+    let bar = progress_bar(
+        u64::from(target.max_replications),
+        "replications (cap)",
+        args.quiet,
+    );
+    let first = scenario.simulation.replications;
+    let precise = run_until_precise(scenario, first, target, &pool, &|_| bar.inc(1));
+    bar.finish_and_clear();
+    let outcomes = &precise.outcomes;
+
+    let summary = summarize_study(outcomes);
+    let throughput = Throughput::new(
+        scenario,
+        outcomes.len(),
+        precise.seconds,
+        pool.current_num_threads(),
+    );
+    let mut json = report::summary_json(scenario, outcomes.len(), &summary, &throughput);
+    json["precision"] = precision_json(target, &precise, outcomes.len());
+    let json_text = serde_json::to_string_pretty(&json).expect("plain JSON");
+    create_output_dir(&dir)?;
+    write_output(&dir, "scenario.toml", source.resolved_toml().as_bytes())?;
+    write_output(
+        &dir,
+        "replications.csv",
+        &report::replications_csv(outcomes),
+    )?;
+    write_output(&dir, "daily.csv", &report::daily_csv(&summary))?;
+    write_output(&dir, "summary.json", json_text.as_bytes())?;
+    write_fan_charts(&dir, scenario, outcomes, plot_args)?;
+    if !args.json {
+        print!("{}", precision_table(target, &precise, outcomes.len()));
+    }
+    print_study(
+        scenario,
+        outcomes.len(),
+        &summary,
+        &throughput,
+        &json_text,
+        args.json,
+        &dir,
+    );
+    Ok(())
+}
+
+/// The `--precision` target, checked, or `None` without `--precision`.
+fn precision_target(args: &PrecisionArgs) -> Result<Option<PrecisionTarget>, CliError> {
+    let Some(relative) = args.precision else {
+        if !args.metrics.is_empty() {
+            return Err(CliError::Usage(
+                "--metric is for --precision here; add --precision REL".to_string(),
+            ));
+        }
+        return Ok(None);
+    };
+    if !(relative.is_finite() && relative > 0.0) {
+        return Err(CliError::Usage(format!(
+            "--precision {relative}: expected a relative CI half-width > 0, like 0.01"
+        )));
+    }
+    if args.max_replications < 2 {
+        return Err(CliError::Usage(format!(
+            "--max-replications {}: expected at least 2",
+            args.max_replications
+        )));
+    }
+    let metrics = if args.metrics.is_empty() {
+        vec!["registrations", "active_payers", "revenue"]
+    } else {
+        args.metrics
+            .iter()
+            .map(|m| metric_name("--metric", m))
+            .collect::<Result<_, _>>()?
+    };
+    Ok(Some(PrecisionTarget {
+        relative,
+        metrics: metrics.into_iter().map(str::to_string).collect(),
+        max_replications: args.max_replications,
+    }))
+}
+
+/// `precision` of `summary.json`: the target and how many replications reached it.
+fn precision_json(
+    target: &PrecisionTarget,
+    precise: &PreciseRun,
+    replications: usize,
+) -> serde_json::Value {
+    serde_json::json!({
+        "relative": target.relative,
+        "max_replications": target.max_replications,
+        "replications": replications,
+        "batches": precise.batches,
+        "reached": precise.reached,
+        "metrics": precise.precision,
+    })
+}
+
+/// The lines printed under the metrics table with `--precision`.
+fn precision_table(target: &PrecisionTarget, precise: &PreciseRun, replications: usize) -> String {
+    let mut out = format!(
+        "precision: {} after {} replications in {} batches (target: 95% CI half-width < {} x |mean|, cap {})\n",
+        if precise.reached {
+            "reached"
+        } else {
+            "NOT reached"
+        },
+        replications,
+        precise.batches,
+        target.relative,
+        target.max_replications
+    );
+    for p in &precise.precision {
+        out.push_str(&format!(
+            "  {:<18} half-width {} = {:.4} x |mean| {}\n",
+            p.metric,
+            report::number(p.half_width),
+            p.relative_half_width,
+            if p.reached { "ok" } else { "above target" }
+        ));
+    }
+    out
 }

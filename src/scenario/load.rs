@@ -11,7 +11,8 @@ use toml::{Table, Value};
 
 use super::overrides::{Assignment, apply_assignments};
 use super::{
-    Brand, Channel, ContentItem, Estimator, Market, OptimizeSettings, Scenario, Segment, Simulation,
+    Brand, Channel, ContentItem, Estimator, Market, OptimizeSettings, Scenario, Segment,
+    Simulation, Variant,
 };
 
 /// Why a scenario was rejected: the first problem found, in file order where possible.
@@ -402,6 +403,7 @@ pub(super) const TOP_FIELDS: &[Field] = &[
     optional("channels", Kind::Tables),
     required("brand", Kind::Table),
     optional("optimize", Kind::Table),
+    optional("variants", Kind::Tables),
 ];
 
 pub(super) const SIMULATION_FIELDS: &[Field] = &[
@@ -468,6 +470,9 @@ pub(super) const OPTIMIZE_FIELDS: &[Field] = &[
     optional("perturbation", Kind::Number(Bound::Positive)),
     optional("replications_per_step", COUNT),
 ];
+
+/// One `[[variants]]` entry: a name and a table of `--set` key paths to values.
+const VARIANT_FIELDS: &[Field] = &[required("name", Kind::Text), required("set", Kind::Table)];
 
 /// `unknown key "k"; expected one of: ...`, shared with `--set`.
 pub(super) fn unknown_key_message(key: &str, fields: &[Field]) -> String {
@@ -651,6 +656,7 @@ impl Validator<'_> {
                 "channels" => channels = self.channels(elements)?,
                 "brand" => brand = Some(self.brand(table)?),
                 "optimize" => optimize = self.optimize(table)?,
+                "variants" => self.check_variant_tables(elements)?,
                 _ => {}
             }
         }
@@ -674,6 +680,7 @@ impl Validator<'_> {
             Some(name) => name.to_string(),
             None => default_name.to_string(),
         };
+        let variants = self.variants(document)?;
         Ok(Scenario {
             name,
             simulation,
@@ -683,7 +690,91 @@ impl Validator<'_> {
             channels,
             brand,
             optimize,
+            variants,
         })
+    }
+
+    /// Keys, types and unique names of the `[[variants]]` tables (their `set` is
+    /// checked once the base scenario is known, in [`Self::variants`]).
+    fn check_variant_tables(&self, elements: &[Value]) -> Checked<()> {
+        let mut names = Names::new("variant");
+        for (i, element) in elements.iter().enumerate() {
+            let path = format!("variants[{i}]");
+            let variant = element.as_table().unwrap_or(&EMPTY);
+            self.check_table(&path, variant, VARIANT_FIELDS)?;
+            names.add(self, &path, &get_str(variant, "name"))?;
+        }
+        Ok(())
+    }
+
+    /// The `[[variants]]`, each checked by applying its `set` to the base scenario
+    /// (after any `--set`) exactly as `--set` would; a problem is reported at
+    /// `variants[i].set."key"` with its line.
+    fn variants(&self, document: &Table) -> Checked<Vec<Variant>> {
+        let Some(elements) = document.get("variants").and_then(Value::as_array) else {
+            return Ok(Vec::new());
+        };
+        let mut base = document.clone();
+        base.remove("variants");
+        let mut variants = Vec::new();
+        for (i, element) in elements.iter().enumerate() {
+            let set_path = format!("variants[{i}].set");
+            let set = element
+                .as_table()
+                .and_then(|variant| variant.get("set"))
+                .and_then(Value::as_table)
+                .unwrap_or(&EMPTY);
+            let assignments: Vec<Assignment> = set
+                .iter()
+                .map(|(key, value)| Assignment {
+                    key: key.clone(),
+                    value: value.clone(),
+                })
+                .collect();
+            if let Err(error) =
+                resolve(base.clone(), self.file, &Locations::default(), &assignments)
+            {
+                return Err(self.variant_error(&set_path, set, error));
+            }
+            variants.push(Variant {
+                name: element
+                    .as_table()
+                    .map(|variant| get_str(variant, "name"))
+                    .unwrap_or_default(),
+                set: assignments,
+            });
+        }
+        Ok(variants)
+    }
+
+    /// Moves an error found while applying a variant's `set` to the key of that
+    /// `set` it comes from (or to the `set` table, for a rule across keys).
+    fn variant_error(&self, set_path: &str, set: &Table, error: ScenarioError) -> ScenarioError {
+        let message = error
+            .message
+            .strip_suffix(" (from --set)")
+            .unwrap_or(&error.message)
+            .to_string();
+        if set.contains_key(&error.key_path) {
+            let path = Self::child(set_path, &error.key_path);
+            return ScenarioError {
+                file: self.file.to_string(),
+                line: self.locations.line(&path),
+                key_path: path,
+                message,
+            };
+        }
+        let message = if error.key_path.is_empty() {
+            format!("with this variant applied: {message}")
+        } else {
+            format!("with this variant applied, {}: {message}", error.key_path)
+        };
+        ScenarioError {
+            file: self.file.to_string(),
+            line: self.locations.line(set_path),
+            key_path: set_path.to_string(),
+            message,
+        }
     }
 
     fn simulation(&self, table: &Table) -> Checked<Simulation> {

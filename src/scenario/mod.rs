@@ -23,6 +23,17 @@ pub struct Scenario {
     pub channels: Vec<Channel>,
     pub brand: Brand,
     pub optimize: OptimizeSettings,
+    /// `[[variants]]`: what-ifs of this scenario for `brandsim compare`, each valid
+    /// when its `set` is applied on top of this scenario. They never change it.
+    pub variants: Vec<Variant>,
+}
+
+/// One `[[variants]]` entry: the scenario with `set` applied like `--set`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Variant {
+    /// Unique among the scenario's variants.
+    pub name: String,
+    pub set: Vec<Assignment>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -135,6 +135,10 @@ fn locate(document: &Table, key: &str) -> Result<Vec<Step>, String> {
             rest,
             List::CHANNELS,
         ),
+        "variants" => Err(
+            "variants cannot be set with --set; edit them in the file (brandsim compare runs each)"
+                .to_string(),
+        ),
         _ if TOP_FIELDS.iter().any(|field| field.key == head) => Err(format!(
             "{head:?} cannot be set as a whole; set one of its keys"
         )),

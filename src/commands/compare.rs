@@ -1,0 +1,277 @@
+//! `brandsim compare FILE [FILE2...]`: the base scenario, its `[[variants]]` and
+//! any further files, all on the same replications; paired differences from the
+//! base, the ranking by one metric, `compare.csv`, `compare.json` and a bar chart.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::{
+    CliError, assignments, create_output_dir, load_scenario, metric_name, output_dir, progress_bar,
+    write_output, write_plots,
+};
+use crate::cli::{PlotArgs, StudyArgs};
+use crate::compare::{self, Arm, Comparison};
+use crate::plots::{self, DifferenceBar};
+use crate::report::number;
+use crate::scenario::{self, Assignment, Scenario, ScenarioSource};
+use crate::study::{run_replications, thread_pool};
+
+/// Entry point of `brandsim compare`.
+pub fn run(
+    files: &[PathBuf],
+    metric: &str,
+    args: &StudyArgs,
+    plot_args: &PlotArgs,
+) -> Result<(), CliError> {
+    super::refuse_store_options("compare", args)?;
+    let metric = metric_name("--metric", metric)?;
+    let (arms, sources) = load_arms(files, args)?;
+    let base = arms[0].scenario.clone();
+    let dir = output_dir(args, &base);
+
+    // Every arm runs replications 0..R-1 of the base's seed: common random numbers.
+    let replications: Vec<u32> = (0..base.simulation.replications).collect();
+    let pool = thread_pool(args.threads);
+    let bar = progress_bar(
+        (replications.len() * arms.len()) as u64,
+        "replications",
+        args.quiet,
+    );
+    let start = Instant::now();
+    let outcomes: Vec<_> = arms
+        .iter()
+        .map(|arm| run_replications(&arm.scenario, &replications, &pool, &|_| bar.inc(1)).outcomes)
+        .collect();
+    bar.finish_and_clear();
+    let seconds = start.elapsed().as_secs_f64();
+    let names: Vec<String> = arms.iter().map(|arm| arm.name.clone()).collect();
+    let comparison = compare::compare(&names, &outcomes);
+
+    let plot_files = if plot_args.no_plots {
+        Vec::new()
+    } else {
+        let bars: Vec<DifferenceBar> = comparison.arms[1..]
+            .iter()
+            .filter_map(|arm| {
+                let d = arm.difference(metric)?;
+                Some(DifferenceBar {
+                    arm: arm.name.clone(),
+                    difference: d.mean,
+                    ci95: d.ci95,
+                })
+            })
+            .collect();
+        vec![plots::compare_bars(
+            &base.name,
+            &names[0],
+            metric,
+            replications.len(),
+            &bars,
+            plot_args.plot_format,
+        )?]
+    };
+    let json = compare::compare_json(&comparison, base.simulation.seed, metric);
+    let json_text = serde_json::to_string_pretty(&json).expect("plain JSON");
+    create_output_dir(&dir)?;
+    for (i, source) in sources.iter().enumerate() {
+        write_output(
+            &dir,
+            &format!("arm-{i}.toml"),
+            source.resolved_toml().as_bytes(),
+        )?;
+    }
+    write_output(&dir, "compare.csv", &compare::compare_csv(&comparison))?;
+    write_output(&dir, "compare.json", json_text.as_bytes())?;
+    write_plots(&dir, &plot_files)?;
+
+    if args.json {
+        println!("{json_text}");
+    } else {
+        print!("{}", ranking_table(&comparison, &base, metric));
+        print!("{}", differences_table(&comparison));
+        println!(
+            "{} arms x {} replications in {seconds:.2} s",
+            arms.len(),
+            replications.len()
+        );
+        println!("wrote {}", dir.display());
+    }
+    Ok(())
+}
+
+/// The arms: each file's scenario followed by its variants. Every file after the
+/// first takes the first file's seed and replications, so all arms pair up.
+fn load_arms(
+    files: &[PathBuf],
+    args: &StudyArgs,
+) -> Result<(Vec<Arm>, Vec<ScenarioSource>), CliError> {
+    let mut arms: Vec<Arm> = Vec::new();
+    let mut sources = Vec::new();
+    let mut base: Option<Scenario> = None;
+    for file in files {
+        let (scenario, source) = match &base {
+            None => load_scenario(file, args)?,
+            Some(base) => load_paired(file, args, base)?,
+        };
+        // Checked when the file was loaded, so applying them again succeeds.
+        let variants = scenario
+            .variants
+            .iter()
+            .map(|variant| {
+                let (varied, varied_source) = source.with_overrides(&variant.set)?;
+                Ok((variant.name.clone(), varied, varied_source))
+            })
+            .collect::<Result<Vec<_>, scenario::ScenarioError>>()?;
+        if base.is_none() {
+            base = Some(scenario.clone());
+        }
+        let name = scenario.name.clone();
+        for (name, scenario, source) in std::iter::once((name, scenario, source)).chain(variants) {
+            arms.push(Arm {
+                name: unique_name(&arms, &name),
+                scenario: Arc::new(scenario),
+            });
+            sources.push(source);
+        }
+    }
+    if arms.len() < 2 {
+        return Err(CliError::Usage(format!(
+            "{}: nothing to compare: the scenario has no [[variants]]; add some or give more files",
+            files[0].display()
+        )));
+    }
+    Ok((arms, sources))
+}
+
+/// Loads a further file with the base's seed and replication count.
+fn load_paired(
+    file: &Path,
+    args: &StudyArgs,
+    base: &Scenario,
+) -> Result<(Scenario, ScenarioSource), CliError> {
+    let mut overrides = assignments(file, args)?;
+    overrides.push(Assignment {
+        key: "simulation.seed".into(),
+        value: toml::Value::Integer(base.simulation.seed as i64),
+    });
+    overrides.push(Assignment {
+        key: "simulation.replications".into(),
+        value: toml::Value::Integer(i64::from(base.simulation.replications)),
+    });
+    Ok(scenario::load_file(file, &overrides)?)
+}
+
+/// `name`, or `name (2)`, `name (3)`, ... if an arm already has it.
+fn unique_name(arms: &[Arm], name: &str) -> String {
+    let taken = |candidate: &str| arms.iter().any(|arm| arm.name == candidate);
+    if !taken(name) {
+        return name.to_string();
+    }
+    (2..)
+        .map(|k| format!("{name} ({k})"))
+        .find(|candidate| !taken(candidate))
+        .expect("some suffix is free")
+}
+
+/// The arms ranked by `metric`, with the paired and unpaired standard errors of
+/// the difference from the base.
+fn ranking_table(comparison: &Comparison, base: &Scenario, metric: &str) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{}: {} arms, each on replications 0..{} of seed {} (common random numbers); ranked by {metric}",
+        base.name,
+        comparison.arms.len(),
+        comparison.replications.saturating_sub(1),
+        base.simulation.seed
+    );
+    let _ = writeln!(
+        out,
+        "{:>4}  {:<22} {:>12} {:>36} {:>11} {:>11} {:>9}",
+        "rank",
+        "arm",
+        "mean",
+        "difference from base [95% CI]",
+        "paired SE",
+        "unpaired SE",
+        "SE ratio"
+    );
+    for (rank, i) in comparison.ranking(metric).into_iter().enumerate() {
+        let arm = &comparison.arms[i];
+        let mean = arm.metric(metric).map_or(f64::NAN, |s| s.mean);
+        let (difference, paired, unpaired, ratio) = match arm.difference(metric) {
+            Some(d) if i > 0 => (
+                difference_cell(d.mean, d.ci95),
+                number(d.se_paired),
+                number(d.se_unpaired),
+                if d.se_paired > 0.0 {
+                    format!("{:.1}x", d.se_unpaired / d.se_paired)
+                } else {
+                    "exact".to_string()
+                },
+            ),
+            _ => (
+                "(base)".to_string(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ),
+        };
+        let _ = writeln!(
+            out,
+            "{:>4}  {:<22} {:>12} {:>36} {:>11} {:>11} {:>9}",
+            rank + 1,
+            arm.name,
+            number(mean),
+            difference,
+            paired,
+            unpaired,
+            ratio
+        );
+    }
+    out
+}
+
+fn difference_cell(mean: f64, ci95: [f64; 2]) -> String {
+    if ci95[0].is_nan() {
+        format!("{:+}", number(mean))
+    } else {
+        format!(
+            "{} [{}, {}]",
+            number(mean),
+            number(ci95[0]),
+            number(ci95[1])
+        )
+    }
+}
+
+/// For each arm but the base: every metric's mean and paired difference.
+fn differences_table(comparison: &Comparison) -> String {
+    let mut out = String::new();
+    for arm in &comparison.arms[1..] {
+        let _ = writeln!(
+            out,
+            "\n{} minus {} (paired over the same replications):",
+            arm.name, comparison.arms[0].name
+        );
+        let _ = writeln!(
+            out,
+            "{:<18} {:>14} {:>36} {:>11} {:>11}",
+            "metric", "mean", "difference [95% CI]", "paired SE", "unpaired SE"
+        );
+        for ((metric, s), (_, d)) in arm.metrics.iter().zip(&arm.differences) {
+            let _ = writeln!(
+                out,
+                "{:<18} {:>14} {:>36} {:>11} {:>11}",
+                metric,
+                number(s.mean),
+                difference_cell(d.mean, d.ci95),
+                number(d.se_paired),
+                number(d.se_unpaired)
+            );
+        }
+    }
+    out
+}

@@ -1,0 +1,230 @@
+//! Strategy comparison: arms (a base scenario and its variants, or several files)
+//! run on the same replications, and each arm's paired difference from the base,
+//! with the unpaired standard error beside it to show what the pairing bought.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::metrics::METRIC_NAMES;
+use crate::outcome::Outcome;
+use crate::scenario::Scenario;
+use crate::stats::{Summary, mean_sd, summarize, t_critical_95};
+
+/// One strategy of a comparison.
+pub struct Arm {
+    pub name: String,
+    pub scenario: Arc<Scenario>,
+}
+
+/// An arm minus the base in one metric, replication by replication.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct PairedDifference {
+    /// Mean of `arm_j - base_j`.
+    pub mean: f64,
+    /// Student-t 95% CI of the mean paired difference.
+    pub ci95: [f64; 2],
+    /// Standard error of the mean paired difference: `sd(arm_j - base_j) / √R`.
+    pub se_paired: f64,
+    /// What the standard error would be from independent runs:
+    /// `√(sd(arm)²/R + sd(base)²/R)`.
+    pub se_unpaired: f64,
+}
+
+/// Paired difference of `arm` and `base`, values of the same replications in order.
+pub fn paired_difference(arm: &[f64], base: &[f64]) -> PairedDifference {
+    assert_eq!(arm.len(), base.len(), "paired values come in pairs");
+    let n = arm.len() as f64;
+    let differences: Vec<f64> = arm.iter().zip(base).map(|(a, b)| a - b).collect();
+    let (mean, sd) = mean_sd(&differences);
+    let se_paired = sd / n.sqrt();
+    let half_width = t_critical_95(arm.len()) * se_paired;
+    let (_, sd_arm) = mean_sd(arm);
+    let (_, sd_base) = mean_sd(base);
+    PairedDifference {
+        mean,
+        ci95: [mean - half_width, mean + half_width],
+        se_paired,
+        se_unpaired: ((sd_arm * sd_arm + sd_base * sd_base) / n).sqrt(),
+    }
+}
+
+/// One arm's results: every metric, and its paired difference from the base.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArmResult {
+    pub name: String,
+    /// In `METRIC_NAMES` order.
+    pub metrics: Vec<(&'static str, Summary)>,
+    /// In `METRIC_NAMES` order; all zero for the base itself.
+    pub differences: Vec<(&'static str, PairedDifference)>,
+}
+
+impl ArmResult {
+    pub fn metric(&self, name: &str) -> Option<&Summary> {
+        self.metrics
+            .iter()
+            .find(|(m, _)| *m == name)
+            .map(|(_, s)| s)
+    }
+    pub fn difference(&self, name: &str) -> Option<&PairedDifference> {
+        self.differences
+            .iter()
+            .find(|(m, _)| *m == name)
+            .map(|(_, d)| d)
+    }
+}
+
+/// The results of a comparison: arms in the order given, the first is the base.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Comparison {
+    pub arms: Vec<ArmResult>,
+    pub replications: usize,
+}
+
+impl Comparison {
+    /// Arm indices from best to worst by the mean of `metric` (higher is better;
+    /// ties keep the given order).
+    pub fn ranking(&self, metric: &str) -> Vec<usize> {
+        let mean = |i: usize| self.arms[i].metric(metric).map_or(f64::NAN, |s| s.mean);
+        let mut order: Vec<usize> = (0..self.arms.len()).collect();
+        order.sort_by(|&a, &b| mean(b).total_cmp(&mean(a)));
+        order
+    }
+}
+
+/// Compares arms from their outcomes (`outcomes[arm][k]` is replication k of
+/// that arm; every arm ran the same replications). The first arm is the base.
+pub fn compare(names: &[String], outcomes: &[Vec<Outcome>]) -> Comparison {
+    let per_arm: Vec<Vec<Vec<f64>>> = outcomes
+        .iter()
+        .map(|arm| {
+            let rows: Vec<Vec<f64>> = arm.iter().map(|o| o.metrics().0).collect();
+            (0..METRIC_NAMES.len())
+                .map(|m| rows.iter().map(|row| row[m]).collect())
+                .collect()
+        })
+        .collect();
+    let base = &per_arm[0];
+    let arms = names
+        .iter()
+        .zip(&per_arm)
+        .map(|(name, columns)| ArmResult {
+            name: name.clone(),
+            metrics: METRIC_NAMES
+                .iter()
+                .zip(columns)
+                .map(|(&m, values)| (m, summarize(values)))
+                .collect(),
+            differences: METRIC_NAMES
+                .iter()
+                .zip(columns.iter().zip(base))
+                .map(|(&m, (values, base))| (m, paired_difference(values, base)))
+                .collect(),
+        })
+        .collect();
+    Comparison {
+        arms,
+        replications: outcomes[0].len(),
+    }
+}
+
+/// `compare.csv`: one row per arm and metric.
+pub fn compare_csv(comparison: &Comparison) -> Vec<u8> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer
+        .write_record([
+            "arm",
+            "metric",
+            "mean",
+            "ci_low",
+            "ci_high",
+            "difference",
+            "difference_ci_low",
+            "difference_ci_high",
+            "se_paired",
+            "se_unpaired",
+        ])
+        .expect("write to memory");
+    for arm in &comparison.arms {
+        for ((metric, s), (_, d)) in arm.metrics.iter().zip(&arm.differences) {
+            let mut row = vec![arm.name.clone(), metric.to_string()];
+            row.extend(
+                [
+                    s.mean,
+                    s.ci95[0],
+                    s.ci95[1],
+                    d.mean,
+                    d.ci95[0],
+                    d.ci95[1],
+                    d.se_paired,
+                    d.se_unpaired,
+                ]
+                .iter()
+                .map(f64::to_string),
+            );
+            writer.write_record(&row).expect("write to memory");
+        }
+    }
+    writer.into_inner().expect("write to memory")
+}
+
+/// `compare.json`: the ranking by `metric` and, per arm, every metric and its
+/// paired difference from the base.
+pub fn compare_json(comparison: &Comparison, seed: u64, metric: &str) -> Value {
+    let arms: Vec<Value> = comparison
+        .arms
+        .iter()
+        .map(|arm| {
+            let metrics: serde_json::Map<String, Value> = arm
+                .metrics
+                .iter()
+                .zip(&arm.differences)
+                .map(|((name, s), (_, d))| {
+                    (
+                        name.to_string(),
+                        json!({ "summary": s, "paired_difference": d }),
+                    )
+                })
+                .collect();
+            json!({ "name": arm.name, "metrics": metrics })
+        })
+        .collect();
+    let ranking: Vec<&str> = comparison
+        .ranking(metric)
+        .into_iter()
+        .map(|i| comparison.arms[i].name.as_str())
+        .collect();
+    json!({
+        "base": comparison.arms[0].name,
+        "seed": seed,
+        "replications": comparison.replications,
+        "common_random_numbers": "every arm runs replications 0..R-1 of the same seed",
+        "ranking_metric": metric,
+        "ranking": ranking,
+        "arms": arms,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identical_arms_have_a_zero_width_paired_ci() {
+        let base = [3.0, 5.5, 4.25, 9.0];
+        let d = paired_difference(&base, &base);
+        assert_eq!((d.mean, d.ci95, d.se_paired), (0.0, [0.0, 0.0], 0.0));
+        assert!(d.se_unpaired > 0.0);
+    }
+
+    #[test]
+    fn a_constant_shift_is_known_exactly_when_paired() {
+        let base = [3.0, 5.0, 4.0, 9.0];
+        let arm: Vec<f64> = base.iter().map(|b| b + 2.0).collect();
+        let d = paired_difference(&arm, &base);
+        assert_eq!((d.mean, d.se_paired), (2.0, 0.0));
+        // Unpaired: both variances are var(base) = 20.75 / 3, so se = √(2·var/4).
+        assert!((d.se_unpaired - (2.0 * 20.75 / 3.0 / 4.0f64).sqrt()).abs() < 1e-12);
+    }
+}
