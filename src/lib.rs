@@ -6,6 +6,7 @@ pub mod commands;
 pub mod engine;
 pub mod metrics;
 pub mod model;
+pub mod optimize;
 pub mod outcome;
 pub mod report;
 pub mod rng;

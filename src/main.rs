@@ -12,6 +12,11 @@ fn main() {
     let result = match cli.command {
         Command::Validate { files } => commands::validate::run(&files),
         Command::Run { file, study } => commands::run::run(&file, &study),
+        Command::Optimize {
+            file,
+            tuning,
+            study,
+        } => commands::optimize::run(&file, &tuning, &study),
     };
     if let Err(error) = result {
         eprintln!("error: {error}");

@@ -1,6 +1,7 @@
 //! One module per subcommand, plus what they share: loading a scenario with the
 //! common options, the output directory, the progress bar and the CLI error.
 
+pub mod optimize;
 pub mod run;
 pub mod validate;
 
