@@ -80,6 +80,17 @@ pub enum Command {
         #[command(flatten)]
         plots: PlotArgs,
     },
+    /// Tune the brand value (and other numeric scenario values) by stochastic
+    /// gradient steps on a simulated objective.
+    Optimize {
+        /// Scenario file (TOML).
+        file: PathBuf,
+        #[command(flatten)]
+        tuning: OptimizeArgs,
+        /// Options of the confirmation study (--replications) and of every run.
+        #[command(flatten)]
+        study: StudyArgs,
+    },
 }
 
 /// Plot options of `run`, `sweep` and `compare`.
@@ -106,6 +117,36 @@ pub struct PrecisionArgs {
     /// Metrics --precision watches (repeatable; default: registrations, active_payers, revenue).
     #[arg(long = "metric", value_name = "M")]
     pub metrics: Vec<String>,
+}
+
+/// Options of `optimize`; each overrides its key of the scenario's `[optimize]` table.
+#[derive(Debug, Clone, Args)]
+pub struct OptimizeArgs {
+    /// Objective metric M to maximise (J = E[M] - λ/2·|θ|²), e.g. seed_r, profit.
+    #[arg(long, value_name = "METRIC")]
+    pub objective: Option<String>,
+    /// Gradient estimator.
+    #[arg(long, value_parser = ["spsa", "fd", "lr"])]
+    pub estimator: Option<String>,
+    /// Number of gradient steps K.
+    #[arg(long, value_name = "K")]
+    pub iterations: Option<u32>,
+    /// Learning rate η.
+    #[arg(long, value_name = "ETA", allow_negative_numbers = true)]
+    pub learning_rate: Option<f64>,
+    /// Regularization λ (weight decay on the tuned values).
+    #[arg(long, value_name = "LAMBDA", allow_negative_numbers = true)]
+    pub regularization: Option<f64>,
+    /// Perturbation c of fd and spsa.
+    #[arg(long, value_name = "C", allow_negative_numbers = true)]
+    pub perturbation: Option<f64>,
+    /// Replications per gradient estimate.
+    #[arg(long, value_name = "R")]
+    pub replications_per_step: Option<u32>,
+    /// A scenario value to tune, by key path, with optional bounds, e.g.
+    /// channels.kol.daily_budget=0:5000 (repeatable; default brand.value).
+    #[arg(long = "param", value_name = "KEY[=LO:HI]")]
+    pub params: Vec<String>,
 }
 
 /// Options of every command that runs simulations.

@@ -7,6 +7,7 @@ pub mod compare;
 pub mod engine;
 pub mod metrics;
 pub mod model;
+pub mod optimize;
 pub mod outcome;
 pub mod plots;
 pub mod precision;

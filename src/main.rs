@@ -31,6 +31,11 @@ fn main() {
             plots,
         } => commands::compare::run(&files, &metric, &study, &plots),
         Command::Merge { dirs, out, json } => commands::merge::run(&dirs, &out, json),
+        Command::Optimize {
+            file,
+            tuning,
+            study,
+        } => commands::optimize::run(&file, &tuning, &study),
     };
     if let Err(error) = result {
         eprintln!("error: {error}");

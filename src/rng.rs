@@ -29,6 +29,9 @@ pub enum Event {
     Satisfaction = 8,
     Dormancy = 9,
     Churn = 10,
+    /// Not a model event: SPSA's random ±1 signs of the optimiser (the replication
+    /// is the optimiser's step, the user the tuned parameter's index).
+    Perturbation = 11,
 }
 
 /// The day used in the keys of initial traits, which belong to no simulated day.

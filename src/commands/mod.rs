@@ -3,6 +3,7 @@
 
 pub mod compare;
 pub mod merge;
+pub mod optimize;
 pub mod run;
 pub mod study_dir;
 pub mod sweep;

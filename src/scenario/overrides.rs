@@ -14,7 +14,8 @@ use toml::{Table, Value};
 
 use super::load::{
     BRAND_FIELDS, CHANNEL_FIELDS, CONTENT_FIELDS, Field, Kind, MARKET_FIELDS, OPTIMIZE_FIELDS,
-    SEGMENT_FIELDS, SIMULATION_FIELDS, ScenarioError, TOP_FIELDS, push_key, unknown_key_message,
+    SEGMENT_FIELDS, SIMULATION_FIELDS, ScenarioError, ScenarioSource, TOP_FIELDS, push_key,
+    unknown_key_message,
 };
 
 /// One `--set KEY=VALUE`: a key path of the scenario and the TOML value to put there.
@@ -350,6 +351,32 @@ fn set(table: &mut Table, steps: &[Step], value: Value) -> Result<(), String> {
     }
 }
 
+impl ScenarioSource {
+    /// The value at key path `key` (as `--set` names it), or `None` when the file
+    /// leaves that optional key out. `optimize` starts its search from it.
+    pub fn value_at(&self, key: &str) -> Result<Option<Value>, ScenarioError> {
+        let steps = locate(&self.document, key).map_err(|message| ScenarioError {
+            file: self.file.clone(),
+            key_path: key.to_string(),
+            line: None,
+            message,
+        })?;
+        let mut current: Option<&Value> = None;
+        for step in &steps {
+            current = match (current, step) {
+                (None, Step::Key(name)) => self.document.get(name),
+                (Some(Value::Table(table)), Step::Key(name)) => table.get(name),
+                (Some(Value::Array(entries)), Step::Index(i)) => entries.get(*i),
+                _ => None,
+            };
+            if current.is_none() {
+                return Ok(None);
+            }
+        }
+        Ok(current.cloned())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,6 +425,25 @@ mod tests {
         assert!(parse_assignment("no equals sign").is_err());
         assert!(parse_assignment("=1").is_err());
         assert!(parse_assignment("brand.value=").is_err());
+    }
+
+    #[test]
+    fn value_at_reads_the_value_a_key_path_names() {
+        let source = ScenarioSource {
+            file: "test.toml".to_string(),
+            document: document(),
+        };
+        assert_eq!(
+            source.value_at("market.population").unwrap(),
+            Some(Value::Integer(10))
+        );
+        assert_eq!(
+            source.value_at("content.Python 3.name").unwrap(),
+            Some(Value::String("Python 3".into()))
+        );
+        assert_eq!(source.value_at("channels.kol.cpm").unwrap(), None);
+        let error = source.value_at("channels.tv.cpm").unwrap_err();
+        assert_eq!(error.key_path, "channels.tv.cpm");
     }
 
     #[test]
