@@ -58,4 +58,7 @@ pub struct StudyArgs {
     /// channels.kol.daily_budget=4000, market.segments.students.share=0.4.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    /// Write into --out even if it holds files of a different study.
+    #[arg(long)]
+    pub force: bool,
 }

@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod commands;
 pub mod engine;
+pub mod guard;
 pub mod metrics;
 pub mod model;
 pub mod outcome;

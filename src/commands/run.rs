@@ -3,10 +3,14 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{CliError, create_output_dir, load_scenario, output_dir, progress_bar, write_output};
+use super::{
+    CliError, check_output_dir, create_output_dir, load_scenario, output_dir, plan_study,
+    progress_bar, write_output,
+};
 use crate::cli::StudyArgs;
+use crate::guard::run_planned;
 use crate::report::{self, Throughput};
-use crate::study::{run_replications, summarize_study, thread_pool};
+use crate::study::{summarize_study, thread_pool};
 
 /// Entry point of `brandsim run`.
 pub fn run(file: &Path, args: &StudyArgs) -> Result<(), CliError> {
@@ -14,9 +18,14 @@ pub fn run(file: &Path, args: &StudyArgs) -> Result<(), CliError> {
     let scenario = Arc::new(scenario);
     let replications: Vec<u32> = (0..scenario.simulation.replications).collect();
     let dir = output_dir(args, &scenario);
+    // The same resolved scenario from any path is the same study.
+    let resolved = toml::to_string(&source.document).unwrap_or_default();
+    let study_id = format!("brandsim run\n{resolved}");
+    check_output_dir(&dir, &study_id, args.force)?;
     let pool = thread_pool(args.threads);
+    let plan = plan_study(&scenario, replications.len(), &pool)?;
     let bar = progress_bar(replications.len() as u64, "replications", args.quiet);
-    let study = run_replications(&scenario, &replications, &pool, &|_| bar.inc(1));
+    let study = run_planned(&scenario, &replications, &pool, &plan, &|_| bar.inc(1));
     bar.finish_and_clear();
 
     let summary = summarize_study(&study.outcomes);
@@ -28,7 +37,7 @@ pub fn run(file: &Path, args: &StudyArgs) -> Result<(), CliError> {
     );
     let json = report::summary_json(&scenario, study.outcomes.len(), &summary, &throughput);
     let json_text = serde_json::to_string_pretty(&json).expect("plain JSON");
-    create_output_dir(&dir)?;
+    create_output_dir(&dir, &study_id, args.force)?;
     write_output(&dir, "scenario.toml", source.resolved_toml().as_bytes())?;
     write_output(
         &dir,
