@@ -37,7 +37,10 @@ fn set_all(document: &mut Table, path: &str, key: &str, value: Value) {
         _ => document[path].as_array_mut(),
     };
     for element in list.unwrap() {
-        element.as_table_mut().unwrap().insert(key.into(), value.clone());
+        element
+            .as_table_mut()
+            .unwrap()
+            .insert(key.into(), value.clone());
     }
 }
 
@@ -71,8 +74,14 @@ fn zero_budget_reaches_nobody_and_spends_only_on_the_brand() {
 fn a_segment_with_share_zero_has_no_users() {
     let scenario = variant(|d| {
         let segments = table(d, "market")["segments"].as_array_mut().unwrap();
-        segments[0].as_table_mut().unwrap().insert("share".into(), Value::Float(0.0));
-        segments[1].as_table_mut().unwrap().insert("share".into(), Value::Float(0.8));
+        segments[0]
+            .as_table_mut()
+            .unwrap()
+            .insert("share".into(), Value::Float(0.0));
+        segments[1]
+            .as_table_mut()
+            .unwrap()
+            .insert("share".into(), Value::Float(0.8));
     });
     assert_eq!(scenario.segment_sizes(), vec![0, 2400, 600]);
     for outcome in run_checked(&scenario) {
@@ -88,7 +97,10 @@ fn one_day_horizon_gives_one_day_of_series() {
     for outcome in run_checked(&scenario) {
         assert_eq!(outcome.daily.days(), 1);
         assert_eq!(outcome.renewals(), 0);
-        assert_eq!(outcome.dormant, 0, "nobody is registered at the start of day 0");
+        assert_eq!(
+            outcome.dormant, 0,
+            "nobody is registered at the start of day 0"
+        );
     }
 }
 
@@ -140,7 +152,10 @@ fn rates_of_one_convert_every_exposed_user_at_once() {
         assert!(outcome.exposures() > 0);
         assert_eq!(outcome.clicks(), outcome.exposures());
         assert_eq!(outcome.conversions(), outcome.registrations);
-        assert_eq!(outcome.dormant, 0, "everyone converts the day they register");
+        assert_eq!(
+            outcome.dormant, 0,
+            "everyone converts the day they register"
+        );
     }
 }
 
@@ -162,7 +177,11 @@ fn a_topic_whose_items_all_have_promotion_zero_is_never_shown() {
     for outcome in run_checked(&scenario) {
         assert!(outcome.exposures() > 0);
         for &i in &career {
-            assert_eq!(outcome.items[i].exposures, 0, "{}", scenario.content[i].name);
+            assert_eq!(
+                outcome.items[i].exposures, 0,
+                "{}",
+                scenario.content[i].name
+            );
         }
     }
 }
@@ -179,7 +198,12 @@ fn no_item_with_promotion_falls_back_to_uniform_choice() {
 fn without_paid_channels_nothing_happens() {
     let scenario = variant(|d| {
         d.remove("channels");
-        set_all(d, "market.segments", "targeting", Value::Table(Table::new()));
+        set_all(
+            d,
+            "market.segments",
+            "targeting",
+            Value::Table(Table::new()),
+        );
     });
     assert!(scenario.channels.is_empty());
     for outcome in run_checked(&scenario) {
@@ -201,7 +225,12 @@ fn without_word_of_mouth_exposure_stays_at_the_paid_rate() {
 #[test]
 fn huge_renewal_days_never_renew_within_the_horizon() {
     let scenario = variant(|d| {
-        set_all(d, "content", "renewal_days", Value::Integer(i64::from(u32::MAX)));
+        set_all(
+            d,
+            "content",
+            "renewal_days",
+            Value::Integer(i64::from(u32::MAX)),
+        );
         set_all(d, "content", "conversion_rate", Value::Float(0.5));
     });
     for outcome in run_checked(&scenario) {

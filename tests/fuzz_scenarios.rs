@@ -103,10 +103,40 @@ fn fuzz<S: Strategy>(salt: u64, strategy: S, render: impl Fn(&S::Value) -> Optio
 
 /// Fragments that make TOML interesting to a parser.
 const TOKENS: &[&str] = &[
-    "[", "]", "[[", "]]", "{", "}", "=", "\"", "'", "\"\"\"", ".", ",", "\n", "#", "\\", "-",
-    "nan", "inf", "-inf", "1e309", "-0", "0x7fffffffffffffff", "99999999999999999999",
-    "true", "1979-05-27", "[[content]]", "[market]", "name = \"x\"", "ü", "名前", "\u{202e}",
-    "\u{0}", "\u{feff}", "\r\n",
+    "[",
+    "]",
+    "[[",
+    "]]",
+    "{",
+    "}",
+    "=",
+    "\"",
+    "'",
+    "\"\"\"",
+    ".",
+    ",",
+    "\n",
+    "#",
+    "\\",
+    "-",
+    "nan",
+    "inf",
+    "-inf",
+    "1e309",
+    "-0",
+    "0x7fffffffffffffff",
+    "99999999999999999999",
+    "true",
+    "1979-05-27",
+    "[[content]]",
+    "[market]",
+    "name = \"x\"",
+    "ü",
+    "名前",
+    "\u{202e}",
+    "\u{0}",
+    "\u{feff}",
+    "\r\n",
 ];
 
 fn token() -> impl Strategy<Value = String> {
@@ -175,10 +205,7 @@ fn arbitrary_bytes_never_panic_the_loader() {
 
 #[test]
 fn byte_edits_of_bundled_scenarios_never_panic() {
-    let strategy = (
-        0..BUNDLED.len(),
-        prop::collection::vec(text_edit(), 1..5),
-    );
+    let strategy = (0..BUNDLED.len(), prop::collection::vec(text_edit(), 1..5));
     fuzz(2, strategy, |(base, edits)| {
         Some(apply_text_edits(BUNDLED[*base], edits))
     });
@@ -232,8 +259,18 @@ fn weird_value() -> impl Strategy<Value = Value> {
     .prop_map(Value::Float);
     let strings = prop_oneof![
         proptest::sample::select(vec![
-            "", "ads", "tech", "spsa", "seed_r", "名前", "é\u{301}", "\u{202e}rtl", " ", "a.b",
-            "\"quoted\"", "line\nbreak",
+            "",
+            "ads",
+            "tech",
+            "spsa",
+            "seed_r",
+            "名前",
+            "é\u{301}",
+            "\u{202e}rtl",
+            " ",
+            "a.b",
+            "\"quoted\"",
+            "line\nbreak",
         ])
         .prop_map(str::to_string),
         any::<String>(),
@@ -276,8 +313,15 @@ enum Mutation {
 
 fn mutation() -> impl Strategy<Value = Mutation> {
     let key = prop_oneof![
-        proptest::sample::select(vec!["name", "share", "extra", "promotion", "targeting", "ü"])
-            .prop_map(str::to_string),
+        proptest::sample::select(vec![
+            "name",
+            "share",
+            "extra",
+            "promotion",
+            "targeting",
+            "ü"
+        ])
+        .prop_map(str::to_string),
         "[a-z_]{1,10}",
     ];
     let name = prop_oneof![
@@ -462,7 +506,10 @@ fn mutations_that_stay_valid_are_simulated() {
         }
     }
     eprintln!("{valid} of {total} mutated scenarios are valid");
-    assert!(valid * 20 >= total, "only {valid} of {total} mutated scenarios were valid");
+    assert!(
+        valid * 20 >= total,
+        "only {valid} of {total} mutated scenarios were valid"
+    );
 }
 
 // ---------------------------------------------------------------------------------

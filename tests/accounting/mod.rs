@@ -18,10 +18,19 @@ pub fn assert_accounting_identities(scenario: &Scenario, outcome: &Outcome) {
     let days = scenario.simulation.days as usize;
     let m = outcome.metrics();
     let get = |name: &str| m.get(name).unwrap();
-    assert!(outcome.conversions() <= outcome.registrations, "conversions <= registrations");
-    assert!(outcome.registrations <= outcome.aware, "registrations <= aware");
+    assert!(
+        outcome.conversions() <= outcome.registrations,
+        "conversions <= registrations"
+    );
+    assert!(
+        outcome.registrations <= outcome.aware,
+        "registrations <= aware"
+    );
     assert!(outcome.aware <= n, "aware <= N");
-    assert!(outcome.clicks() <= outcome.exposures(), "clicks <= exposures");
+    assert!(
+        outcome.clicks() <= outcome.exposures(),
+        "clicks <= exposures"
+    );
     for item in &outcome.items {
         assert!(item.conversions <= item.clicks && item.clicks <= item.exposures);
     }
@@ -41,9 +50,15 @@ pub fn assert_accounting_identities(scenario: &Scenario, outcome: &Outcome) {
         .zip(&scenario.content)
         .map(|(i, item)| item.price * (i.conversions + i.renewals) as f64)
         .sum();
-    assert!(close(get("revenue"), expected_revenue), "revenue = Σ price·(conversions + renewals)");
+    assert!(
+        close(get("revenue"), expected_revenue),
+        "revenue = Σ price·(conversions + renewals)"
+    );
     let daily_revenue: f64 = outcome.daily.revenue.iter().sum();
-    assert!(close(daily_revenue, expected_revenue), "daily revenue sums to revenue");
+    assert!(
+        close(daily_revenue, expected_revenue),
+        "daily revenue sums to revenue"
+    );
     let total = |series: &[u64]| series.iter().sum::<u64>();
     assert_eq!(outcome.daily.days(), days, "one daily value per day");
     assert_eq!(total(&outcome.daily.exposures), outcome.exposures());
@@ -55,15 +70,31 @@ pub fn assert_accounting_identities(scenario: &Scenario, outcome: &Outcome) {
     assert_eq!(total(&outcome.daily.dormant), outcome.dormant);
     assert_eq!(outcome.daily.aware[days - 1], outcome.aware);
     assert_eq!(outcome.daily.active_payers[days - 1], outcome.active_payers);
-    let daily_spend: f64 = scenario.channels.iter().map(|c| c.daily_budget).sum::<f64>()
+    let daily_spend: f64 = scenario
+        .channels
+        .iter()
+        .map(|c| c.daily_budget)
+        .sum::<f64>()
         + scenario.brand.cost_per_day * scenario.brand.value * scenario.brand.value;
-    assert!(close(get("spend"), daily_spend * days as f64), "spend = days · (Σ B_k + κ·V²)");
+    assert!(
+        close(get("spend"), daily_spend * days as f64),
+        "spend = days · (Σ B_k + κ·V²)"
+    );
     assert!(
         close(get("profit"), get("revenue") - get("spend")),
         "profit = revenue − spend"
     );
-    for rate in ["acquisition_rate", "conversion_rate", "awareness", "satisfaction", "seed_r"] {
+    for rate in [
+        "acquisition_rate",
+        "conversion_rate",
+        "awareness",
+        "satisfaction",
+        "seed_r",
+    ] {
         let value = get(rate);
-        assert!((0.0..=1.0).contains(&value), "{rate} = {value} is in [0, 1]");
+        assert!(
+            (0.0..=1.0).contains(&value),
+            "{rate} = {value} is in [0, 1]"
+        );
     }
 }
