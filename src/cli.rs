@@ -181,4 +181,7 @@ pub struct StudyArgs {
     /// Continue the interrupted study in DIR (finished replications are kept).
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
+    /// Write into --out even if it holds files of a different study.
+    #[arg(long)]
+    pub force: bool,
 }

@@ -5,6 +5,7 @@ pub mod cli;
 pub mod commands;
 pub mod compare;
 pub mod engine;
+pub mod guard;
 pub mod metrics;
 pub mod model;
 pub mod optimize;

@@ -19,6 +19,15 @@ pub fn logit(p: f64) -> f64 {
     (p / (1.0 - p)).ln()
 }
 
+/// `σ(base_logit + shift)`, exactly 0 or 1 when the base rate is 0 or 1 (a logit of
+/// ∓inf) even if the shift is infinite, where the sum alone would give NaN.
+#[inline]
+fn exact_rate(base_logit: f64) -> Option<f64> {
+    base_logit
+        .is_infinite()
+        .then_some(if base_logit > 0.0 { 1.0 } else { 0.0 })
+}
+
 /// Step 1, exposure: `1 − exp(−(λ_s + ω_t))`.
 #[inline]
 pub fn exposure_probability(channel_rate: f64, word_of_mouth_rate: f64) -> f64 {
@@ -35,6 +44,9 @@ pub fn word_of_mouth_rate(word_of_mouth: f64, satisfaction_sum: f64, population:
 /// Step 3, click: `p_click = σ(logit(r_i) + β_V·V + ε_u)`, given `logit(r_i)`.
 #[inline]
 pub fn p_click(click_logit: f64, click_effect: f64, brand_value: f64, propensity: f64) -> f64 {
+    if let Some(p) = exact_rate(click_logit) {
+        return p;
+    }
     sigmoid(click_logit + click_effect * brand_value + propensity)
 }
 
@@ -49,6 +61,9 @@ pub fn p_conv(
     price: f64,
     price_reference: f64,
 ) -> f64 {
+    if let Some(p) = exact_rate(logit(conversion_rate)) {
+        return p;
+    }
     sigmoid(
         logit(conversion_rate) + conversion_effect * brand_value
             - price_sensitivity * (price / price_reference - 1.0),
@@ -71,6 +86,9 @@ pub fn churn_probability(
     satisfaction_effect: f64,
     satisfaction: f64,
 ) -> f64 {
+    if let Some(p) = exact_rate(logit(churn_propensity)) {
+        return p;
+    }
     sigmoid(
         logit(churn_propensity)
             - retention_effect * brand_value
@@ -128,6 +146,9 @@ mod tests {
             assert_eq!(churn_probability(0.0, 0.3, shift, 1.0, 0.9), 0.0);
             assert_eq!(churn_probability(1.0, 0.3, shift, 1.0, 0.1), 1.0);
         }
+        // An infinite propensity (σ_s·z beyond f32) must not turn 0 into NaN.
+        assert_eq!(p_click(logit(0.0), 0.0, 0.0, f64::INFINITY), 0.0);
+        assert_eq!(p_click(logit(1.0), 0.0, 0.0, f64::NEG_INFINITY), 1.0);
     }
 
     #[test]

@@ -158,6 +158,19 @@ impl StudyStore {
         Ok(store)
     }
 
+    /// Removes the study that `dir` holds, if any (for `--force`).
+    pub fn discard(dir: &Path) -> Result<(), StoreError> {
+        let meta = dir.join(META_FILE);
+        if meta.exists() {
+            fs::remove_file(&meta).map_err(io_error(&meta))?;
+        }
+        let outcomes = dir.join(OUTCOMES_DIR);
+        if outcomes.exists() {
+            fs::remove_dir_all(&outcomes).map_err(io_error(&outcomes))?;
+        }
+        Ok(())
+    }
+
     /// Opens the study in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let path = dir.join(META_FILE);

@@ -63,20 +63,27 @@ pub fn run_replications_until(
     on_done: &(dyn Fn(&Outcome) + Sync),
 ) -> StudyRun {
     let start = Instant::now();
-    let outcomes = pool.install(|| {
-        replications
-            .par_iter()
-            .with_max_len(1)
-            .filter_map(|&j| {
-                if stop.load(Ordering::SeqCst) {
-                    return None;
-                }
-                let outcome = simulate(scenario, j);
-                on_done(&outcome);
-                Some(outcome)
-            })
-            .collect()
-    });
+    // Waves of one replication per thread: a thread that waits inside a
+    // replication's parallel scan may steal work, and without waves it could
+    // start yet another replication, holding one more World in memory.
+    let wave = pool.current_num_threads().max(1);
+    let mut outcomes = Vec::with_capacity(replications.len());
+    for replications in replications.chunks(wave) {
+        outcomes.extend(pool.install(|| {
+            replications
+                .par_iter()
+                .with_max_len(1)
+                .filter_map(|&j| {
+                    if stop.load(Ordering::SeqCst) {
+                        return None;
+                    }
+                    let outcome = simulate(scenario, j);
+                    on_done(&outcome);
+                    Some(outcome)
+                })
+                .collect::<Vec<_>>()
+        }));
+    }
     StudyRun {
         outcomes,
         seconds: start.elapsed().as_secs_f64(),

@@ -30,6 +30,13 @@ pub fn run(
     let (arms, sources) = load_arms(files, args)?;
     let base = arms[0].scenario.clone();
     let dir = output_dir(args, &base);
+    let arms_text: Vec<String> = sources.iter().map(|s| s.resolved_toml()).collect();
+    let study = super::study_identity(
+        "compare",
+        &format!("{metric}\n{}", arms_text.join("\n")),
+        &sources[0],
+    );
+    super::check_output_dir(&dir, &study, args.force)?;
 
     // Every arm runs replications 0..R-1 of the base's seed: common random numbers.
     let replications: Vec<u32> = (0..base.simulation.replications).collect();
@@ -74,7 +81,7 @@ pub fn run(
     };
     let json = compare::compare_json(&comparison, base.simulation.seed, metric);
     let json_text = serde_json::to_string_pretty(&json).expect("plain JSON");
-    create_output_dir(&dir)?;
+    create_output_dir(&dir, &study, args.force)?;
     for (i, source) in sources.iter().enumerate() {
         write_output(
             &dir,

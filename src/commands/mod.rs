@@ -35,6 +35,8 @@ pub enum CliError {
     Merge(#[from] crate::shard::MergeError),
     #[error("{0}")]
     Plot(#[from] crate::plots::PlotError),
+    #[error("{0}")]
+    Resources(#[from] crate::guard::GuardError),
 }
 
 impl CliError {
@@ -112,12 +114,78 @@ pub fn output_dir(args: &StudyArgs, scenario: &Scenario) -> PathBuf {
     dir
 }
 
-/// Creates the output directory (and parents).
-pub fn create_output_dir(dir: &Path) -> Result<(), CliError> {
+/// The file in an output directory that says which study wrote it.
+pub const STUDY_MARKER: &str = ".brandsim-study";
+
+/// The text that identifies a study in its output directory's marker: the
+/// command, what it varies or tunes, and the resolved scenario.
+pub fn study_identity(command: &str, details: &str, source: &ScenarioSource) -> String {
+    format!("brandsim {command}\n{details}\n{}", source.resolved_toml())
+}
+
+/// Checks, without writing, that `dir` may receive the outputs of `study` (a
+/// text that identifies the study, e.g. the command and its resolved scenario):
+/// it is absent, empty, or holds the same study, or `force` is set. Commands call
+/// it before simulating, so that a long study is not run for nothing.
+pub fn check_output_dir(dir: &Path, study: &str, force: bool) -> Result<(), CliError> {
+    let usage = |what: String| CliError::Usage(format!("--out {}: {what}", dir.display()));
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(_) if dir.exists() && !dir.is_dir() => {
+            return Err(usage(
+                "exists and is not a directory; expected a directory for the outputs".into(),
+            ));
+        }
+        Err(source) => {
+            return Err(CliError::Output {
+                path: dir.to_path_buf(),
+                source,
+            });
+        }
+    };
+    if force || entries.count() == 0 {
+        return Ok(());
+    }
+    match std::fs::read_to_string(dir.join(STUDY_MARKER)) {
+        Ok(marker) if marker == study => Ok(()),
+        Ok(_) => Err(usage(
+            "already holds the results of a different study; choose another --out, or pass --force to overwrite them".into(),
+        )),
+        Err(_) => Err(usage(
+            "is not empty and holds no brandsim study; choose another --out, or pass --force to write into it".into(),
+        )),
+    }
+}
+
+/// Creates the output directory (and parents) for `study` after
+/// [`check_output_dir`], and marks it as holding that study.
+pub fn create_output_dir(dir: &Path, study: &str, force: bool) -> Result<(), CliError> {
+    check_output_dir(dir, study, force)?;
     std::fs::create_dir_all(dir).map_err(|source| CliError::Output {
         path: dir.to_path_buf(),
         source,
-    })
+    })?;
+    write_output(dir, STUDY_MARKER, study.as_bytes())
+}
+
+/// Plans a study within the available memory (see `crate::guard`): fewer
+/// replications at a time if needed, with a note on stderr, or an error.
+pub fn plan_study(
+    scenario: &Scenario,
+    replications: usize,
+    pool: &rayon::ThreadPool,
+) -> Result<crate::guard::StudyPlan, CliError> {
+    let plan = crate::guard::plan_study(
+        scenario,
+        replications,
+        pool.current_num_threads(),
+        crate::guard::available_memory(),
+    )?;
+    if let Some(note) = plan.note() {
+        eprintln!("{note}");
+    }
+    Ok(plan)
 }
 
 /// Writes one output file atomically.

@@ -33,9 +33,11 @@ pub fn run(file: &Path, tuning: &OptimizeArgs, args: &StudyArgs) -> Result<(), C
         .iter()
         .map(|text| optimize::parse_parameter(text))
         .collect::<Result<Vec<_>, _>>()?;
+    let study = super::study_identity("optimize", &format!("{:?}", tuning.params), &source);
     let problem = Problem::new(source, parameters)?;
     let settings = scenario.optimize.clone();
     let dir = output_dir(args, &scenario);
+    super::check_output_dir(&dir, &study, args.force)?;
     let pool = thread_pool(args.threads);
 
     let bar = progress_bar(u64::from(settings.iterations), "steps", args.quiet);
@@ -54,7 +56,7 @@ pub fn run(file: &Path, tuning: &OptimizeArgs, args: &StudyArgs) -> Result<(), C
     let plot = optimize::plot::trace_svg(&optimum.steps, &keys, &settings.objective)
         .map_err(|message| CliError::Usage(format!("cannot draw trace.svg: {message}")))?;
     let resolved = problem.source_at(&optimum.parameters)?.resolved_toml();
-    create_output_dir(&dir)?;
+    create_output_dir(&dir, &study, args.force)?;
     write_output(&dir, "scenario.toml", resolved.as_bytes())?;
     write_output(&dir, "trace.csv", &trace_csv(&keys, &optimum.steps))?;
     write_output(&dir, "trace.svg", plot.as_bytes())?;

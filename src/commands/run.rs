@@ -11,8 +11,8 @@ use super::study_dir::{
     write_study_outputs,
 };
 use super::{
-    CliError, create_output_dir, load_scenario, metric_name, output_dir, progress_bar,
-    write_output, write_plots,
+    CliError, check_output_dir, create_output_dir, load_scenario, metric_name, output_dir,
+    plan_study, progress_bar, write_output, write_plots,
 };
 use crate::cli::{PlotArgs, PrecisionArgs, StudyArgs};
 use crate::outcome::Outcome;
@@ -20,6 +20,7 @@ use crate::plots;
 use crate::precision::{PreciseRun, PrecisionTarget, run_until_precise};
 use crate::report::{self, Throughput};
 use crate::scenario::{Scenario, ScenarioSource};
+use crate::shard::Shard;
 use crate::study::{summarize_study, thread_pool};
 
 /// Entry point of `brandsim run`.
@@ -36,9 +37,22 @@ pub fn run(
         return run_to_precision(&scenario, &source, &target, args, plot_args);
     }
     let dir = study_dir(args, || output_dir(args, &scenario))?;
-    let mut store = open_study(&dir, &scenario, &source, args)?;
     let pool = thread_pool(args.threads);
-    let stored = run_stored(&mut store, &scenario, &pool, interrupt_flag(), args.quiet)?;
+    let shard = args.shard.unwrap_or(Shard::WHOLE);
+    let plan = plan_study(
+        &scenario,
+        shard.replications(scenario.simulation.replications).len(),
+        &pool,
+    )?;
+    let mut store = open_study(&dir, &scenario, &source, args)?;
+    let stored = run_stored(
+        &mut store,
+        &scenario,
+        &pool,
+        interrupt_flag(),
+        args.quiet,
+        &plan,
+    )?;
     if stored.reused > 0 {
         eprintln!(
             "resumed {}: {} replications were already done, {} computed now",
@@ -104,7 +118,10 @@ fn run_to_precision(
         ));
     }
     let dir = output_dir(args, scenario);
+    let study = format!("brandsim run --precision\n{}", source.resolved_toml());
+    check_output_dir(&dir, &study, args.force)?;
     let pool = thread_pool(args.threads);
+    plan_study(scenario, target.max_replications as usize, &pool)?;
     let bar = progress_bar(
         u64::from(target.max_replications),
         "replications (cap)",
@@ -125,7 +142,7 @@ fn run_to_precision(
     let mut json = report::summary_json(scenario, outcomes.len(), &summary, &throughput);
     json["precision"] = precision_json(target, &precise, outcomes.len());
     let json_text = serde_json::to_string_pretty(&json).expect("plain JSON");
-    create_output_dir(&dir)?;
+    create_output_dir(&dir, &study, args.force)?;
     write_output(&dir, "scenario.toml", source.resolved_toml().as_bytes())?;
     write_output(
         &dir,

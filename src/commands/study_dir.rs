@@ -8,12 +8,13 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use super::{CliError, progress_bar, write_output};
 use crate::cli::StudyArgs;
+use crate::guard::StudyPlan;
 use crate::outcome::Outcome;
 use crate::report::{self, Throughput};
 use crate::scenario::{Scenario, ScenarioSource};
 use crate::shard::Shard;
 use crate::store::{StoreError, StudyMeta, StudyStore, Work};
-use crate::study::{StudySummary, run_replications_until, summarize_study};
+use crate::study::{StudyRun, StudySummary, run_replications_until, summarize_study};
 
 /// Set by the first SIGINT or SIGTERM: no new replication starts. A second one
 /// ends the process at once (exit 130).
@@ -58,6 +59,11 @@ pub fn open_study(
     args: &StudyArgs,
 ) -> Result<StudyStore, CliError> {
     if args.resume.is_none() {
+        let study = format!("brandsim run\n{}", source.resolved_toml());
+        super::create_output_dir(dir, &study, args.force)?;
+        if args.force {
+            StudyStore::discard(dir)?;
+        }
         let meta = StudyMeta::new(scenario, source, args.shard.unwrap_or(Shard::WHOLE));
         return Ok(StudyStore::create(dir, meta, &source.resolved_toml())?);
     }
@@ -121,6 +127,7 @@ pub fn run_stored(
     pool: &rayon::ThreadPool,
     stop: &AtomicBool,
     quiet: bool,
+    plan: &StudyPlan,
 ) -> Result<StoredStudy, CliError> {
     let finished = store.finished()?;
     let due = store.meta().replications_due();
@@ -135,7 +142,7 @@ pub fn run_stored(
     bar.set_position(reused as u64);
     let save_error: Mutex<Option<StoreError>> = Mutex::new(None);
     let saver: &StudyStore = store;
-    let study = run_replications_until(scenario, &todo, pool, stop, &|outcome| {
+    let save = |outcome: &Outcome| {
         if let Err(error) = saver.save(outcome) {
             save_error
                 .lock()
@@ -144,7 +151,17 @@ pub fn run_stored(
             stop.store(true, Ordering::SeqCst);
         }
         bar.inc(1);
-    });
+    };
+    // The resource guard may allow fewer replications in memory at once.
+    let mut study = StudyRun {
+        outcomes: Vec::new(),
+        seconds: 0.0,
+    };
+    for batch in todo.chunks(plan.concurrent_replications.max(1)) {
+        let run = run_replications_until(scenario, batch, pool, stop, &save);
+        study.outcomes.extend(run.outcomes);
+        study.seconds += run.seconds;
+    }
     bar.finish_and_clear();
     store.record_work(&Work {
         seconds: study.seconds,

@@ -57,6 +57,8 @@ pub fn run(
     let (base, source) = load_scenario(file, args)?;
     let points = sweep::grid(&source, &axes)?;
     let dir = output_dir(args, &base);
+    let study = super::study_identity("sweep", &format!("{vary:?} {metrics:?}"), &source);
+    super::check_output_dir(&dir, &study, args.force)?;
 
     let pool = thread_pool(args.threads);
     let total: u64 = points
@@ -91,7 +93,7 @@ pub fn run(
     };
     let json = sweep::sweep_json(&base, &axes, &summaries);
     let json_text = serde_json::to_string_pretty(&json).expect("plain JSON");
-    create_output_dir(&dir)?;
+    create_output_dir(&dir, &study, args.force)?;
     write_output(&dir, "scenario.toml", source.resolved_toml().as_bytes())?;
     write_output(&dir, "sweep.csv", &sweep::sweep_csv(&axes, &summaries))?;
     write_output(&dir, "sweep.json", json_text.as_bytes())?;

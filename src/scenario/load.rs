@@ -92,11 +92,11 @@ pub fn load_file(
     overrides: &[Assignment],
 ) -> Result<(Scenario, ScenarioSource), ScenarioError> {
     let file = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|error| ScenarioError {
+    let bytes = read_bounded(path).map_err(|message| ScenarioError {
         file: file.clone(),
         key_path: String::new(),
         line: None,
-        message: format!("cannot read the scenario file: {error}"),
+        message,
     })?;
     let text = String::from_utf8(bytes).map_err(|error| {
         let valid = &error.as_bytes()[..error.utf8_error().valid_up_to()];
@@ -109,6 +109,41 @@ pub fn load_file(
     })?;
     let (document, locations) = parse_document(&text, &file)?;
     resolve(document, &file, &locations, overrides)
+}
+
+/// The largest scenario file read: a hand-written scenario is a few KiB, and a
+/// bound keeps a wrong path (a log, `/dev/zero`) from filling the memory.
+pub const MAX_FILE_BYTES: u64 = 10 * 1024 * 1024;
+
+/// The most segments, content items or channels a scenario may list: the engine
+/// stores their indices in 16 bits.
+pub const MAX_LIST_LEN: usize = u16::MAX as usize;
+
+/// Reads at most `MAX_FILE_BYTES` of a regular file; a message saying why not otherwise.
+fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let cannot = |error: std::io::Error| format!("cannot read the scenario file: {error}");
+    let metadata = std::fs::metadata(path).map_err(cannot)?;
+    if metadata.is_dir() {
+        return Err("is a directory; expected a scenario file (TOML)".to_string());
+    }
+    let too_big = |size: String| {
+        format!(
+            "the file is {size} bytes; expected a scenario file of at most {MAX_FILE_BYTES} bytes (10 MiB)"
+        )
+    };
+    if metadata.len() > MAX_FILE_BYTES {
+        return Err(too_big(metadata.len().to_string()));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(cannot)?;
+    // A device or pipe has no size in its metadata: the bounded read catches it.
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_big(format!("more than {MAX_FILE_BYTES}")));
+    }
+    Ok(bytes)
 }
 
 /// Parses and validates scenario text (no overrides). `file_name` is used in errors
@@ -681,7 +716,7 @@ impl Validator<'_> {
             None => default_name.to_string(),
         };
         let variants = self.variants(document)?;
-        Ok(Scenario {
+        let scenario = Scenario {
             name,
             simulation,
             market,
@@ -691,7 +726,98 @@ impl Validator<'_> {
             brand,
             optimize,
             variants,
-        })
+        };
+        self.check_derived_quantities(&scenario)?;
+        Ok(scenario)
+    }
+
+    fn check_list_len(&self, path: &str, len: usize) -> Checked<()> {
+        if len > MAX_LIST_LEN {
+            return Err(self.error(
+                path,
+                format!("{len} entries; expected at most {MAX_LIST_LEN}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Values that are each in range but whose products in the model overflow a
+    /// 64-bit float (e.g. `daily_budget = 1e300` with `cpm = 1e-300`): the model
+    /// would then compute `inf − inf` or `0·inf`, so they are rejected here.
+    fn check_derived_quantities(&self, scenario: &Scenario) -> Checked<()> {
+        let overflow = |path: &str, what: String, hint: &str| {
+            Err(self.error(
+                path,
+                format!("{what} overflows a 64-bit float; expected a finite result: {hint}"),
+            ))
+        };
+        let population = f64::from(scenario.market.population);
+        for (k, channel) in scenario.channels.iter().enumerate() {
+            let impressions = 1000.0 * channel.daily_budget / channel.cpm;
+            if !impressions.is_finite() {
+                return overflow(
+                    &format!("channels[{k}].daily_budget"),
+                    format!(
+                        "daily impressions 1000·daily_budget/cpm = 1000·{:?}/{:?}",
+                        channel.daily_budget, channel.cpm
+                    ),
+                    "lower daily_budget or raise cpm",
+                );
+            }
+            let reach: f64 = scenario
+                .market
+                .segments
+                .iter()
+                .map(|segment| population * segment.targeting[k])
+                .sum();
+            if !reach.is_finite() {
+                return overflow(
+                    "market.segments",
+                    format!(
+                        "the targeting weights of channel {:?} times the population",
+                        channel.name
+                    ),
+                    "lower the targeting weights",
+                );
+            }
+        }
+        let budgets: f64 = scenario.channels.iter().map(|c| c.daily_budget).sum();
+        let brand = &scenario.brand;
+        let daily_spend = budgets + brand.cost_per_day * brand.value * brand.value;
+        if !daily_spend.is_finite() {
+            return overflow(
+                "brand.cost_per_day",
+                "the daily spend Σ daily_budget + cost_per_day·value²".to_string(),
+                "lower the budgets, cost_per_day or brand.value",
+            );
+        }
+        for (key, effect) in [
+            ("click_effect", brand.click_effect),
+            ("conversion_effect", brand.conversion_effect),
+            ("retention_effect", brand.retention_effect),
+        ] {
+            if !(effect * brand.value).is_finite() {
+                return overflow(
+                    &format!("brand.{key}"),
+                    format!("brand.{key}·brand.value = {effect:?}·{:?}", brand.value),
+                    "lower the effect or the brand value",
+                );
+            }
+        }
+        let price_reference = scenario.market.price_reference;
+        for (i, item) in scenario.content.iter().enumerate() {
+            if !(item.price / price_reference).is_finite() {
+                return overflow(
+                    &format!("content[{i}].price"),
+                    format!(
+                        "price / market.price_reference = {:?}/{price_reference:?}",
+                        item.price
+                    ),
+                    "lower the price or raise market.price_reference",
+                );
+            }
+        }
+        Ok(())
     }
 
     /// Keys, types and unique names of the `[[variants]]` tables (their `set` is
@@ -799,6 +925,7 @@ impl Validator<'_> {
                 "expected at least one [[market.segments]] table, found none",
             ));
         }
+        self.check_list_len("market.segments", elements.len())?;
         let mut segments = Vec::new();
         let mut raw_segments = Vec::new();
         let mut names = Names::new("segment");
@@ -855,6 +982,7 @@ impl Validator<'_> {
                 "expected at least one [[content]] item, found none",
             ));
         }
+        self.check_list_len("content", elements.len())?;
         let mut topics: Vec<String> = Vec::new();
         let mut items = Vec::new();
         let mut names = Names::new("content item");
@@ -887,6 +1015,7 @@ impl Validator<'_> {
     }
 
     fn channels(&self, elements: &[Value]) -> Checked<Vec<Channel>> {
+        self.check_list_len("channels", elements.len())?;
         let mut channels = Vec::new();
         let mut names = Names::new("channel");
         for (i, element) in elements.iter().enumerate() {

@@ -6,7 +6,7 @@
 mod load;
 mod overrides;
 
-pub use load::{ScenarioError, ScenarioSource, load_file, parse_str};
+pub use load::{MAX_FILE_BYTES, MAX_LIST_LEN, ScenarioError, ScenarioSource, load_file, parse_str};
 pub use overrides::{Assignment, parse_assignment};
 
 /// A validated scenario. Every index (`topic`, `segment`, `channel`) is in range and
@@ -184,7 +184,17 @@ impl Scenario {
             .map(|s| n * s.share / total)
             .collect();
         let mut sizes: Vec<u32> = exact.iter().map(|x| x.floor() as u32).collect();
-        let assigned: u64 = sizes.iter().map(|&s| s as u64).sum();
+        let mut assigned: u64 = sizes.iter().map(|&s| s as u64).sum();
+        // Shares may sum to 1 + 1e-9: with billions of users the floors can then
+        // exceed N by a few, which the largest segment gives back.
+        while assigned > u64::from(self.market.population) {
+            let largest = (0..sizes.len())
+                .rev()
+                .max_by_key(|&s| sizes[s])
+                .unwrap_or(0);
+            sizes[largest] -= 1;
+            assigned -= 1;
+        }
         let mut left = (self.market.population as u64).saturating_sub(assigned);
         let mut order: Vec<usize> = (0..sizes.len()).collect();
         // Stable sort keeps file order among equal remainders.
@@ -229,5 +239,27 @@ mod tests {
         scenario.market.segments[1].share = 1.0 / 3.0;
         scenario.market.segments[2].share = 1.0 / 3.0;
         assert_eq!(scenario.segment_sizes(), vec![3, 2, 2]);
+    }
+
+    #[test]
+    fn segment_sizes_never_exceed_the_population() {
+        let mut scenario =
+            crate::scenario::parse_str(include_str!("../../scenarios/bass.toml"), "bass.toml")
+                .unwrap();
+        scenario.market.population = u32::MAX;
+        let template = scenario.market.segments[0].clone();
+        // Within the 1e-9 tolerance, yet the floors alone add up to more than N.
+        scenario.market.segments = [0.5 + 4e-10, 0.5 + 4e-10]
+            .iter()
+            .map(|&share| Segment {
+                share,
+                ..template.clone()
+            })
+            .collect();
+        let sizes = scenario.segment_sizes();
+        assert_eq!(
+            sizes.iter().map(|&s| u64::from(s)).sum::<u64>(),
+            u64::from(u32::MAX)
+        );
     }
 }

@@ -1,0 +1,100 @@
+//! The accounting identities every replication must satisfy, whatever the
+//! scenario (shared by the degenerate-scenario and fuzz tests).
+
+use brandsim::outcome::Outcome;
+use brandsim::scenario::Scenario;
+
+/// Equal, or within a relative `1e-9`; two non-finite values must be the same.
+fn close(a: f64, b: f64) -> bool {
+    if !a.is_finite() || !b.is_finite() {
+        return a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
+    }
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+}
+
+/// Panics, naming the identity, if `outcome` breaks one.
+pub fn assert_accounting_identities(scenario: &Scenario, outcome: &Outcome) {
+    let n = u64::from(scenario.market.population);
+    let days = scenario.simulation.days as usize;
+    let m = outcome.metrics();
+    let get = |name: &str| m.get(name).unwrap();
+    assert!(
+        outcome.conversions() <= outcome.registrations,
+        "conversions <= registrations"
+    );
+    assert!(
+        outcome.registrations <= outcome.aware,
+        "registrations <= aware"
+    );
+    assert!(outcome.aware <= n, "aware <= N");
+    assert!(
+        outcome.clicks() <= outcome.exposures(),
+        "clicks <= exposures"
+    );
+    for item in &outcome.items {
+        assert!(item.conversions <= item.clicks && item.clicks <= item.exposures);
+    }
+    assert_eq!(
+        outcome.registrations,
+        outcome.conversions() + outcome.dormant + outcome.registered_at_end,
+        "every registered user converted, went dormant, or is still registered"
+    );
+    assert_eq!(
+        outcome.conversions(),
+        outcome.active_payers + outcome.churned,
+        "every converter is still paying or churned"
+    );
+    let expected_revenue: f64 = outcome
+        .items
+        .iter()
+        .zip(&scenario.content)
+        .map(|(i, item)| item.price * (i.conversions + i.renewals) as f64)
+        .sum();
+    assert!(
+        close(get("revenue"), expected_revenue),
+        "revenue = Σ price·(conversions + renewals)"
+    );
+    let daily_revenue: f64 = outcome.daily.revenue.iter().sum();
+    assert!(
+        close(daily_revenue, expected_revenue),
+        "daily revenue sums to revenue"
+    );
+    let total = |series: &[u64]| series.iter().sum::<u64>();
+    assert_eq!(outcome.daily.days(), days, "one daily value per day");
+    assert_eq!(total(&outcome.daily.exposures), outcome.exposures());
+    assert_eq!(total(&outcome.daily.clicks), outcome.clicks());
+    assert_eq!(total(&outcome.daily.registrations), outcome.registrations);
+    assert_eq!(total(&outcome.daily.conversions), outcome.conversions());
+    assert_eq!(total(&outcome.daily.renewals), outcome.renewals());
+    assert_eq!(total(&outcome.daily.churned), outcome.churned);
+    assert_eq!(total(&outcome.daily.dormant), outcome.dormant);
+    assert_eq!(outcome.daily.aware[days - 1], outcome.aware);
+    assert_eq!(outcome.daily.active_payers[days - 1], outcome.active_payers);
+    let daily_spend: f64 = scenario
+        .channels
+        .iter()
+        .map(|c| c.daily_budget)
+        .sum::<f64>()
+        + scenario.brand.cost_per_day * scenario.brand.value * scenario.brand.value;
+    assert!(
+        close(get("spend"), daily_spend * days as f64),
+        "spend = days · (Σ B_k + κ·V²)"
+    );
+    assert!(
+        close(get("profit"), get("revenue") - get("spend")),
+        "profit = revenue − spend"
+    );
+    for rate in [
+        "acquisition_rate",
+        "conversion_rate",
+        "awareness",
+        "satisfaction",
+        "seed_r",
+    ] {
+        let value = get(rate);
+        assert!(
+            (0.0..=1.0).contains(&value),
+            "{rate} = {value} is in [0, 1]"
+        );
+    }
+}

@@ -1,0 +1,213 @@
+//! End-to-end failure paths of `brandsim run`: hostile scenario files, studies
+//! too big for the machine, and output directories that must not be clobbered.
+//! Each gives a clear message and exit code 2, never a panic or partial output.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn brandsim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_brandsim"))
+        .args(args)
+        .output()
+        .expect("brandsim runs")
+}
+
+/// A scratch directory removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("brandsim-harden-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// Exit code 2, no panic, and stderr containing every one of `expected`.
+fn assert_refused(output: &Output, expected: &[&str]) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    for text in expected {
+        assert!(stderr.contains(text), "expected {text:?} in: {stderr}");
+    }
+}
+
+const SMALL: [&str; 5] = [
+    "--quiet",
+    "--set",
+    "market.population=500",
+    "--replications",
+    "2",
+];
+
+fn run(scenario: &str, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["run", scenario, "--out", s(out)];
+    args.extend(SMALL);
+    args.extend(extra);
+    brandsim(&args)
+}
+
+#[test]
+fn scenario_that_is_a_directory_empty_or_huge_is_refused_by_name() {
+    let scratch = Scratch::new("files");
+    let dir = scratch.path("dir.toml");
+    std::fs::create_dir(&dir).unwrap();
+    let empty = scratch.path("empty.toml");
+    std::fs::write(&empty, "").unwrap();
+    let huge = scratch.path("huge.toml");
+    std::fs::write(&huge, vec![b'#'; 11 << 20]).unwrap();
+    let out = scratch.path("out");
+    assert_refused(&run(s(&dir), &out, &[]), &["dir.toml: is a directory"]);
+    assert_refused(
+        &run(s(&empty), &out, &[]),
+        &["empty.toml", "missing required key"],
+    );
+    assert_refused(
+        &run(s(&huge), &out, &[]),
+        &["huge.toml", "at most 10485760 bytes"],
+    );
+    assert!(!out.exists(), "nothing is written");
+}
+
+#[test]
+fn impossible_study_is_refused_with_how_much_it_needs() {
+    let scratch = Scratch::new("guard");
+    let out = scratch.path("out");
+    let output = run(
+        "scenarios/bass.toml",
+        &out,
+        &["--set", "market.population=4294967295"],
+    );
+    assert_refused(
+        &output,
+        &["the study needs about 2.0 TiB", "--set market.population="],
+    );
+    let days = run(
+        "scenarios/bass.toml",
+        &out,
+        &["--set", "simulation.days=4294967295"],
+    );
+    assert_refused(&days, &["4294967295 days", "fewer days"]);
+    assert!(!out.exists(), "nothing is written");
+}
+
+#[test]
+fn overflowing_derived_quantity_is_refused_with_key_path() {
+    let scratch = Scratch::new("overflow");
+    let output = run(
+        "scenarios/bass.toml",
+        &scratch.path("out"),
+        &[
+            "--set",
+            "channels.ads.daily_budget=1e300",
+            "--set",
+            "channels.ads.cpm=1e-300",
+        ],
+    );
+    assert_refused(
+        &output,
+        &[
+            "channels.ads.daily_budget",
+            "overflows",
+            "lower daily_budget",
+        ],
+    );
+}
+
+#[test]
+fn output_of_a_different_study_is_not_overwritten_without_force() {
+    let scratch = Scratch::new("force");
+    let out = scratch.path("study");
+    let results = || std::fs::read_to_string(out.join("replications.csv")).unwrap();
+    assert!(run("scenarios/bass.toml", &out, &[]).status.success());
+    // The same study again is not recomputed over its results: it is resumed.
+    assert_refused(
+        &run("scenarios/bass.toml", &out, &[]),
+        &["already holds a study", "--resume"],
+    );
+    let first = results();
+    let different = run(
+        "scenarios/bass.toml",
+        &out,
+        &["--set", "market.population=400"],
+    );
+    assert_refused(
+        &different,
+        &["already holds the results of a different study", "--force"],
+    );
+    assert!(results() == first, "the results are left as they were");
+    let forced = run(
+        "scenarios/bass.toml",
+        &out,
+        &["--set", "market.population=400", "--force"],
+    );
+    assert!(
+        forced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&forced.stderr)
+    );
+    assert!(results() != first, "--force overwrites");
+    let foreign = scratch.path("foreign");
+    std::fs::create_dir(&foreign).unwrap();
+    std::fs::write(foreign.join("thesis.tex"), "precious").unwrap();
+    assert_refused(
+        &run("scenarios/bass.toml", &foreign, &[]),
+        &["is not empty and holds no brandsim study"],
+    );
+    assert_eq!(
+        std::fs::read_to_string(foreign.join("thesis.tex")).unwrap(),
+        "precious"
+    );
+}
+
+#[test]
+fn unwritable_output_gives_a_clear_error() {
+    let scratch = Scratch::new("unwritable");
+    let file = scratch.path("a-file");
+    std::fs::write(&file, "").unwrap();
+    // A path under a regular file, and a directory that cannot be created even by
+    // root (tests run as root, where permission bits are not enforced).
+    assert_refused(
+        &run("scenarios/bass.toml", &file.join("out"), &[]),
+        &["cannot write", "a-file/out"],
+    );
+    assert_refused(
+        &run("scenarios/bass.toml", &file, &[]),
+        &["exists and is not a directory"],
+    );
+    assert_refused(
+        &run("scenarios/bass.toml", Path::new("/proc/brandsim-out"), &[]),
+        &["cannot write /proc/brandsim-out"],
+    );
+
+    // A read-only directory, where permissions are enforced (not as root).
+    use std::os::unix::fs::PermissionsExt;
+    let read_only = scratch.path("read-only");
+    std::fs::create_dir(&read_only).unwrap();
+    std::fs::set_permissions(&read_only, std::fs::Permissions::from_mode(0o555)).unwrap();
+    if std::fs::write(read_only.join("probe"), "").is_ok() {
+        eprintln!("skipped: permissions are not enforced for this user (root)");
+    } else {
+        assert_refused(
+            &run("scenarios/bass.toml", &read_only, &[]),
+            &["cannot write", "Permission denied"],
+        );
+    }
+    std::fs::set_permissions(&read_only, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
