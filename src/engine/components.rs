@@ -8,10 +8,11 @@
 
 use bevy_ecs::prelude::*;
 
-/// Who a user is: its number and the traits it draws at the start (MODEL.md,
-/// "The population") that every step needs. Immutable. The click and churn
-/// propensities are drawn from their own keys when needed (see `traits`), so
-/// they cost no memory for the many users who never use them.
+/// Who a user is: its number and its segment. Immutable. The traits a user
+/// draws at the start (MODEL.md, "The population": favourite topic, click
+/// propensity, churn probability) are pure functions of their keys and are drawn
+/// when first needed (see `traits`): most users never need them, and memory and
+/// start-up time per user are what limit a study.
 #[derive(Component, Debug, Clone, Copy, PartialEq, Eq)]
 #[component(immutable)]
 pub struct Profile {
@@ -20,8 +21,6 @@ pub struct Profile {
     pub user: u32,
     /// Index of the user's segment in the scenario.
     pub segment: u16,
-    /// Index of the user's favourite topic in `Scenario::topics`.
-    pub topic: u16,
 }
 
 /// Where a not-yet-paying user is in the funnel.

@@ -12,7 +12,6 @@ use std::sync::Arc;
 
 use bevy_ecs::prelude::*;
 use bevy_ecs::schedule::SingleThreadedExecutor;
-use rayon::prelude::*;
 
 use crate::model;
 use crate::outcome::{ItemCounts, Outcome};
@@ -20,7 +19,6 @@ use crate::rng::ReplicationKey;
 use crate::scenario::Scenario;
 use components::*;
 use resources::*;
-use traits::TraitDraws;
 
 /// Runs replication `replication` of `scenario` (seeded by the scenario's master
 /// seed) over the whole horizon. Parallel inside when called from a rayon pool
@@ -85,92 +83,58 @@ pub fn build_world(scenario: &Arc<Scenario>, replication: u32) -> World {
     for index in 0..scenario.content.len() {
         world.spawn((ContentIndex(index as u16), ItemTally::default()));
     }
-    spawn_users(&mut world, scenario, &segment_sizes, key);
+    spawn_users(&mut world, &segment_sizes);
     world
 }
 
-/// Spawns the population, `Unaware`, numbered segment by segment in file order,
-/// each with its favourite topic.
-fn spawn_users(world: &mut World, scenario: &Scenario, segment_sizes: &[u32], key: ReplicationKey) {
-    let users = NewUsers {
-        scenario,
-        segment_sizes,
-        draws: TraitDraws::new(key),
+/// Spawns the population, `Unaware`, numbered segment by segment in file order.
+fn spawn_users(world: &mut World, segment_sizes: &[u32]) {
+    let segment_ends = segment_sizes
+        .iter()
+        .scan(0u32, |end, &size| {
+            *end += size;
+            Some(*end)
+        })
+        .collect();
+    world.spawn_batch(NewUsers {
+        segment_ends,
         segment: 0,
         next_user: 0,
-        block: Vec::new().into_iter(),
-    };
-    world.spawn_batch(users);
+    });
 }
 
-/// The users to spawn, drawn in parallel a block at a time: the World reserves
-/// its storage once from the exact length, and no copy of the whole population
-/// is ever held outside it.
-struct NewUsers<'a> {
-    scenario: &'a Scenario,
-    segment_sizes: &'a [u32],
-    draws: TraitDraws,
-    /// The segment of the next block.
+/// The users to spawn, with the exact length, so that the World reserves its
+/// storage once.
+struct NewUsers {
+    /// One past the last user of each segment.
+    segment_ends: Vec<u32>,
     segment: usize,
     next_user: u32,
-    block: std::vec::IntoIter<(Profile, Funnel)>,
 }
 
-impl NewUsers<'_> {
-    const BLOCK: u32 = 1 << 16;
-
-    /// Draws the next block of users of one segment (false when none is left).
-    fn draw_block(&mut self) -> bool {
-        let segment_end = |s: usize| self.segment_sizes[..=s].iter().sum::<u32>();
-        while self.segment < self.segment_sizes.len() && self.next_user >= segment_end(self.segment)
-        {
-            self.segment += 1;
-        }
-        let Some(segment) = self.scenario.market.segments.get(self.segment) else {
-            return false;
-        };
-        let (first, index) = (self.next_user, self.segment as u16);
-        let last = segment_end(self.segment).min(first.saturating_add(Self::BLOCK));
-        let draws = self.draws;
-        let block: Vec<(Profile, Funnel)> = (first..last)
-            .into_par_iter()
-            .map(|user| {
-                let topic = draws.favourite_topic(segment, user) as u16;
-                let profile = Profile {
-                    user,
-                    segment: index,
-                    topic,
-                };
-                (profile, Funnel::UNAWARE)
-            })
-            .collect();
-        self.block = block.into_iter();
-        self.next_user = last;
-        true
-    }
-}
-
-impl Iterator for NewUsers<'_> {
+impl Iterator for NewUsers {
     type Item = (Profile, Funnel);
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some(user) = self.block.next() {
-                return Some(user);
-            }
-            if !self.draw_block() {
-                return None;
-            }
+        while self.next_user >= *self.segment_ends.get(self.segment)? {
+            self.segment += 1;
         }
+        let profile = Profile {
+            user: self.next_user,
+            segment: self.segment as u16,
+        };
+        self.next_user += 1;
+        Some((profile, Funnel::UNAWARE))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let left = (self.scenario.market.population - self.next_user) as usize + self.block.len();
+        let population = self.segment_ends.last().copied().unwrap_or(0);
+        let left = (population - self.next_user) as usize;
         (left, Some(left))
     }
 }
 
-impl ExactSizeIterator for NewUsers<'_> {}
+impl ExactSizeIterator for NewUsers {}
 
 /// Reads the World at the end of the horizon into an [`Outcome`].
 fn collect_outcome(world: &mut World, replication: u32) -> Outcome {

@@ -129,8 +129,8 @@ impl Catalogue {
     /// Step 2, item choice: with probability `m` an item of the user's topic (if
     /// any has positive promotion), else one from all items.
     #[inline]
-    pub fn choose_item(&self, topic: u16, topic_match: f64, branch: f64, pick: f64) -> u16 {
-        let own = &self.by_topic[usize::from(topic)];
+    pub fn choose_item(&self, topic: usize, topic_match: f64, branch: f64, pick: f64) -> u16 {
+        let own = &self.by_topic[topic];
         if branch < topic_match && !own.is_empty() {
             own.pick(pick)
         } else {

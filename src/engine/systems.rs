@@ -13,8 +13,13 @@ use super::resources::*;
 use crate::model;
 use crate::rng::{Chance, Event};
 
-/// Users per unit of parallel work. Fixed, so the split never depends on threads.
+/// Users per unit of parallel work in scans over a table. Fixed, so the split
+/// never depends on threads.
 pub const CHUNK: usize = 1 << 14;
+
+/// Contacts per unit of parallel work in the day's funnel lists, which are much
+/// shorter than the tables and cost more per entry.
+pub const CONTACT_CHUNK: usize = 1 << 10;
 
 /// Start of day: the aggregates that drive the day (`S_t`, `ω_t`) and each
 /// segment's exposure probability.
@@ -94,14 +99,21 @@ pub fn choose_items(
     mut counts: ResMut<DayCounts>,
 ) {
     let stream = randomness.stream(today.0, Event::ItemChoice);
-    let topic_match = market.scenario.brand.topic_match;
-    funnel.exposed.par_chunks_mut(CHUNK).for_each(|contacts| {
-        for contact in contacts {
-            let mut draws = stream.generator(contact.profile.user);
-            let (branch, pick) = (draws.uniform(), draws.uniform());
-            contact.item = catalogue.choose_item(contact.profile.topic, topic_match, branch, pick);
-        }
-    });
+    let scenario = &market.scenario;
+    let topic_match = scenario.brand.topic_match;
+    funnel
+        .exposed
+        .par_chunks_mut(CONTACT_CHUNK)
+        .for_each(|contacts| {
+            for contact in contacts {
+                let Profile { user, segment } = contact.profile;
+                let segment = &scenario.market.segments[usize::from(segment)];
+                let topic = randomness.traits.favourite_topic(segment, user);
+                let mut draws = stream.generator(user);
+                let (branch, pick) = (draws.uniform(), draws.uniform());
+                contact.item = catalogue.choose_item(topic, topic_match, branch, pick);
+            }
+        });
     let mut exposures = vec![0u64; catalogue.price.len()];
     for contact in &funnel.exposed {
         exposures[usize::from(contact.item)] += 1;
@@ -131,7 +143,7 @@ pub fn click(
     let brand = &scenario.brand;
     let chunks: Vec<(Vec<Contact>, f64)> = funnel
         .exposed
-        .par_chunks(CHUNK)
+        .par_chunks(CONTACT_CHUNK)
         .map(|contacts| {
             let mut clicked = Vec::new();
             let mut chunk_score = 0.0;
@@ -210,7 +222,7 @@ pub fn convert(
     let gamma = scenario.brand.conversion_effect;
     let chunks: Vec<(Vec<NewPayer>, f64)> = funnel
         .clicked
-        .par_chunks(CHUNK)
+        .par_chunks(CONTACT_CHUNK)
         .map(|contacts| {
             let mut payers = Vec::new();
             let mut chunk_score = 0.0;
