@@ -8,6 +8,7 @@ use brandsim::cli::{Cli, Command};
 use brandsim::commands;
 
 fn main() {
+    restore_default_sigpipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Validate { files } => commands::validate::run(&files),
@@ -40,5 +41,16 @@ fn main() {
     if let Err(error) = result {
         eprintln!("error: {error}");
         std::process::exit(error.exit_code());
+    }
+}
+
+/// Rust ignores SIGPIPE, so printing into a closed pipe (`brandsim run ... | head`)
+/// would panic. Restore the default, so the process ends quietly as other
+/// command-line tools do.
+fn restore_default_sigpipe() {
+    // SAFETY: called first thing in main, before any thread exists; resetting a
+    // signal's disposition to its default touches no memory of this program.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use super::CliError;
 use crate::scenario;
 
-/// Entry point of `brandsim validate`: a one-line summary of each valid file; the
-/// first invalid file's error fails the command (after checking all of them).
+/// Entry point of `brandsim validate`: a one-line summary of each valid file and
+/// the error of each invalid one; fails if any file is invalid.
 pub fn run(files: &[PathBuf]) -> Result<(), CliError> {
-    let mut first_error = None;
+    let mut errors = Vec::new();
     for file in files {
         match scenario::load_file(file, &[]) {
             Ok((s, _)) => println!(
@@ -21,15 +21,23 @@ pub fn run(files: &[PathBuf]) -> Result<(), CliError> {
                 s.content.len(),
                 s.channels.len()
             ),
-            Err(error) => {
-                eprintln!("error: {error}");
-                first_error.get_or_insert(error);
-            }
+            Err(error) => errors.push(error),
         }
     }
-    match first_error {
+    let invalid = errors.len();
+    let mut errors = errors.into_iter();
+    match errors.next() {
         None => Ok(()),
-        Some(_) if files.len() == 1 => Err(CliError::Scenario(first_error.unwrap())),
-        Some(_) => Err(CliError::Usage("some scenario files are invalid".into())),
+        // One error is the command's error, printed once by main.
+        Some(error) if invalid == 1 => Err(CliError::Scenario(error)),
+        Some(first) => {
+            for error in std::iter::once(first).chain(errors) {
+                eprintln!("error: {error}");
+            }
+            Err(CliError::Usage(format!(
+                "{invalid} of {} scenario files are invalid",
+                files.len()
+            )))
+        }
     }
 }
