@@ -101,10 +101,12 @@ pub fn choose_items(
     let stream = randomness.stream(today.0, Event::ItemChoice);
     let scenario = &market.scenario;
     let topic_match = scenario.brand.topic_match;
-    funnel
+    let items_count = catalogue.price.len();
+    let exposures = funnel
         .exposed
         .par_chunks_mut(CONTACT_CHUNK)
-        .for_each(|contacts| {
+        .map(|contacts| {
+            let mut exposures = vec![0u64; items_count];
             for contact in contacts {
                 let Profile { user, segment } = contact.profile;
                 let segment = &scenario.market.segments[usize::from(segment)];
@@ -112,12 +114,17 @@ pub fn choose_items(
                 let mut draws = stream.generator(user);
                 let (branch, pick) = (draws.uniform(), draws.uniform());
                 contact.item = catalogue.choose_item(topic, topic_match, branch, pick);
+                exposures[usize::from(contact.item)] += 1;
             }
-        });
-    let mut exposures = vec![0u64; catalogue.price.len()];
-    for contact in &funnel.exposed {
-        exposures[usize::from(contact.item)] += 1;
-    }
+            exposures
+        })
+        .reduce(
+            || vec![0u64; items_count],
+            |mut total, chunk| {
+                total.iter_mut().zip(chunk).for_each(|(t, c)| *t += c);
+                total
+            },
+        );
     for (index, mut tally) in &mut items {
         tally.exposures += exposures[usize::from(index.0)];
     }
@@ -133,7 +140,6 @@ pub fn click(
     market: Res<Market>,
     catalogue: Res<Catalogue>,
     mut funnel: ResMut<FunnelToday>,
-    mut prospects: Query<&mut Funnel>,
     mut items: Query<(&ContentIndex, &mut ItemTally)>,
     mut counts: ResMut<DayCounts>,
     mut score: ResMut<Score>,
@@ -171,16 +177,15 @@ pub fn click(
         score.0 += chunk_score;
     }
     let mut clicks = vec![0u64; catalogue.price.len()];
+    // Registration rewrites the funnel stage and adds the marker in one move of
+    // the entity, applied after this step.
+    let registered = Funnel::registered_on(today.0);
     let mut newly_registered = Vec::new();
     for contact in &mut funnel.clicked {
         clicks[usize::from(contact.item)] += 1;
         if !matches!(contact.stage, FunnelStage::Registered(_)) {
-            let mut funnel = prospects
-                .get_mut(contact.entity)
-                .expect("an exposed user is a prospect");
-            *funnel = Funnel::registered_on(today.0);
-            contact.stage = funnel.stage();
-            newly_registered.push((contact.entity, Registered));
+            contact.stage = registered.stage();
+            newly_registered.push((contact.entity, (registered, Registered)));
         }
     }
     counts.registrations += newly_registered.len() as u64;
