@@ -8,6 +8,7 @@ pub mod run;
 pub mod study_dir;
 pub mod sweep;
 pub mod validate;
+pub mod whatif_dir;
 
 use std::io::{self, IsTerminal};
 use std::path::{Path, PathBuf};
