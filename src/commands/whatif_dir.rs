@@ -137,17 +137,20 @@ pub fn open_whatif(
 ) -> Result<WhatIfStudy, CliError> {
     let command = wanted.study.command();
     if args.resume.is_none() {
-        if !args.force {
-            if let Some(existing) = WhatIfMeta::read(dir)? {
-                return Err(CliError::Usage(format!(
-                    "--out {}: already holds a {} of {} (shard {}); continue it with --resume {}, or choose another --out",
-                    dir.display(),
-                    existing.study.command(),
-                    existing.scenario,
-                    existing.shard,
-                    dir.display()
-                )));
-            }
+        let existing = if args.force {
+            None
+        } else {
+            WhatIfMeta::read(dir)?
+        };
+        if let Some(existing) = existing {
+            return Err(CliError::Usage(format!(
+                "--out {}: already holds a {} of {} (shard {}); continue it with --resume {}, or choose another --out",
+                dir.display(),
+                existing.study.command(),
+                existing.scenario,
+                existing.shard,
+                dir.display()
+            )));
         }
         super::create_output_dir(dir, identity, args.force)?;
         wanted.write(dir)?;
