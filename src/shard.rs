@@ -1,5 +1,7 @@
 //! Splitting a study into shards (`--shard K/N`: the replications `j ≡ K mod N`)
-//! and merging the shards' study directories back into the whole study.
+//! and merging the shards' study directories back into the whole study, for
+//! `run` ([`merge`]) and for the what-if commands `sweep` and `compare`
+//! ([`merge_whatif`]: every grid point or arm merged like a `run`).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -9,7 +11,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::outcome::Outcome;
-use crate::store::{StoreError, StudyMeta, StudyStore, Work};
+use crate::store::{SCENARIO_FILE, StoreError, StudyMeta, StudyStore, WhatIfMeta, Work};
 
 /// Shard `index` of `count`: the replications `j` with `j % count == index`.
 /// Round-robin rather than contiguous blocks, so shards get equal work even when
@@ -99,6 +101,29 @@ pub enum MergeError {
         have: usize,
         expected: usize,
     },
+    #[error(
+        "{} is not a shard of a brandsim {command} like {} (it has no whatif.json{})",
+        dir.display(), first.display(),
+        if *is_run { "; it is a shard of brandsim run" } else { "" }
+    )]
+    NotWhatIf {
+        dir: PathBuf,
+        first: PathBuf,
+        command: &'static str,
+        is_run: bool,
+    },
+    #[error(
+        "shard {} ({shard}) is incomplete: {have} of {expected} replications finished; \
+         finish it by running its brandsim {command} again with --resume {}",
+        dir.display(), dir.display()
+    )]
+    IncompleteWhatIf {
+        command: &'static str,
+        dir: PathBuf,
+        shard: Shard,
+        have: usize,
+        expected: usize,
+    },
 }
 
 fn list(missing: &[u32], count: u32) -> String {
@@ -176,6 +201,156 @@ pub fn merge(dirs: &[PathBuf]) -> Result<Merged, MergeError> {
         resolved_toml,
         outcomes,
     })
+}
+
+/// A what-if study (`sweep`, `compare`) gathered from its shards.
+#[derive(Debug, Clone)]
+pub struct MergedWhatIf {
+    /// The metadata of the whole study (shard 0/1).
+    pub meta: WhatIfMeta,
+    /// The base scenario the shards stored.
+    pub base_toml: String,
+    /// Every grid point or arm, merged, in order.
+    pub points: Vec<Merged>,
+}
+
+/// Entry point of merging the shards of a what-if study: checks that `dirs` are
+/// the complete, distinct shards of one sweep or comparison (same command,
+/// options, scenarios, seed, replications, split and brandsim version), then
+/// merges each grid point or arm like the shards of a `run`.
+pub fn merge_whatif(dirs: &[PathBuf]) -> Result<MergedWhatIf, MergeError> {
+    let first_dir = dirs.first().ok_or(MergeError::NoShards)?;
+    let first = WhatIfMeta::read(first_dir)?.ok_or_else(|| StoreError::NotAStudy {
+        dir: first_dir.clone(),
+    })?;
+    let command = first.study.command();
+    let mut by_index: BTreeMap<u32, &PathBuf> = BTreeMap::new();
+    for dir in dirs {
+        let meta = WhatIfMeta::read(dir)?.ok_or_else(|| MergeError::NotWhatIf {
+            dir: dir.clone(),
+            first: first_dir.clone(),
+            command,
+            is_run: dir.join(crate::store::META_FILE).exists(),
+        })?;
+        check_same_whatif(dir, &meta, first_dir, &first)?;
+        if let Some(other) = by_index.insert(meta.shard.index, dir) {
+            return Err(MergeError::Duplicate {
+                shard: meta.shard,
+                first: other.clone(),
+                second: dir.clone(),
+            });
+        }
+    }
+    let count = first.shard.count;
+    let missing: Vec<u32> = (0..count).filter(|k| !by_index.contains_key(k)).collect();
+    if !missing.is_empty() {
+        return Err(MergeError::Missing { missing, count });
+    }
+    for (&index, dir) in &by_index {
+        let (mut have, mut expected) = (0, 0);
+        for i in 0..first.points {
+            let point_dir = first.point_dir(dir, i);
+            match StudyStore::open(&point_dir) {
+                Ok(store) => {
+                    have += store.finished()?.len();
+                    expected += store.meta().replications_due().len();
+                }
+                // A point an interrupted shard had not reached.
+                Err(StoreError::NotAStudy { .. }) => {
+                    expected += Shard { index, count }
+                        .replications(first.replications)
+                        .len();
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+        if have < expected {
+            return Err(MergeError::IncompleteWhatIf {
+                command,
+                dir: dir.to_path_buf(),
+                shard: Shard { index, count },
+                have,
+                expected,
+            });
+        }
+    }
+    let points = (0..first.points)
+        .map(|i| {
+            let point_dirs: Vec<PathBuf> = by_index
+                .values()
+                .map(|dir| first.point_dir(dir, i))
+                .collect();
+            merge(&point_dirs)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let scenario_path = first_dir.join(SCENARIO_FILE);
+    let base_toml = std::fs::read_to_string(&scenario_path).map_err(|source| StoreError::Io {
+        path: scenario_path,
+        source,
+    })?;
+    Ok(MergedWhatIf {
+        meta: WhatIfMeta {
+            shard: Shard::WHOLE,
+            ..first
+        },
+        base_toml,
+        points,
+    })
+}
+
+/// Checks that the what-if shard `meta` in `dir` belongs with `first`.
+fn check_same_whatif(
+    dir: &std::path::Path,
+    meta: &WhatIfMeta,
+    first_dir: &std::path::Path,
+    first: &WhatIfMeta,
+) -> Result<(), MergeError> {
+    let checks: [(&'static str, String, String); 7] = [
+        (
+            "command",
+            meta.study.command().to_string(),
+            first.study.command().to_string(),
+        ),
+        (
+            "brandsim version",
+            meta.brandsim_version.clone(),
+            first.brandsim_version.clone(),
+        ),
+        ("seed", meta.seed.to_string(), first.seed.to_string()),
+        (
+            "replication count",
+            meta.replications.to_string(),
+            first.replications.to_string(),
+        ),
+        (
+            "shard count",
+            meta.shard.count.to_string(),
+            first.shard.count.to_string(),
+        ),
+        (
+            "number of grid points or arms",
+            meta.points.to_string(),
+            first.points.to_string(),
+        ),
+        (
+            "study (hash of its options and scenarios)",
+            format!("{} {}", meta.scenario, meta.study_hash),
+            format!("{} {}", first.scenario, first.study_hash),
+        ),
+    ];
+    for (what, found, expected) in checks {
+        if found != expected {
+            return Err(MergeError::Mismatch {
+                dir: dir.to_path_buf(),
+                shard: meta.shard,
+                first: first_dir.to_path_buf(),
+                what,
+                found,
+                expected,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Checks that `store` is a shard of the same study as `first`.

@@ -9,6 +9,10 @@
 //! - `outcomes/NNNNNN.json`: the [`Outcome`] of replication `NNNNNN`, written to a
 //!   temporary name, synced and renamed, so a file present is always complete.
 //!   serde_json writes and reads `f64` exactly, so stored outcomes are lossless.
+//!
+//! A what-if study (`sweep`, `compare`) is a directory with `whatif.json`
+//! ([`WhatIfMeta`]) and one study directory per grid point (`points/<i>/`) or arm
+//! (`arms/<i>/`).
 
 use std::fs;
 use std::io::{self, Write};
@@ -88,11 +92,118 @@ impl Work {
 /// which names the file), so the same scenario hashes alike whatever file or
 /// `--set` produced it, on any machine.
 pub fn scenario_hash(source: &ScenarioSource) -> String {
-    let text = toml::to_string(&source.document).unwrap_or_default();
+    fnv1a64(&toml::to_string(&source.document).unwrap_or_default())
+}
+
+/// `fnv1a64:<16 hex digits>` of `text`: a stable fingerprint, the same on any machine.
+pub fn fnv1a64(text: &str) -> String {
     let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     });
     format!("fnv1a64:{hash:016x}")
+}
+
+/// The `format` of a what-if study directory this version writes and reads.
+pub const WHATIF_FORMAT: &str = "brandsim-whatif/1";
+pub const WHATIF_FILE: &str = "whatif.json";
+
+/// What a what-if study compares, and what its outputs are drawn from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "lowercase")]
+pub enum WhatIf {
+    /// A grid of scenarios: one study per grid point, in `points/<i>/`.
+    Sweep {
+        /// The `--vary` options as given.
+        vary: Vec<String>,
+        /// The plotted metrics.
+        metrics: Vec<String>,
+    },
+    /// Arms compared with the first: one study per arm, in `arms/<i>/`.
+    Compare {
+        /// The ranking metric.
+        metric: String,
+        /// The arms' names, the base first.
+        arms: Vec<String>,
+    },
+}
+
+impl WhatIf {
+    pub fn command(&self) -> &'static str {
+        match self {
+            WhatIf::Sweep { .. } => "sweep",
+            WhatIf::Compare { .. } => "compare",
+        }
+    }
+
+    /// The study directory of grid point or arm `i` inside the what-if directory `dir`.
+    pub fn point_dir(&self, dir: &Path, i: usize) -> PathBuf {
+        let folder = match self {
+            WhatIf::Sweep { .. } => "points",
+            WhatIf::Compare { .. } => "arms",
+        };
+        dir.join(folder).join(i.to_string())
+    }
+}
+
+/// `whatif.json`: which what-if study (or shard of it) a directory holds. Each
+/// grid point or arm is a study directory of its own ([`StudyStore`]) below it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WhatIfMeta {
+    pub format: String,
+    #[serde(flatten)]
+    pub study: WhatIf,
+    pub brandsim_version: String,
+    /// The base scenario's name.
+    pub scenario: String,
+    /// [`fnv1a64`] of what identifies the study: the command, its options and
+    /// the hash of every point's or arm's resolved scenario.
+    pub study_hash: String,
+    pub seed: u64,
+    /// Replications of each point or arm (of the whole study, not of this shard).
+    pub replications: u32,
+    pub shard: Shard,
+    /// Number of grid points or arms.
+    pub points: usize,
+    /// `--plot-format`, or `None` with `--no-plots`: the plots `merge` draws.
+    pub plot_format: Option<String>,
+}
+
+impl WhatIfMeta {
+    /// Reads `dir/whatif.json`; `Ok(None)` if there is none.
+    pub fn read(dir: &Path) -> Result<Option<Self>, StoreError> {
+        let path = dir.join(WHATIF_FILE);
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_error(&path)(e)),
+        };
+        let meta: WhatIfMeta = serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+            path: path.clone(),
+            message: format!("not a what-if study description ({e})"),
+        })?;
+        if meta.format != WHATIF_FORMAT {
+            return Err(StoreError::Corrupt {
+                path,
+                message: format!(
+                    "format {:?}, expected {WHATIF_FORMAT:?} (written by brandsim {})",
+                    meta.format, meta.brandsim_version
+                ),
+            });
+        }
+        Ok(Some(meta))
+    }
+
+    /// Writes `dir/whatif.json` (atomically).
+    pub fn write(&self, dir: &Path) -> Result<(), StoreError> {
+        let path = dir.join(WHATIF_FILE);
+        let json = serde_json::to_vec_pretty(self).expect("plain data");
+        write_synced(&path, &json).map_err(io_error(&path))
+    }
+
+    /// The study directory of grid point or arm `i` inside `dir`.
+    pub fn point_dir(&self, dir: &Path, i: usize) -> PathBuf {
+        self.study.point_dir(dir, i)
+    }
 }
 
 /// Why a study directory cannot be used. Each message names the path.

@@ -134,39 +134,61 @@ pub struct GridPoint {
     /// `indices[a]` indexes `axes[a].values`.
     pub indices: Vec<usize>,
     pub scenario: Arc<Scenario>,
+    /// The point's resolved scenario, as stored in its study directory.
+    pub source: ScenarioSource,
+}
+
+/// The value index on each axis of every grid point, in grid order (the first
+/// axis varies slowest).
+pub fn grid_indices(axes: &[Axis]) -> Vec<Vec<usize>> {
+    let total: usize = axes.iter().map(|a| a.values.len()).product();
+    (0..total)
+        .map(|n| {
+            let mut rest = n;
+            let mut indices = vec![0; axes.len()];
+            for (a, axis) in axes.iter().enumerate().rev() {
+                indices[a] = rest % axis.values.len();
+                rest /= axis.values.len();
+            }
+            indices
+        })
+        .collect()
+}
+
+/// The varied values of the grid point at `indices`, one number per axis.
+pub fn point_values(axes: &[Axis], indices: &[usize]) -> Vec<f64> {
+    axes.iter()
+        .zip(indices)
+        .map(|(axis, &i)| number(&axis.values[i]))
+        .collect()
 }
 
 /// Every combination of the axes' values (the first axis varies slowest), each
 /// applied to `base` like `--set` and validated. A bad key or value is an error
 /// naming it, before anything runs.
 pub fn grid(base: &ScenarioSource, axes: &[Axis]) -> Result<Vec<GridPoint>, ScenarioError> {
-    let mut points = Vec::new();
-    let total: usize = axes.iter().map(|a| a.values.len()).product();
-    for n in 0..total {
-        let mut rest = n;
-        let mut indices = vec![0; axes.len()];
-        for (a, axis) in axes.iter().enumerate().rev() {
-            indices[a] = rest % axis.values.len();
-            rest /= axis.values.len();
-        }
-        let assignments: Vec<Assignment> = axes
-            .iter()
-            .zip(&indices)
-            .map(|(axis, &i)| Assignment {
-                key: axis.key.clone(),
-                value: axis.values[i].clone(),
+    grid_indices(axes)
+        .into_iter()
+        .map(|indices| {
+            let assignments: Vec<Assignment> = axes
+                .iter()
+                .zip(&indices)
+                .map(|(axis, &i)| Assignment {
+                    key: axis.key.clone(),
+                    value: axis.values[i].clone(),
+                })
+                .collect();
+            let (scenario, source) = base.with_overrides(&assignments).map_err(|mut error| {
+                error.message = error.message.replace("(from --set)", "(from --vary)");
+                error
+            })?;
+            Ok(GridPoint {
+                indices,
+                scenario: Arc::new(scenario),
+                source,
             })
-            .collect();
-        let (scenario, _) = base.with_overrides(&assignments).map_err(|mut error| {
-            error.message = error.message.replace("(from --set)", "(from --vary)");
-            error
-        })?;
-        points.push(GridPoint {
-            indices,
-            scenario: Arc::new(scenario),
-        });
-    }
-    Ok(points)
+        })
+        .collect()
 }
 
 /// The summary of every metric at one grid point.

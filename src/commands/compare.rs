@@ -1,60 +1,141 @@
 //! `brandsim compare FILE [FILE2...]`: the base scenario, its `[[variants]]` and
 //! any further files, all on the same replications; paired differences from the
 //! base, the ranking by one metric, `compare.csv`, `compare.json` and a bar chart.
+//! Each arm is a study directory that `--shard`, `--resume` and `merge` work on.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
 
+use super::study_dir::study_dir;
+use super::whatif_dir::{
+    WhatIfPoint, open_whatif, plan_points, point_outcomes, print_shard_done, run_whatif,
+    whatif_meta,
+};
 use super::{
-    CliError, assignments, create_output_dir, load_scenario, metric_name, output_dir, progress_bar,
-    write_output, write_plots,
+    CliError, assignments, load_scenario, metric_name, output_dir, write_output, write_plots,
 };
 use crate::cli::{PlotArgs, StudyArgs};
 use crate::compare::{self, Arm, Comparison};
+use crate::outcome::Outcome;
 use crate::plots::{self, DifferenceBar};
 use crate::report::number;
 use crate::scenario::{self, Assignment, Scenario, ScenarioSource};
-use crate::study::{run_replications, thread_pool};
+use crate::shard::Shard;
+use crate::store::WhatIf;
+use crate::study::thread_pool;
 
-/// Entry point of `brandsim compare`.
+/// Entry point of `brandsim compare`: each arm is a study directory of its own
+/// (`OUT/arms/<i>/`), so a comparison can be sharded, interrupted and resumed.
 pub fn run(
     files: &[PathBuf],
     metric: &str,
     args: &StudyArgs,
     plot_args: &PlotArgs,
 ) -> Result<(), CliError> {
-    super::refuse_store_options("compare", args)?;
     let metric = metric_name("--metric", metric)?;
     let (arms, sources) = load_arms(files, args)?;
     let base = arms[0].scenario.clone();
-    let dir = output_dir(args, &base);
+    let dir = study_dir(args, || output_dir(args, &base))?;
     let arms_text: Vec<String> = sources.iter().map(|s| s.resolved_toml()).collect();
     let study = super::study_identity(
         "compare",
         &format!("{metric}\n{}", arms_text.join("\n")),
         &sources[0],
     );
-    super::check_output_dir(&dir, &study, args.force)?;
 
     // Every arm runs replications 0..R-1 of the base's seed: common random numbers.
-    let replications: Vec<u32> = (0..base.simulation.replications).collect();
-    let pool = thread_pool(args.threads);
-    let bar = progress_bar(
-        (replications.len() * arms.len()) as u64,
-        "replications",
-        args.quiet,
-    );
-    let start = Instant::now();
-    let outcomes: Vec<_> = arms
+    let points: Vec<WhatIfPoint> = arms
         .iter()
-        .map(|arm| run_replications(&arm.scenario, &replications, &pool, &|_| bar.inc(1)).outcomes)
+        .zip(&sources)
+        .map(|(arm, source)| WhatIfPoint {
+            scenario: &arm.scenario,
+            source,
+            replications: base.simulation.replications,
+        })
         .collect();
-    bar.finish_and_clear();
-    let seconds = start.elapsed().as_secs_f64();
     let names: Vec<String> = arms.iter().map(|arm| arm.name.clone()).collect();
-    let comparison = compare::compare(&names, &outcomes);
+    let kind = WhatIf::Compare {
+        metric: metric.to_string(),
+        arms: names.clone(),
+    };
+    let shard = args.shard.unwrap_or(Shard::WHOLE);
+    let wanted = whatif_meta(kind, &points, shard, plot_args);
+    let pool = thread_pool(args.threads);
+    let plans = plan_points(&points, shard, &pool)?;
+    let mut stored = open_whatif(
+        &dir,
+        wanted,
+        &study,
+        &sources[0].resolved_toml(),
+        &points,
+        args,
+    )?;
+    let resume = if files.len() == 1 {
+        format!(
+            "brandsim compare {}/scenario.toml --metric {metric} --resume {}",
+            dir.display(),
+            dir.display()
+        )
+    } else {
+        format!(
+            "the same brandsim compare command with --resume {}",
+            dir.display()
+        )
+    };
+    let filled = run_whatif(&mut stored, &points, &plans, &pool, args.quiet, &resume)?;
+    if !stored.meta.shard.is_whole() {
+        print_shard_done(&stored, &filled);
+        return Ok(());
+    }
+    let outcomes = (0..arms.len())
+        .map(|i| point_outcomes(&stored, i))
+        .collect::<Result<Vec<_>, _>>()?;
+    let results = CompareResults {
+        base: &base,
+        names: &names,
+        outcomes: &outcomes,
+        arm_tomls: &arms_text,
+        metric,
+        seconds: stored.seconds(),
+    };
+    write_compare_outputs(&dir, &results, plot_args, args.json)
+}
+
+/// What the outputs of a whole comparison are made from.
+pub struct CompareResults<'a> {
+    pub base: &'a Scenario,
+    /// The arms' names, the base first.
+    pub names: &'a [String],
+    /// `outcomes[arm]`: replications 0..R-1 of the arm, in order.
+    pub outcomes: &'a [Vec<Outcome>],
+    /// Each arm's resolved scenario.
+    pub arm_tomls: &'a [String],
+    /// The ranking metric.
+    pub metric: &'a str,
+    /// Wall time spent on the replications.
+    pub seconds: f64,
+}
+
+/// Writes `compare.csv`, `compare.json`, `arm-<i>.toml` and the bar chart of a
+/// whole comparison into `dir` and prints it (by `compare`, and by `merge` from
+/// a comparison's shards).
+pub fn write_compare_outputs(
+    dir: &Path,
+    results: &CompareResults,
+    plot_args: &PlotArgs,
+    json: bool,
+) -> Result<(), CliError> {
+    let CompareResults {
+        base,
+        names,
+        outcomes,
+        arm_tomls,
+        metric,
+        seconds,
+    } = results;
+    let comparison = compare::compare(names, outcomes);
+    let replications = comparison.replications;
 
     let plot_files = if plot_args.no_plots {
         Vec::new()
@@ -74,34 +155,28 @@ pub fn run(
             &base.name,
             &names[0],
             metric,
-            replications.len(),
+            replications,
             &bars,
             plot_args.plot_format,
         )?]
     };
-    let json = compare::compare_json(&comparison, base.simulation.seed, metric);
-    let json_text = serde_json::to_string_pretty(&json).expect("plain JSON");
-    create_output_dir(&dir, &study, args.force)?;
-    for (i, source) in sources.iter().enumerate() {
-        write_output(
-            &dir,
-            &format!("arm-{i}.toml"),
-            source.resolved_toml().as_bytes(),
-        )?;
+    let json_value = compare::compare_json(&comparison, base.simulation.seed, metric);
+    let json_text = serde_json::to_string_pretty(&json_value).expect("plain JSON");
+    for (i, toml) in arm_tomls.iter().enumerate() {
+        write_output(dir, &format!("arm-{i}.toml"), toml.as_bytes())?;
     }
-    write_output(&dir, "compare.csv", &compare::compare_csv(&comparison))?;
-    write_output(&dir, "compare.json", json_text.as_bytes())?;
-    write_plots(&dir, &plot_files)?;
+    write_output(dir, "compare.csv", &compare::compare_csv(&comparison))?;
+    write_output(dir, "compare.json", json_text.as_bytes())?;
+    write_plots(dir, &plot_files)?;
 
-    if args.json {
+    if json {
         println!("{json_text}");
     } else {
-        print!("{}", ranking_table(&comparison, &base, metric));
+        print!("{}", ranking_table(&comparison, base, metric));
         print!("{}", differences_table(&comparison));
         println!(
-            "{} arms x {} replications in {seconds:.2} s",
-            arms.len(),
-            replications.len()
+            "{} arms x {replications} replications in {seconds:.2} s",
+            names.len(),
         );
         println!("wrote {}", dir.display());
     }

@@ -8,6 +8,7 @@ pub mod run;
 pub mod study_dir;
 pub mod sweep;
 pub mod validate;
+pub mod whatif_dir;
 
 use std::io::{self, IsTerminal};
 use std::path::{Path, PathBuf};
@@ -80,7 +81,8 @@ fn with_file(mut error: ScenarioError, file: &Path) -> ScenarioError {
     error
 }
 
-/// Refuses `--shard` and `--resume`, which only `run` supports so far.
+/// Refuses `--shard` and `--resume` for a command that does not store its studies
+/// (`optimize`; `run`, `sweep` and `compare` do).
 pub fn refuse_store_options(command: &str, args: &StudyArgs) -> Result<(), CliError> {
     if args.shard.is_some() || args.resume.is_some() {
         return Err(CliError::Usage(format!(

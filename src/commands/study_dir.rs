@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use indicatif::ProgressBar;
+
 use super::{CliError, progress_bar, write_output};
 use crate::cli::StudyArgs;
 use crate::guard::StudyPlan;
@@ -58,25 +60,84 @@ pub fn open_study(
     source: &ScenarioSource,
     args: &StudyArgs,
 ) -> Result<StudyStore, CliError> {
-    if args.resume.is_none() {
+    let opening = if args.resume.is_none() {
         let study = format!("brandsim run\n{}", source.resolved_toml());
         super::create_output_dir(dir, &study, args.force)?;
-        if args.force {
-            StudyStore::discard(dir)?;
+        Opening::New { force: args.force }
+    } else {
+        Opening::Resume
+    };
+    // Resumed without --shard: whichever shard the directory holds.
+    let shard = args
+        .shard
+        .or_else(|| {
+            let stored = args
+                .resume
+                .as_ref()
+                .and_then(|_| StudyStore::open(dir).ok());
+            stored.map(|store| store.meta().shard)
+        })
+        .unwrap_or(Shard::WHOLE);
+    let hint = format!(
+        "resume it with the scenario it stored: brandsim run {}/scenario.toml --resume {}",
+        dir.display(),
+        dir.display()
+    );
+    open_store(
+        dir,
+        StudyMeta::new(scenario, source, shard),
+        &source.resolved_toml(),
+        opening,
+        &hint,
+    )
+}
+
+/// How [`open_store`] treats a study directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opening {
+    /// A new study; with `force`, any study already there is discarded.
+    New { force: bool },
+    /// The study there, which must exist.
+    Resume,
+    /// The study there if there is one, else a new one (a grid point or arm that
+    /// an interrupted what-if study had not reached).
+    ResumeOrNew,
+}
+
+/// Opens the study store in `dir` for the study `wanted` (its shard included):
+/// creates it, or opens the one there and checks that it is the same study
+/// (`hint` says what to do if not).
+pub fn open_store(
+    dir: &Path,
+    wanted: StudyMeta,
+    resolved_toml: &str,
+    opening: Opening,
+    hint: &str,
+) -> Result<StudyStore, CliError> {
+    let opened = match opening {
+        Opening::New { force } => {
+            if force {
+                StudyStore::discard(dir)?;
+            }
+            return Ok(StudyStore::create(dir, wanted, resolved_toml)?);
         }
-        let meta = StudyMeta::new(scenario, source, args.shard.unwrap_or(Shard::WHOLE));
-        return Ok(StudyStore::create(dir, meta, &source.resolved_toml())?);
-    }
-    let store = StudyStore::open(dir).map_err(|error| match error {
-        StoreError::NotAStudy { dir } => CliError::Usage(format!(
-            "--resume {}: no study to resume there (no {}/study.json)",
-            dir.display(),
-            dir.display()
-        )),
-        other => other.into(),
-    })?;
+        Opening::Resume | Opening::ResumeOrNew => StudyStore::open(dir),
+    };
+    let store = match opened {
+        Ok(store) => store,
+        Err(StoreError::NotAStudy { .. }) if opening == Opening::ResumeOrNew => {
+            return Ok(StudyStore::create(dir, wanted, resolved_toml)?);
+        }
+        Err(StoreError::NotAStudy { dir }) => {
+            return Err(CliError::Usage(format!(
+                "--resume {}: no study to resume there (no {}/study.json)",
+                dir.display(),
+                dir.display()
+            )));
+        }
+        Err(other) => return Err(other.into()),
+    };
     let stored = store.meta();
-    let wanted = StudyMeta::new(scenario, source, args.shard.unwrap_or(stored.shard));
     let differences: Vec<String> = [
         (
             "brandsim version",
@@ -96,12 +157,9 @@ pub fn open_study(
     .collect();
     if !differences.is_empty() {
         return Err(CliError::Usage(format!(
-            "--resume {}: not the same study ({}); resume it with the scenario it stored: \
-             brandsim run {}/scenario.toml --resume {}",
+            "--resume {}: not the same study ({}); {hint}",
             dir.display(),
             differences.join("; "),
-            dir.display(),
-            dir.display()
         )));
     }
     Ok(store)
@@ -117,18 +175,41 @@ pub struct StoredStudy {
     pub computed: usize,
 }
 
+/// How far [`fill_store`] brought a study directory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Filled {
+    /// Replications found already finished.
+    pub reused: usize,
+    /// Replications computed by this process.
+    pub computed: usize,
+    /// Replications the directory is to hold.
+    pub due: usize,
+}
+
+impl Filled {
+    pub fn is_complete(&self) -> bool {
+        self.reused + self.computed == self.due
+    }
+
+    pub fn add(&mut self, other: Filled) {
+        self.reused += other.reused;
+        self.computed += other.computed;
+        self.due += other.due;
+    }
+}
+
 /// Runs the replications of `store`'s shard that are not stored yet, saving each
-/// as it finishes, and returns every outcome of the shard. If `stop` is set
-/// (Ctrl-C), returns [`CliError::Interrupted`] once running replications have
-/// finished and been saved, after telling how to resume.
-pub fn run_stored(
+/// as it finishes and counting it on `bar`. If `stop` is set (Ctrl-C), returns
+/// once running replications have finished and been saved: the result is then
+/// not complete.
+pub fn fill_store(
     store: &mut StudyStore,
     scenario: &Arc<Scenario>,
     pool: &rayon::ThreadPool,
     stop: &AtomicBool,
-    quiet: bool,
     plan: &StudyPlan,
-) -> Result<StoredStudy, CliError> {
+    bar: &ProgressBar,
+) -> Result<Filled, CliError> {
     let finished = store.finished()?;
     let due = store.meta().replications_due();
     let todo: Vec<u32> = due
@@ -137,9 +218,8 @@ pub fn run_stored(
         .filter(|j| finished.binary_search(j).is_err())
         .collect();
     let reused = due.len() - todo.len();
+    bar.inc(reused as u64);
 
-    let bar = progress_bar(due.len() as u64, "replications", quiet);
-    bar.set_position(reused as u64);
     let save_error: Mutex<Option<StoreError>> = Mutex::new(None);
     let saver: &StudyStore = store;
     let save = |outcome: &Outcome| {
@@ -162,7 +242,6 @@ pub fn run_stored(
         study.outcomes.extend(run.outcomes);
         study.seconds += run.seconds;
     }
-    bar.finish_and_clear();
     store.record_work(&Work {
         seconds: study.seconds,
         threads: pool.current_num_threads(),
@@ -171,20 +250,43 @@ pub fn run_stored(
     if let Some(error) = save_error.into_inner().expect("not poisoned") {
         return Err(error.into());
     }
-    let computed = study.outcomes.len();
-    if reused + computed < due.len() {
+    Ok(Filled {
+        reused,
+        computed: study.outcomes.len(),
+        due: due.len(),
+    })
+}
+
+/// Runs the replications of `store`'s shard that are not stored yet, saving each
+/// as it finishes, and returns every outcome of the shard. If `stop` is set
+/// (Ctrl-C), returns [`CliError::Interrupted`] once running replications have
+/// finished and been saved, after telling how to resume.
+pub fn run_stored(
+    store: &mut StudyStore,
+    scenario: &Arc<Scenario>,
+    pool: &rayon::ThreadPool,
+    stop: &AtomicBool,
+    quiet: bool,
+    plan: &StudyPlan,
+) -> Result<StoredStudy, CliError> {
+    let due = store.meta().replications_due().len();
+    let bar = progress_bar(due as u64, "replications", quiet);
+    let filled = fill_store(store, scenario, pool, stop, plan, &bar);
+    bar.finish_and_clear();
+    let filled = filled?;
+    if !filled.is_complete() {
         let dir = store.dir().display();
         eprintln!(
             "interrupted: {} of {} replications are saved in {dir}; continue with: brandsim run {dir}/scenario.toml --resume {dir}",
-            reused + computed,
-            due.len(),
+            filled.reused + filled.computed,
+            filled.due,
         );
         return Err(CliError::Interrupted);
     }
     Ok(StoredStudy {
         outcomes: store.load_outcomes()?,
-        reused,
-        computed,
+        reused: filled.reused,
+        computed: filled.computed,
     })
 }
 

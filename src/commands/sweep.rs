@@ -1,24 +1,30 @@
 //! `brandsim sweep FILE --vary KEY=...`: a grid of scenarios, every point on the
-//! same replications (common random numbers); `sweep.csv`, `sweep.json`, plots.
+//! same replications (common random numbers), each point a study directory that
+//! `--shard`, `--resume` and `merge` work on; `sweep.csv`, `sweep.json`, plots.
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::time::Instant;
 
-use super::{
-    CliError, create_output_dir, load_scenario, metric_name, output_dir, progress_bar,
-    write_output, write_plots,
+use super::study_dir::study_dir;
+use super::whatif_dir::{
+    WhatIfPoint, open_whatif, plan_points, point_outcomes, print_shard_done, run_whatif,
+    whatif_meta,
 };
+use super::{CliError, load_scenario, metric_name, output_dir, write_output, write_plots};
 use crate::cli::{PlotArgs, StudyArgs};
 use crate::plots::{self, PlotFile, PointCi};
 use crate::report::number;
-use crate::study::{run_replications, thread_pool};
+use crate::scenario::Scenario;
+use crate::shard::Shard;
+use crate::store::WhatIf;
+use crate::study::thread_pool;
 use crate::sweep::{self, Axis, PointSummary};
 
 /// Metrics plotted when `--metric` is not given.
 const DEFAULT_METRICS: [&str; 4] = ["profit", "revenue", "active_payers", "registrations"];
 
-/// Entry point of `brandsim sweep`.
+/// Entry point of `brandsim sweep`: each grid point is a study directory of its
+/// own (`OUT/points/<i>/`), so a sweep can be sharded, interrupted and resumed.
 pub fn run(
     file: &Path,
     vary: &[String],
@@ -26,7 +32,86 @@ pub fn run(
     args: &StudyArgs,
     plot_args: &PlotArgs,
 ) -> Result<(), CliError> {
-    super::refuse_store_options("sweep", args)?;
+    let axes = parse_axes(vary)?;
+    let grid_size: usize = axes.iter().map(|a| a.values.len()).product();
+    if grid_size > sweep::MAX_GRID_POINTS {
+        return Err(CliError::Usage(format!(
+            "--vary: the grid has {grid_size} points; at most {} are allowed",
+            sweep::MAX_GRID_POINTS
+        )));
+    }
+    let metrics = metric_names(metrics)?;
+    let (base, source) = load_scenario(file, args)?;
+    let points = sweep::grid(&source, &axes)?;
+    let dir = study_dir(args, || output_dir(args, &base))?;
+    let study = super::study_identity("sweep", &format!("{vary:?} {metrics:?}"), &source);
+
+    let whatif_points: Vec<WhatIfPoint> = points
+        .iter()
+        .map(|point| WhatIfPoint {
+            scenario: &point.scenario,
+            source: &point.source,
+            replications: point.scenario.simulation.replications,
+        })
+        .collect();
+    let kind = WhatIf::Sweep {
+        vary: vary.to_vec(),
+        metrics: metrics.iter().map(|m| m.to_string()).collect(),
+    };
+    let shard = args.shard.unwrap_or(Shard::WHOLE);
+    let wanted = whatif_meta(kind, &whatif_points, shard, plot_args);
+    let pool = thread_pool(args.threads);
+    let plans = plan_points(&whatif_points, shard, &pool)?;
+    let mut stored = open_whatif(
+        &dir,
+        wanted,
+        &study,
+        &source.resolved_toml(),
+        &whatif_points,
+        args,
+    )?;
+    let mut resume = format!("brandsim sweep {}/scenario.toml", dir.display());
+    for text in vary {
+        let _ = write!(resume, " --vary {text}");
+    }
+    for metric in &metrics {
+        let _ = write!(resume, " --metric {metric}");
+    }
+    let _ = write!(resume, " --resume {}", dir.display());
+    let filled = run_whatif(
+        &mut stored,
+        &whatif_points,
+        &plans,
+        &pool,
+        args.quiet,
+        &resume,
+    )?;
+    if !stored.meta.shard.is_whole() {
+        print_shard_done(&stored, &filled);
+        return Ok(());
+    }
+
+    let summaries = points
+        .iter()
+        .enumerate()
+        .map(|(i, point)| {
+            let outcomes = point_outcomes(&stored, i)?;
+            let values = sweep::point_values(&axes, &point.indices);
+            Ok(sweep::summarize_point(values, &outcomes))
+        })
+        .collect::<Result<Vec<PointSummary>, CliError>>()?;
+    let results = SweepResults {
+        base: &base,
+        axes: &axes,
+        metrics: &metrics,
+        summaries,
+        seconds: stored.seconds(),
+    };
+    write_sweep_outputs(&dir, &results, plot_args, args.json)
+}
+
+/// The `--vary` axes, checked: each key varied once.
+pub fn parse_axes(vary: &[String]) -> Result<Vec<Axis>, CliError> {
     let axes = vary
         .iter()
         .map(|text| sweep::parse_vary(text).map_err(|e| CliError::Usage(e.to_string())))
@@ -39,70 +124,58 @@ pub fn run(
             )));
         }
     }
-    let grid_size: usize = axes.iter().map(|a| a.values.len()).product();
-    if grid_size > sweep::MAX_GRID_POINTS {
-        return Err(CliError::Usage(format!(
-            "--vary: the grid has {grid_size} points; at most {} are allowed",
-            sweep::MAX_GRID_POINTS
-        )));
+    Ok(axes)
+}
+
+/// The plotted metrics: `--metric`, or the default ones.
+pub fn metric_names(metrics: &[String]) -> Result<Vec<&'static str>, CliError> {
+    if metrics.is_empty() {
+        return Ok(DEFAULT_METRICS.to_vec());
     }
-    let metrics: Vec<&'static str> = if metrics.is_empty() {
-        DEFAULT_METRICS.to_vec()
-    } else {
-        metrics
-            .iter()
-            .map(|m| metric_name("--metric", m))
-            .collect::<Result<_, _>>()?
-    };
-    let (base, source) = load_scenario(file, args)?;
-    let points = sweep::grid(&source, &axes)?;
-    let dir = output_dir(args, &base);
-    let study = super::study_identity("sweep", &format!("{vary:?} {metrics:?}"), &source);
-    super::check_output_dir(&dir, &study, args.force)?;
+    metrics.iter().map(|m| metric_name("--metric", m)).collect()
+}
 
-    let pool = thread_pool(args.threads);
-    let total: u64 = points
-        .iter()
-        .map(|p| u64::from(p.scenario.simulation.replications))
-        .sum();
-    let bar = progress_bar(total, "replications", args.quiet);
-    let start = Instant::now();
-    let numbers: Vec<Vec<f64>> = axes.iter().map(Axis::numbers).collect();
-    let summaries: Vec<PointSummary> = points
-        .iter()
-        .map(|point| {
-            // Replications 0..R-1 of the same seed at every point.
-            let replications: Vec<u32> = (0..point.scenario.simulation.replications).collect();
-            let run = run_replications(&point.scenario, &replications, &pool, &|_| bar.inc(1));
-            let values = point
-                .indices
-                .iter()
-                .zip(&numbers)
-                .map(|(&i, values)| values[i])
-                .collect();
-            sweep::summarize_point(values, &run.outcomes)
-        })
-        .collect();
-    bar.finish_and_clear();
-    let seconds = start.elapsed().as_secs_f64();
+/// What the outputs of a whole sweep are made from.
+pub struct SweepResults<'a> {
+    pub base: &'a Scenario,
+    pub axes: &'a [Axis],
+    pub metrics: &'a [&'static str],
+    /// One per grid point, in grid order.
+    pub summaries: Vec<PointSummary>,
+    /// Wall time spent on the replications.
+    pub seconds: f64,
+}
 
+/// Writes `sweep.csv`, `sweep.json` and the plots of a whole sweep into `dir`
+/// and prints it (by `sweep`, and by `merge` from a sweep's shards).
+pub fn write_sweep_outputs(
+    dir: &Path,
+    results: &SweepResults,
+    plot_args: &PlotArgs,
+    json: bool,
+) -> Result<(), CliError> {
+    let SweepResults {
+        base,
+        axes,
+        metrics,
+        summaries,
+        seconds,
+    } = results;
     let plot_files = if plot_args.no_plots {
         Vec::new()
     } else {
-        sweep_plots(&base.name, &axes, &summaries, &metrics, plot_args)?
+        sweep_plots(&base.name, axes, summaries, metrics, plot_args)?
     };
-    let json = sweep::sweep_json(&base, &axes, &summaries);
-    let json_text = serde_json::to_string_pretty(&json).expect("plain JSON");
-    create_output_dir(&dir, &study, args.force)?;
-    write_output(&dir, "scenario.toml", source.resolved_toml().as_bytes())?;
-    write_output(&dir, "sweep.csv", &sweep::sweep_csv(&axes, &summaries))?;
-    write_output(&dir, "sweep.json", json_text.as_bytes())?;
-    write_plots(&dir, &plot_files)?;
+    let json_value = sweep::sweep_json(base, axes, summaries);
+    let json_text = serde_json::to_string_pretty(&json_value).expect("plain JSON");
+    write_output(dir, "sweep.csv", &sweep::sweep_csv(axes, summaries))?;
+    write_output(dir, "sweep.json", json_text.as_bytes())?;
+    write_plots(dir, &plot_files)?;
 
-    if args.json {
+    if json {
         println!("{json_text}");
     } else {
-        print!("{}", sweep_table(&base.name, &axes, &summaries, &metrics));
+        print!("{}", sweep_table(&base.name, axes, summaries, metrics));
         println!(
             "{} grid points x {} replications (common random numbers) in {seconds:.2} s",
             summaries.len(),
