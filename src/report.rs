@@ -177,14 +177,17 @@ pub fn metrics_table(scenario: &Scenario, replications: usize, summary: &StudySu
     out
 }
 
-/// A number for a table: integers without decimals, rates with four significant digits.
+/// A number for a table: integers without decimals, counts and money with one
+/// decimal, rates with four.
 pub fn number(value: f64) -> String {
     if value.is_nan() {
         "n/a".to_string()
     } else if value.fract() == 0.0 && value.abs() < 1e15 {
         format!("{value:.0}")
-    } else if value.abs() >= 1000.0 {
+    } else if value.abs() >= 100.0 {
         format!("{value:.1}")
+    } else if value.abs() >= 1.0 {
+        format!("{value:.3}")
     } else {
         format!("{value:.4}")
     }
