@@ -1098,6 +1098,12 @@ impl Validator<'_> {
             };
             resolved.push((index, *weight));
         }
+        if resolved.is_empty() {
+            return Err(self.error(
+                &topics_path,
+                "no topics; expected at least one topic with a positive weight".to_string(),
+            ));
+        }
         let total: f64 = resolved.iter().map(|(_, weight)| weight).sum();
         if !(total > 0.0 && total.is_finite()) {
             return Err(self.error(
