@@ -148,6 +148,19 @@ fn padded(lo: f64, hi: f64) -> std::ops::Range<f64> {
     (lo - pad)..(hi + pad)
 }
 
+/// The series labels of a chart, upper left on a white box.
+fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.8))
+        .draw()
+        .map_err(text_error)
+}
+
 /// A 95% CI as an error bar at `x`: a vertical line from `ci95[0]` to `ci95[1]`,
 /// capped at both ends by a bar `cap` wide on either side.
 fn error_bar(x: f64, cap: f64, ci95: [f64; 2], style: ShapeStyle) -> PathElement<(f64, f64)> {
@@ -298,13 +311,7 @@ fn fan_chart(
             .map_err(text_error)?
             .label("mean")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], MEAN.stroke_width(2)));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.8))
-            .draw()
-            .map_err(text_error)
+        draw_legend(&mut chart)
     })
 }
 
@@ -380,13 +387,7 @@ pub fn sweep_line(
                     .map(|p| Circle::new((p.x, p.mean), 4, MEAN.filled())),
             )
             .map_err(text_error)?;
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.8))
-            .draw()
-            .map_err(text_error)
+        draw_legend(&mut chart)
     })
 }
 
@@ -580,12 +581,6 @@ pub fn compare_bars(
                 BLACK,
             )))
             .map_err(text_error)?;
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.8))
-            .draw()
-            .map_err(text_error)
+        draw_legend(&mut chart)
     })
 }
