@@ -11,7 +11,7 @@ use crate::metrics::METRIC_NAMES;
 use crate::outcome::Outcome;
 use crate::scenario::Scenario;
 use crate::stats::{Summary, mean_sd, t_critical_95};
-use crate::study::{metric_columns, summarize_metrics};
+use crate::study::{by_name, metric_columns, summarize_metrics};
 
 /// One strategy of a comparison.
 pub struct Arm {
@@ -63,16 +63,10 @@ pub struct ArmResult {
 
 impl ArmResult {
     pub fn metric(&self, name: &str) -> Option<&Summary> {
-        self.metrics
-            .iter()
-            .find(|(m, _)| *m == name)
-            .map(|(_, s)| s)
+        by_name(&self.metrics, name)
     }
     pub fn difference(&self, name: &str) -> Option<&PairedDifference> {
-        self.differences
-            .iter()
-            .find(|(m, _)| *m == name)
-            .map(|(_, d)| d)
+        by_name(&self.differences, name)
     }
 }
 

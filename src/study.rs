@@ -111,11 +111,16 @@ pub struct StudySummary {
 
 impl StudySummary {
     pub fn metric(&self, name: &str) -> Option<&Summary> {
-        self.metrics
-            .iter()
-            .find(|(m, _)| *m == name)
-            .map(|(_, s)| s)
+        by_name(&self.metrics, name)
     }
+}
+
+/// The entry named `name` of a list in `METRIC_NAMES` order.
+pub fn by_name<'a, T>(named: &'a [(&'static str, T)], name: &str) -> Option<&'a T> {
+    named
+        .iter()
+        .find(|(m, _)| *m == name)
+        .map(|(_, value)| value)
 }
 
 /// Each metric over the outcomes: `columns[m][k]` is metric `m` (in

@@ -10,7 +10,7 @@ use crate::metrics::METRIC_NAMES;
 use crate::outcome::Outcome;
 use crate::scenario::{Assignment, Scenario, ScenarioError, ScenarioSource};
 use crate::stats::Summary;
-use crate::study::{metric_columns, summarize_metrics};
+use crate::study::{by_name, metric_columns, summarize_metrics};
 
 /// More grid points than this is almost surely a typo in a step.
 pub const MAX_GRID_POINTS: usize = 10_000;
@@ -204,10 +204,7 @@ pub struct PointSummary {
 
 impl PointSummary {
     pub fn metric(&self, name: &str) -> Option<&Summary> {
-        self.metrics
-            .iter()
-            .find(|(m, _)| *m == name)
-            .map(|(_, s)| s)
+        by_name(&self.metrics, name)
     }
 }
 
