@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 use crate::metrics::METRIC_NAMES;
 use crate::outcome::Outcome;
 use crate::scenario::Scenario;
-use crate::stats::{Summary, mean_sd, summarize, t_critical_95};
+use crate::stats::{Summary, mean_sd, t_critical_95};
+use crate::study::{by_name, metric_columns, summarize_metrics};
 
 /// One strategy of a comparison.
 pub struct Arm {
@@ -62,16 +63,10 @@ pub struct ArmResult {
 
 impl ArmResult {
     pub fn metric(&self, name: &str) -> Option<&Summary> {
-        self.metrics
-            .iter()
-            .find(|(m, _)| *m == name)
-            .map(|(_, s)| s)
+        by_name(&self.metrics, name)
     }
     pub fn difference(&self, name: &str) -> Option<&PairedDifference> {
-        self.differences
-            .iter()
-            .find(|(m, _)| *m == name)
-            .map(|(_, d)| d)
+        by_name(&self.differences, name)
     }
 }
 
@@ -96,26 +91,14 @@ impl Comparison {
 /// Compares arms from their outcomes (`outcomes[arm][k]` is replication k of
 /// that arm; every arm ran the same replications). The first arm is the base.
 pub fn compare(names: &[String], outcomes: &[Vec<Outcome>]) -> Comparison {
-    let per_arm: Vec<Vec<Vec<f64>>> = outcomes
-        .iter()
-        .map(|arm| {
-            let rows: Vec<Vec<f64>> = arm.iter().map(|o| o.metrics().0).collect();
-            (0..METRIC_NAMES.len())
-                .map(|m| rows.iter().map(|row| row[m]).collect())
-                .collect()
-        })
-        .collect();
+    let per_arm: Vec<Vec<Vec<f64>>> = outcomes.iter().map(|arm| metric_columns(arm)).collect();
     let base = &per_arm[0];
     let arms = names
         .iter()
         .zip(&per_arm)
         .map(|(name, columns)| ArmResult {
             name: name.clone(),
-            metrics: METRIC_NAMES
-                .iter()
-                .zip(columns)
-                .map(|(&m, values)| (m, summarize(values)))
-                .collect(),
+            metrics: summarize_metrics(columns),
             differences: METRIC_NAMES
                 .iter()
                 .zip(columns.iter().zip(base))

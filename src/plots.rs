@@ -148,6 +148,40 @@ fn padded(lo: f64, hi: f64) -> std::ops::Range<f64> {
     (lo - pad)..(hi + pad)
 }
 
+/// The series labels of a chart, upper left on a white box.
+fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.8))
+        .draw()
+        .map_err(text_error)
+}
+
+/// A 95% CI as an error bar at `x`: a vertical line from `ci95[0]` to `ci95[1]`,
+/// capped at both ends by a bar `cap` wide on either side.
+fn error_bar(x: f64, cap: f64, ci95: [f64; 2], style: ShapeStyle) -> PathElement<(f64, f64)> {
+    PathElement::new(
+        vec![
+            (x - cap, ci95[0]),
+            (x + cap, ci95[0]),
+            (x, ci95[0]),
+            (x, ci95[1]),
+            (x - cap, ci95[1]),
+            (x + cap, ci95[1]),
+        ],
+        style,
+    )
+}
+
+/// The legend mark of [`error_bar`]s.
+fn error_bar_legend((x, y): (i32, i32), style: ShapeStyle) -> PathElement<(i32, i32)> {
+    PathElement::new(vec![(x + 8, y - 6), (x + 8, y + 6)], style)
+}
+
 /// A daily series for fan charts: its file stem, title words and per-day values.
 struct FanSeries {
     key: &'static str,
@@ -277,13 +311,7 @@ fn fan_chart(
             .map_err(text_error)?
             .label("mean")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], MEAN.stroke_width(2)));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.8))
-            .draw()
-            .map_err(text_error)
+        draw_legend(&mut chart)
     })
 }
 
@@ -335,24 +363,15 @@ pub fn sweep_line(
             .map_err(text_error)?;
         let cap = (x_hi - x_lo).abs().max(1e-9) * 0.01;
         chart
-            .draw_series(points.iter().filter(|p| p.ci95[0].is_finite()).map(|p| {
-                PathElement::new(
-                    vec![
-                        (p.x - cap, p.ci95[0]),
-                        (p.x + cap, p.ci95[0]),
-                        (p.x, p.ci95[0]),
-                        (p.x, p.ci95[1]),
-                        (p.x - cap, p.ci95[1]),
-                        (p.x + cap, p.ci95[1]),
-                    ],
-                    BAND.stroke_width(2),
-                )
-            }))
+            .draw_series(
+                points
+                    .iter()
+                    .filter(|p| p.ci95[0].is_finite())
+                    .map(|p| error_bar(p.x, cap, p.ci95, BAND.stroke_width(2))),
+            )
             .map_err(text_error)?
             .label("95% CI")
-            .legend(|(x, y)| {
-                PathElement::new(vec![(x + 8, y - 6), (x + 8, y + 6)], BAND.stroke_width(2))
-            });
+            .legend(|at| error_bar_legend(at, BAND.stroke_width(2)));
         chart
             .draw_series(LineSeries::new(
                 points.iter().map(|p| (p.x, p.mean)),
@@ -368,13 +387,7 @@ pub fn sweep_line(
                     .map(|p| Circle::new((p.x, p.mean), 4, MEAN.filled())),
             )
             .map_err(text_error)?;
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.8))
-            .draw()
-            .map_err(text_error)
+        draw_legend(&mut chart)
     })
 }
 
@@ -557,38 +570,17 @@ pub fn compare_bars(
                 bars.iter()
                     .enumerate()
                     .filter(|(_, b)| b.ci95[0].is_finite())
-                    .map(|(i, b)| {
-                        let x = i as f64;
-                        PathElement::new(
-                            vec![
-                                (x - 0.08, b.ci95[0]),
-                                (x + 0.08, b.ci95[0]),
-                                (x, b.ci95[0]),
-                                (x, b.ci95[1]),
-                                (x - 0.08, b.ci95[1]),
-                                (x + 0.08, b.ci95[1]),
-                            ],
-                            BLACK.stroke_width(2),
-                        )
-                    }),
+                    .map(|(i, b)| error_bar(i as f64, 0.08, b.ci95, BLACK.stroke_width(2))),
             )
             .map_err(text_error)?
             .label("95% CI")
-            .legend(|(x, y)| {
-                PathElement::new(vec![(x + 8, y - 6), (x + 8, y + 6)], BLACK.stroke_width(2))
-            });
+            .legend(|at| error_bar_legend(at, BLACK.stroke_width(2)));
         chart
             .draw_series(std::iter::once(PathElement::new(
                 vec![(-0.5, 0.0), (bars.len() as f64 - 0.5, 0.0)],
                 BLACK,
             )))
             .map_err(text_error)?;
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.8))
-            .draw()
-            .map_err(text_error)
+        draw_legend(&mut chart)
     })
 }

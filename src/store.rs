@@ -171,26 +171,12 @@ pub struct WhatIfMeta {
 impl WhatIfMeta {
     /// Reads `dir/whatif.json`; `Ok(None)` if there is none.
     pub fn read(dir: &Path) -> Result<Option<Self>, StoreError> {
-        let path = dir.join(WHATIF_FILE);
-        let text = match fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_error(&path)(e)),
-        };
-        let meta: WhatIfMeta = serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
-            path: path.clone(),
-            message: format!("not a what-if study description ({e})"),
-        })?;
-        if meta.format != WHATIF_FORMAT {
-            return Err(StoreError::Corrupt {
-                path,
-                message: format!(
-                    "format {:?}, expected {WHATIF_FORMAT:?} (written by brandsim {})",
-                    meta.format, meta.brandsim_version
-                ),
-            });
-        }
-        Ok(Some(meta))
+        read_description(
+            &dir.join(WHATIF_FILE),
+            "what-if study",
+            WHATIF_FORMAT,
+            |meta: &WhatIfMeta| (&meta.format, &meta.brandsim_version),
+        )
     }
 
     /// Writes `dir/whatif.json` (atomically).
@@ -230,6 +216,36 @@ fn describe(meta: &StudyMeta) -> String {
         "{}, seed {}, {} replications, shard {}",
         meta.scenario, meta.seed, meta.replications, meta.shard
     )
+}
+
+/// Reads the JSON description of a `what` at `path` and checks that it is in
+/// `format` (`format_of` gives its format and the brandsim version that wrote it);
+/// `Ok(None)` if there is none.
+fn read_description<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    what: &str,
+    format: &str,
+    format_of: fn(&T) -> (&String, &String),
+) -> Result<Option<T>, StoreError> {
+    let text = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_error(path)(e)),
+    };
+    let meta: T = serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        message: format!("not a {what} description ({e})"),
+    })?;
+    let (found, written_by) = format_of(&meta);
+    if found != format {
+        return Err(StoreError::Corrupt {
+            path: path.to_path_buf(),
+            message: format!(
+                "format {found:?}, expected {format:?} (written by brandsim {written_by})"
+            ),
+        });
+    }
+    Ok(Some(meta))
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
@@ -284,29 +300,12 @@ impl StudyStore {
 
     /// Opens the study in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let path = dir.join(META_FILE);
-        let text = match fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(StoreError::NotAStudy {
-                    dir: dir.to_path_buf(),
-                });
-            }
-            Err(e) => return Err(io_error(&path)(e)),
-        };
-        let meta: StudyMeta = serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
-            path: path.clone(),
-            message: format!("not a study description ({e})"),
+        let meta = read_description(&dir.join(META_FILE), "study", FORMAT, |meta: &StudyMeta| {
+            (&meta.format, &meta.brandsim_version)
+        })?
+        .ok_or_else(|| StoreError::NotAStudy {
+            dir: dir.to_path_buf(),
         })?;
-        if meta.format != FORMAT {
-            return Err(StoreError::Corrupt {
-                path,
-                message: format!(
-                    "format {:?}, expected {FORMAT:?} (written by brandsim {})",
-                    meta.format, meta.brandsim_version
-                ),
-            });
-        }
         Ok(StudyStore {
             dir: dir.to_path_buf(),
             meta,

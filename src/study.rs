@@ -111,24 +111,39 @@ pub struct StudySummary {
 
 impl StudySummary {
     pub fn metric(&self, name: &str) -> Option<&Summary> {
-        self.metrics
-            .iter()
-            .find(|(m, _)| *m == name)
-            .map(|(_, s)| s)
+        by_name(&self.metrics, name)
     }
+}
+
+/// The entry named `name` of a list in `METRIC_NAMES` order.
+pub fn by_name<'a, T>(named: &'a [(&'static str, T)], name: &str) -> Option<&'a T> {
+    named
+        .iter()
+        .find(|(m, _)| *m == name)
+        .map(|(_, value)| value)
+}
+
+/// Each metric over the outcomes: `columns[m][k]` is metric `m` (in
+/// `METRIC_NAMES` order) of outcome `k`.
+pub fn metric_columns(outcomes: &[Outcome]) -> Vec<Vec<f64>> {
+    let per_replication: Vec<Vec<f64>> = outcomes.iter().map(|o| o.metrics().0).collect();
+    (0..METRIC_NAMES.len())
+        .map(|m| per_replication.iter().map(|row| row[m]).collect())
+        .collect()
+}
+
+/// The summary of each metric from its [`metric_columns`], in `METRIC_NAMES` order.
+pub fn summarize_metrics(columns: &[Vec<f64>]) -> Vec<(&'static str, Summary)> {
+    METRIC_NAMES
+        .iter()
+        .zip(columns)
+        .map(|(&name, values)| (name, summarize(values)))
+        .collect()
 }
 
 /// Summarises non-empty outcomes of one scenario.
 pub fn summarize_study(outcomes: &[Outcome]) -> StudySummary {
-    let per_replication: Vec<Vec<f64>> = outcomes.iter().map(|o| o.metrics().0).collect();
-    let metrics = METRIC_NAMES
-        .iter()
-        .enumerate()
-        .map(|(i, &name)| {
-            let values: Vec<f64> = per_replication.iter().map(|m| m[i]).collect();
-            (name, summarize(&values))
-        })
-        .collect();
+    let metrics = summarize_metrics(&metric_columns(outcomes));
     let days = outcomes[0].daily.days();
     let daily = SERIES_NAMES
         .iter()

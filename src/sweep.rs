@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 use crate::metrics::METRIC_NAMES;
 use crate::outcome::Outcome;
 use crate::scenario::{Assignment, Scenario, ScenarioError, ScenarioSource};
-use crate::stats::{Summary, summarize};
+use crate::stats::Summary;
+use crate::study::{by_name, metric_columns, summarize_metrics};
 
 /// More grid points than this is almost surely a typo in a step.
 pub const MAX_GRID_POINTS: usize = 10_000;
@@ -203,28 +204,16 @@ pub struct PointSummary {
 
 impl PointSummary {
     pub fn metric(&self, name: &str) -> Option<&Summary> {
-        self.metrics
-            .iter()
-            .find(|(m, _)| *m == name)
-            .map(|(_, s)| s)
+        by_name(&self.metrics, name)
     }
 }
 
 /// Summarises the outcomes of one grid point.
 pub fn summarize_point(values: Vec<f64>, outcomes: &[Outcome]) -> PointSummary {
-    let per_replication: Vec<Vec<f64>> = outcomes.iter().map(|o| o.metrics().0).collect();
-    let metrics = METRIC_NAMES
-        .iter()
-        .enumerate()
-        .map(|(i, &name)| {
-            let values: Vec<f64> = per_replication.iter().map(|m| m[i]).collect();
-            (name, summarize(&values))
-        })
-        .collect();
     PointSummary {
         values,
         replications: outcomes.len(),
-        metrics,
+        metrics: summarize_metrics(&metric_columns(outcomes)),
     }
 }
 

@@ -1,26 +1,11 @@
 //! End-to-end tests of the `brandsim` command: outputs of `run`, `validate`, and
 //! malformed input rejected with exit code 2, a key path, and nothing written.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn brandsim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_brandsim"))
-        .args(args)
-        .output()
-        .expect("brandsim runs")
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("brandsim-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use common::{Scratch, brandsim, json_of, read_json, succeed, text};
 
 const SMALL: [&str; 6] = [
     "--set",
@@ -33,7 +18,7 @@ const SMALL: [&str; 6] = [
 
 #[test]
 fn run_writes_summary_replications_daily_and_resolved_scenario() {
-    let dir = scratch("run");
+    let dir = Scratch::new("run");
     let out = dir.join("study");
     let mut args = vec![
         "run",
@@ -43,16 +28,14 @@ fn run_writes_summary_replications_daily_and_resolved_scenario() {
     ];
     args.push(out.to_str().unwrap());
     args.extend(SMALL);
-    let output = brandsim(&args);
-    assert!(output.status.success(), "{}", text(&output.stderr));
+    let output = succeed(&args);
     let stdout = text(&output.stdout);
     assert!(
         stdout.contains("active_payers") && stdout.contains("user-days/s"),
         "{stdout}"
     );
 
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let summary = read_json(&out.join("summary.json"));
     assert_eq!(summary["replications"], 4);
     assert_eq!(summary["population"], 2000);
     assert_eq!(summary["days"], 30);
@@ -89,24 +72,19 @@ fn run_writes_summary_replications_daily_and_resolved_scenario() {
     assert_eq!(daily.lines().count(), 31);
     let resolved = std::fs::read_to_string(out.join("scenario.toml")).unwrap();
     assert!(resolved.contains("population = 2000"), "{resolved}");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
 fn json_flag_prints_the_summary_and_results_repeat_exactly() {
-    let dir = scratch("json");
+    let dir = Scratch::new("json");
     let run = |name: &str, threads: &str| {
         let out = dir.join(name);
         let mut args = vec!["run", "scenarios/knowledge_platform.toml", "--json", "-q"];
         args.extend(["--threads", threads, "--out", out.to_str().unwrap()]);
         args.extend(SMALL);
-        let output = brandsim(&args);
-        assert!(output.status.success(), "{}", text(&output.stderr));
-        let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-        json["metrics"].clone()
+        json_of(&args)["metrics"].clone()
     };
     assert_eq!(run("a", "1"), run("b", "2"));
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -118,9 +96,7 @@ fn validate_summarises_each_bundled_scenario() {
         .collect();
     let mut args = vec!["validate"];
     args.extend(files.iter().map(String::as_str));
-    let output = brandsim(&args);
-    assert!(output.status.success(), "{}", text(&output.stderr));
-    let stdout = text(&output.stdout);
+    let stdout = text(&succeed(&args).stdout);
     assert_eq!(stdout.lines().count(), files.len());
     assert!(stdout.contains("population 100000"), "{stdout}");
 }
@@ -141,7 +117,7 @@ fn replace_first(from: &'static str, to: &'static str) -> impl Fn(String) -> Str
 
 #[test]
 fn malformed_scenarios_exit_2_with_key_path_and_write_nothing() {
-    let dir = scratch("malformed");
+    let dir = Scratch::new("malformed");
     type Edit = Box<dyn Fn(String) -> String>;
     let cases: Vec<(&str, Edit, &str)> = vec![
         (
@@ -244,12 +220,11 @@ fn malformed_scenarios_exit_2_with_key_path_and_write_nothing() {
             "{name}: validate accepted it"
         );
     }
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
 fn bad_set_override_exits_2_and_writes_nothing() {
-    let dir = scratch("bad-set");
+    let dir = Scratch::new("bad-set");
     for (set, expected) in [
         ("channels.tv.daily_budget=10", "tv"),
         ("brand.colour=1", "brand.colour"),
@@ -278,7 +253,6 @@ fn bad_set_override_exits_2_and_writes_nothing() {
     let missing = brandsim(&["run", "no/such/file.toml", "-q"]);
     assert_eq!(missing.status.code(), Some(2));
     assert!(text(&missing.stderr).contains("no/such/file.toml"));
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// Replaces the value of the first line `key = ...`.

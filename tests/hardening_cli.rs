@@ -2,51 +2,12 @@
 //! too big for the machine, and output directories that must not be clobbered.
 //! Each gives a clear message and exit code 2, never a panic or partial output.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn brandsim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_brandsim"))
-        .args(args)
-        .output()
-        .expect("brandsim runs")
-}
+use std::path::Path;
+use std::process::Output;
 
-/// A scratch directory removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("brandsim-harden-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn s(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
-/// Exit code 2, no panic, and stderr containing every one of `expected`.
-fn assert_refused(output: &Output, expected: &[&str]) {
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    for text in expected {
-        assert!(stderr.contains(text), "expected {text:?} in: {stderr}");
-    }
-}
+use common::{Scratch, assert_refused, brandsim, path as s};
 
 const SMALL: [&str; 5] = [
     "--quiet",
@@ -66,20 +27,26 @@ fn run(scenario: &str, out: &Path, extra: &[&str]) -> Output {
 #[test]
 fn scenario_that_is_a_directory_empty_or_huge_is_refused_by_name() {
     let scratch = Scratch::new("files");
-    let dir = scratch.path("dir.toml");
+    let dir = scratch.join("dir.toml");
     std::fs::create_dir(&dir).unwrap();
-    let empty = scratch.path("empty.toml");
+    let empty = scratch.join("empty.toml");
     std::fs::write(&empty, "").unwrap();
-    let huge = scratch.path("huge.toml");
+    let huge = scratch.join("huge.toml");
     std::fs::write(&huge, vec![b'#'; 11 << 20]).unwrap();
-    let out = scratch.path("out");
-    assert_refused(&run(s(&dir), &out, &[]), &["dir.toml: is a directory"]);
+    let out = scratch.join("out");
+    assert_refused(
+        &run(s(&dir), &out, &[]),
+        &"brandsim run",
+        &["dir.toml: is a directory"],
+    );
     assert_refused(
         &run(s(&empty), &out, &[]),
+        &"brandsim run",
         &["empty.toml", "missing required key"],
     );
     assert_refused(
         &run(s(&huge), &out, &[]),
+        &"brandsim run",
         &["huge.toml", "at most 10485760 bytes"],
     );
     assert!(!out.exists(), "nothing is written");
@@ -88,7 +55,7 @@ fn scenario_that_is_a_directory_empty_or_huge_is_refused_by_name() {
 #[test]
 fn impossible_study_is_refused_with_how_much_it_needs() {
     let scratch = Scratch::new("guard");
-    let out = scratch.path("out");
+    let out = scratch.join("out");
     let output = run(
         "scenarios/bass.toml",
         &out,
@@ -96,6 +63,7 @@ fn impossible_study_is_refused_with_how_much_it_needs() {
     );
     assert_refused(
         &output,
+        &"brandsim run",
         &["the study needs about 2.0 TiB", "--set market.population="],
     );
     let days = run(
@@ -103,7 +71,7 @@ fn impossible_study_is_refused_with_how_much_it_needs() {
         &out,
         &["--set", "simulation.days=4294967295"],
     );
-    assert_refused(&days, &["4294967295 days", "fewer days"]);
+    assert_refused(&days, &"brandsim run", &["4294967295 days", "fewer days"]);
     assert!(!out.exists(), "nothing is written");
 }
 
@@ -112,7 +80,7 @@ fn overflowing_derived_quantity_is_refused_with_key_path() {
     let scratch = Scratch::new("overflow");
     let output = run(
         "scenarios/bass.toml",
-        &scratch.path("out"),
+        &scratch.join("out"),
         &[
             "--set",
             "channels.ads.daily_budget=1e300",
@@ -122,6 +90,7 @@ fn overflowing_derived_quantity_is_refused_with_key_path() {
     );
     assert_refused(
         &output,
+        &"brandsim run",
         &[
             "channels.ads.daily_budget",
             "overflows",
@@ -133,12 +102,13 @@ fn overflowing_derived_quantity_is_refused_with_key_path() {
 #[test]
 fn output_of_a_different_study_is_not_overwritten_without_force() {
     let scratch = Scratch::new("force");
-    let out = scratch.path("study");
+    let out = scratch.join("study");
     let results = || std::fs::read_to_string(out.join("replications.csv")).unwrap();
     assert!(run("scenarios/bass.toml", &out, &[]).status.success());
     // The same study again is not recomputed over its results: it is resumed.
     assert_refused(
         &run("scenarios/bass.toml", &out, &[]),
+        &"brandsim run",
         &["already holds a study", "--resume"],
     );
     let first = results();
@@ -149,6 +119,7 @@ fn output_of_a_different_study_is_not_overwritten_without_force() {
     );
     assert_refused(
         &different,
+        &"brandsim run",
         &["already holds the results of a different study", "--force"],
     );
     assert!(results() == first, "the results are left as they were");
@@ -163,11 +134,12 @@ fn output_of_a_different_study_is_not_overwritten_without_force() {
         String::from_utf8_lossy(&forced.stderr)
     );
     assert!(results() != first, "--force overwrites");
-    let foreign = scratch.path("foreign");
+    let foreign = scratch.join("foreign");
     std::fs::create_dir(&foreign).unwrap();
     std::fs::write(foreign.join("thesis.tex"), "precious").unwrap();
     assert_refused(
         &run("scenarios/bass.toml", &foreign, &[]),
+        &"brandsim run",
         &["is not empty and holds no brandsim study"],
     );
     assert_eq!(
@@ -179,26 +151,29 @@ fn output_of_a_different_study_is_not_overwritten_without_force() {
 #[test]
 fn unwritable_output_gives_a_clear_error() {
     let scratch = Scratch::new("unwritable");
-    let file = scratch.path("a-file");
+    let file = scratch.join("a-file");
     std::fs::write(&file, "").unwrap();
     // A path under a regular file, and a directory that cannot be created even by
     // root (tests run as root, where permission bits are not enforced).
     assert_refused(
         &run("scenarios/bass.toml", &file.join("out"), &[]),
+        &"brandsim run",
         &["cannot write", "a-file/out"],
     );
     assert_refused(
         &run("scenarios/bass.toml", &file, &[]),
+        &"brandsim run",
         &["exists and is not a directory"],
     );
     assert_refused(
         &run("scenarios/bass.toml", Path::new("/proc/brandsim-out"), &[]),
+        &"brandsim run",
         &["cannot write /proc/brandsim-out"],
     );
 
     // A read-only directory, where permissions are enforced (not as root).
     use std::os::unix::fs::PermissionsExt;
-    let read_only = scratch.path("read-only");
+    let read_only = scratch.join("read-only");
     std::fs::create_dir(&read_only).unwrap();
     std::fs::set_permissions(&read_only, std::fs::Permissions::from_mode(0o555)).unwrap();
     if std::fs::write(read_only.join("probe"), "").is_ok() {
@@ -206,6 +181,7 @@ fn unwritable_output_gives_a_clear_error() {
     } else {
         assert_refused(
             &run("scenarios/bass.toml", &read_only, &[]),
+            &"brandsim run",
             &["cannot write", "Permission denied"],
         );
     }

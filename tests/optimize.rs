@@ -2,14 +2,16 @@
 //! closed-form scenario, common random numbers cut the variance of `fd`, bounds
 //! hold, bad `--param`s are refused, and the outputs are written.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use brandsim::optimize::{
     self, Problem, TunedParameter, estimators::Evaluator, estimators::finite_difference,
 };
 use brandsim::scenario::{self, Assignment, Estimator, OptimizeSettings};
 use brandsim::study::thread_pool;
+use common::{Scratch, brandsim, read_json, succeed, text};
 
 /// One segment, one item, no heterogeneity, no word of mouth, one day, and a
 /// channel that buys exactly one impression per user (exposure rate 1): so
@@ -96,29 +98,11 @@ fn known_optimum() -> f64 {
     0.5 * (low + high)
 }
 
-/// A fresh scratch directory, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir =
-            std::env::temp_dir().join(format!("brandsim-optimize-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn scenario(&self) -> PathBuf {
-        let path = self.0.join("closed_form.toml");
-        std::fs::write(&path, CLOSED_FORM).unwrap();
-        path
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// The closed-form scenario, written into `dir`.
+fn closed_form_file(dir: &Scratch) -> PathBuf {
+    let path = dir.join("closed_form.toml");
+    std::fs::write(&path, CLOSED_FORM).unwrap();
+    path
 }
 
 fn problem(file: &Path, start: f64, parameters: Vec<TunedParameter>) -> Problem {
@@ -151,7 +135,7 @@ fn settings(estimator: Estimator, iterations: u32, eta: f64, per_step: u32) -> O
 /// missing factor 2 or β) misses by far more.
 fn lands_on_known_optimum(settings: &OptimizeSettings, tolerance: f64) {
     let scratch = Scratch::new(&format!("optimum-{:?}", settings.estimator));
-    let file = scratch.scenario();
+    let file = closed_form_file(&scratch);
     let target = known_optimum();
     let pool = thread_pool(2);
     for start in [-1.0, 4.0] {
@@ -190,7 +174,7 @@ fn likelihood_ratio_finds_the_closed_form_optimum_from_two_starts() {
 /// the same replications or on different ones.
 fn fd_gradient_variance(common_random_numbers: bool) -> f64 {
     let scratch = Scratch::new(&format!("crn-{common_random_numbers}"));
-    let problem = problem(&scratch.scenario(), 0.0, vec![]);
+    let problem = problem(&closed_form_file(&scratch), 0.0, vec![]);
     let pool = thread_pool(2);
     let evaluator = Evaluator::new(&problem, "acquisition_rate", &pool).unwrap();
     let plus: Vec<u32> = (0..64).collect();
@@ -223,7 +207,7 @@ fn common_random_numbers_cut_the_variance_of_finite_differences() {
 #[test]
 fn the_search_does_not_depend_on_the_thread_count() {
     let scratch = Scratch::new("threads");
-    let file = scratch.scenario();
+    let file = closed_form_file(&scratch);
     let parameters = vec![
         TunedParameter::unbounded("brand.value"),
         optimize::parse_parameter("channels.ads.daily_budget=1:100").unwrap(),
@@ -243,27 +227,12 @@ fn the_search_does_not_depend_on_the_thread_count() {
     assert_eq!(runs[0].confirmation, runs[1].confirmation);
 }
 
-fn brandsim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_brandsim"))
-        .args(args)
-        .output()
-        .expect("brandsim runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn read_json(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
 #[test]
 fn optimize_starts_from_set_value_and_writes_trace_json_plot_and_scenario() {
     let scratch = Scratch::new("outputs");
-    let file = scratch.scenario();
-    let out = scratch.0.join("result");
-    let output = brandsim(&[
+    let file = closed_form_file(&scratch);
+    let out = scratch.join("result");
+    let output = succeed(&[
         "optimize",
         file.to_str().unwrap(),
         "--set",
@@ -280,7 +249,6 @@ fn optimize_starts_from_set_value_and_writes_trace_json_plot_and_scenario() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert!(output.status.success(), "{}", text(&output.stderr));
     assert!(text(&output.stdout).contains("brand.value"));
 
     let json = read_json(&out.join("optimize.json"));
@@ -321,10 +289,10 @@ fn optimize_starts_from_set_value_and_writes_trace_json_plot_and_scenario() {
 #[test]
 fn steps_are_projected_onto_the_bounds() {
     let scratch = Scratch::new("bounds");
-    let file = scratch.scenario();
-    let out = scratch.0.join("result");
+    let file = closed_form_file(&scratch);
+    let out = scratch.join("result");
     // V* ≈ 1.57 lies above the upper bound; a large η overshoots on both sides.
-    let output = brandsim(&[
+    succeed(&[
         "optimize",
         file.to_str().unwrap(),
         "--param",
@@ -345,7 +313,6 @@ fn steps_are_projected_onto_the_bounds() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert!(output.status.success(), "{}", text(&output.stderr));
     let trace = std::fs::read_to_string(out.join("trace.csv")).unwrap();
     let values: Vec<(f64, f64)> = trace
         .lines()
@@ -382,8 +349,8 @@ fn steps_are_projected_onto_the_bounds() {
 #[test]
 fn bad_params_exit_2_with_a_clear_message_and_write_nothing() {
     let scratch = Scratch::new("bad");
-    let file = scratch.scenario();
-    let out = scratch.0.join("result");
+    let file = closed_form_file(&scratch);
+    let out = scratch.join("result");
     let cases: [(&[&str], &str); 7] = [
         (&["--param", "brand.valu"], "unknown key \"valu\""),
         (

@@ -3,33 +3,16 @@
 //! refused naming the shard, and a study stopped by SIGINT resumes to the same
 //! outputs without recomputing a finished replication.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Output;
 
-fn brandsim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_brandsim"))
-        .args(args)
-        .output()
-        .expect("brandsim runs")
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("brandsim-shards-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use common::{
+    Scratch, Stamp, assert_refused_writing_nothing, brandsim, interrupt_when, merge,
+    outcome_stamps, path, study_results, succeed, text,
+};
 
 const SCENARIO: &str = "scenarios/knowledge_platform.toml";
 const SMALL: [&str; 6] = [
@@ -46,38 +29,15 @@ fn run_small(out: &Path, extra: &[&str]) -> Output {
     let mut args = vec!["run", SCENARIO, "-q", "--out", path(out)];
     args.extend(SMALL);
     args.extend(extra);
-    let output = brandsim(&args);
-    assert!(output.status.success(), "{}", text(&output.stderr));
-    output
-}
-
-fn merge(dirs: &[PathBuf], out: &Path) -> Output {
-    let mut args = vec!["merge"];
-    args.extend(dirs.iter().map(|d| path(d)));
-    args.extend(["--out", path(out)]);
-    brandsim(&args)
-}
-
-/// The outputs that must not depend on how the study was run: the metrics of
-/// `summary.json` (as written: shortest round-trip decimals, so equal text means
-/// equal bits), `replications.csv` and `daily.csv`.
-fn results(dir: &Path) -> (String, String, String) {
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
-    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
-    (
-        summary["metrics"].to_string(),
-        read("replications.csv"),
-        read("daily.csv"),
-    )
+    succeed(&args)
 }
 
 #[test]
 fn merged_shards_equal_one_process_bit_for_bit() {
-    let dir = scratch("merge");
+    let dir = Scratch::new("merge");
     let whole = dir.join("whole");
     run_small(&whole, &[]);
-    let expected = results(&whole);
+    let expected = study_results(&whole);
     for count in [1u32, 2, 3, 7] {
         // Shards given in reverse order: merging must not depend on it.
         let shards: Vec<PathBuf> = (0..count)
@@ -95,14 +55,13 @@ fn merged_shards_equal_one_process_bit_for_bit() {
             "N = {count}: {}",
             text(&output.stderr)
         );
-        assert_eq!(results(&out), expected, "N = {count}");
+        assert_eq!(study_results(&out), expected, "N = {count}");
     }
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
 fn duplicated_missing_or_foreign_shards_are_refused_naming_the_shard() {
-    let dir = scratch("refuse");
+    let dir = Scratch::new("refuse");
     let shard = |name: &str, k: u32, extra: &[&str]| {
         let shard_dir = dir.join(name);
         let mut options = vec!["--shard".to_string(), format!("{k}/3")];
@@ -142,16 +101,7 @@ fn duplicated_missing_or_foreign_shards_are_refused_naming_the_shard() {
     for (dirs, expected) in cases {
         let out = dir.join("merged");
         let output = merge(&dirs, &out);
-        let stderr = text(&output.stderr);
-        assert_eq!(output.status.code(), Some(2), "{dirs:?}: {stderr}");
-        for needle in expected {
-            assert!(
-                stderr.contains(needle),
-                "{dirs:?}: expected {needle:?} in {stderr}"
-            );
-        }
-        assert!(!stderr.contains("panicked"), "{stderr}");
-        assert!(!out.exists(), "{dirs:?}: wrote {}", out.display());
+        assert_refused_writing_nothing(&output, &dirs, &expected, &out);
     }
     // An incomplete shard is refused too, with the command that finishes it.
     std::fs::remove_file(s1.join("outcomes").join("000004.json")).unwrap();
@@ -162,12 +112,11 @@ fn duplicated_missing_or_foreign_shards_are_refused_naming_the_shard() {
         stderr.contains("incomplete") && stderr.contains("--resume"),
         "{stderr}"
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
 fn bad_shard_and_resume_options_exit_2() {
-    let dir = scratch("options");
+    let dir = Scratch::new("options");
     for (options, expected) in [
         (vec!["--shard", "3/3"], "K/N"),
         (vec!["--shard", "1"], "K/N"),
@@ -196,7 +145,6 @@ fn bad_shard_and_resume_options_exit_2() {
         "{}",
         text(&other.stderr)
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// A study big enough to take a few seconds on one thread.
@@ -212,49 +160,23 @@ const SLOW: [&str; 8] = [
 ];
 
 /// Modification time and inode of each stored outcome: a rewritten file changes both.
-fn outcome_files(dir: &Path) -> BTreeMap<String, (i64, i64, u64)> {
-    std::fs::read_dir(dir.join("outcomes"))
-        .unwrap()
-        .map(|e| e.unwrap())
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
-        .map(|e| {
-            let m = e.metadata().unwrap();
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                (m.mtime(), m.mtime_nsec(), m.ino()),
-            )
-        })
-        .collect()
+fn outcome_files(dir: &Path) -> BTreeMap<String, Stamp> {
+    outcome_stamps(&dir.join("outcomes")).unwrap()
 }
 
 #[test]
 fn sigint_keeps_finished_replications_and_resume_matches_an_uninterrupted_run() {
-    let dir = scratch("sigint");
+    let dir = Scratch::new("sigint");
     let interrupted = dir.join("interrupted");
     let mut args = vec!["run", SCENARIO, "-q", "--out", path(&interrupted)];
     args.extend(SLOW);
-    let child = Command::new(env!("CARGO_BIN_EXE_brandsim"))
-        .args(&args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while interrupted
-        .join("outcomes")
-        .read_dir()
-        .map_or(0, |d| d.count())
-        < 3
-    {
-        assert!(Instant::now() < deadline, "no replication finished in 60 s");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let kill = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let output = child.wait_with_output().unwrap();
+    let output = interrupt_when(&args, || {
+        interrupted
+            .join("outcomes")
+            .read_dir()
+            .map_or(0, |d| d.count())
+            >= 3
+    });
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("--resume"), "{stderr}");
@@ -294,8 +216,6 @@ fn sigint_keeps_finished_replications_and_resume_matches_an_uninterrupted_run() 
     let uninterrupted = dir.join("uninterrupted");
     let mut args = vec!["run", SCENARIO, "-q", "--out", path(&uninterrupted)];
     args.extend(SLOW);
-    let output = brandsim(&args);
-    assert!(output.status.success(), "{}", text(&output.stderr));
-    assert_eq!(results(&interrupted), results(&uninterrupted));
-    let _ = std::fs::remove_dir_all(dir);
+    succeed(&args);
+    assert_eq!(study_results(&interrupted), study_results(&uninterrupted));
 }

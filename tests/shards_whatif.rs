@@ -3,50 +3,15 @@
 //! bit, bad merges are refused naming the shard, and a sweep stopped by SIGINT
 //! resumes to the same outputs without recomputing a finished replication.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
-fn brandsim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_brandsim"))
-        .args(args)
-        .output()
-        .expect("brandsim runs")
-}
-
-/// A temporary directory, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!(
-            "brandsim-shards-whatif-{}-{name}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use common::{
+    Scratch, Stamp, assert_refused_writing_nothing, brandsim, interrupt_when, merge,
+    outcome_stamps, path, succeed, text,
+};
 
 const SMALL: [&str; 7] = [
     "-q",
@@ -87,23 +52,6 @@ fn compare_args<'a>(out: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
     args
 }
 
-fn succeed(args: &[&str]) -> Output {
-    let output = brandsim(args);
-    assert!(
-        output.status.success(),
-        "{args:?}: {}",
-        text(&output.stderr)
-    );
-    output
-}
-
-fn merge(dirs: &[PathBuf], out: &Path) -> Output {
-    let mut args = vec!["merge"];
-    args.extend(dirs.iter().map(|d| path(d)));
-    args.extend(["--out", path(out)]);
-    brandsim(&args)
-}
-
 /// The outputs of a what-if study that must not depend on how it was run.
 fn results(dir: &Path, files: &[&str]) -> Vec<String> {
     files
@@ -129,7 +77,7 @@ fn sharded_sweeps_and_comparisons_merge_to_one_process_bit_for_bit() {
         ("compare", compare_args, &COMPARE_FILES),
     ];
     for (command, args_of, files) in studies {
-        let whole = dir.join(&format!("{command}-whole"));
+        let whole = dir.join(format!("{command}-whole"));
         let whole_out = succeed(&args_of(&whole, &["--json"]));
         let expected = results(&whole, files);
         for count in [2u32, 3] {
@@ -137,7 +85,7 @@ fn sharded_sweeps_and_comparisons_merge_to_one_process_bit_for_bit() {
             let shards: Vec<PathBuf> = (0..count)
                 .rev()
                 .map(|k| {
-                    let shard_dir = dir.join(&format!("{command}-n{count}-shard-{k}"));
+                    let shard_dir = dir.join(format!("{command}-n{count}-shard-{k}"));
                     let shard = format!("{k}/{count}");
                     let output = succeed(&args_of(&shard_dir, &["--shard", &shard]));
                     assert!(text(&output.stdout).contains("brandsim merge"));
@@ -149,7 +97,7 @@ fn sharded_sweeps_and_comparisons_merge_to_one_process_bit_for_bit() {
                     shard_dir
                 })
                 .collect();
-            let out = dir.join(&format!("{command}-n{count}-merged"));
+            let out = dir.join(format!("{command}-n{count}-merged"));
             let mut args = vec!["merge"];
             args.extend(shards.iter().map(|d| path(d)));
             args.extend(["--out", path(&out), "--json"]);
@@ -226,16 +174,7 @@ fn bad_whatif_merges_are_refused_naming_the_shard() {
     for (dirs, expected) in cases {
         let out = dir.join("merged");
         let output = merge(&dirs, &out);
-        let stderr = text(&output.stderr);
-        assert_eq!(output.status.code(), Some(2), "{dirs:?}: {stderr}");
-        for needle in expected {
-            assert!(
-                stderr.contains(needle),
-                "{dirs:?}: expected {needle:?} in {stderr}"
-            );
-        }
-        assert!(!stderr.contains("panicked"), "{stderr}");
-        assert!(!out.exists(), "{dirs:?}: wrote {}", out.display());
+        assert_refused_writing_nothing(&output, &dirs, &expected, &out);
     }
     // An incomplete shard is refused too, with how to finish it.
     std::fs::remove_file(s1.join("points/3/outcomes/000004.json")).unwrap();
@@ -303,22 +242,18 @@ const SLOW: [&str; 8] = [
 
 /// Modification time and inode of each stored outcome of every grid point: a
 /// rewritten file changes both.
-fn outcome_files(dir: &Path) -> BTreeMap<String, (i64, i64, u64)> {
+fn outcome_files(dir: &Path) -> BTreeMap<String, Stamp> {
     let mut files = BTreeMap::new();
     for point in ["0", "1"] {
-        let Ok(entries) = dir.join("points").join(point).join("outcomes").read_dir() else {
+        let outcomes = dir.join("points").join(point).join("outcomes");
+        let Some(stamps) = outcome_stamps(&outcomes) else {
             continue;
         };
-        for entry in entries.map(|e| e.unwrap()) {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.ends_with(".json") {
-                let m = entry.metadata().unwrap();
-                files.insert(
-                    format!("{point}/{name}"),
-                    (m.mtime(), m.mtime_nsec(), m.ino()),
-                );
-            }
-        }
+        files.extend(
+            stamps
+                .into_iter()
+                .map(|(name, stamp)| (format!("{point}/{name}"), stamp)),
+        );
     }
     files
 }
@@ -329,23 +264,7 @@ fn sigint_keeps_a_sweeps_finished_replications_and_resume_matches_an_uninterrupt
     let interrupted = dir.join("interrupted");
     let mut args = slow_sweep("scenarios/knowledge_platform.toml", &SLOW);
     args.extend(["--out", path(&interrupted)]);
-    let child = Command::new(env!("CARGO_BIN_EXE_brandsim"))
-        .args(&args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while outcome_files(&interrupted).len() < 3 {
-        assert!(Instant::now() < deadline, "no replication finished in 60 s");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let kill = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let output = child.wait_with_output().unwrap();
+    let output = interrupt_when(&args, || outcome_files(&interrupted).len() >= 3);
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(130), "{stderr}");
     assert!(

@@ -3,10 +3,14 @@
 //! started, and the merged result must equal a one-process run. Skipped, with a
 //! visible message, when no Slurm cluster answers.
 
+mod common;
+
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+use common::{study_results, succeed};
 
 /// Prints past the test harness's capture, so a skip is seen in the test output.
 fn say(message: &str) {
@@ -31,17 +35,6 @@ fn slurm_unavailable() -> Option<String> {
             (!usable).then(|| format!("no usable Slurm node (states: {})", states.trim()))
         }
     }
-}
-
-fn results(dir: &Path) -> (String, String, String) {
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
-    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
-    (
-        summary["metrics"].to_string(),
-        read("replications.csv"),
-        read("daily.csv"),
-    )
 }
 
 /// Whether Slurm no longer has job `id` pending or running (an unknown id is gone).
@@ -84,15 +77,7 @@ fn slurm_job_array_and_merge_job_equal_one_process() {
         whole.to_str().unwrap(),
     ];
     args.extend(OPTIONS);
-    let output = Command::new(env!("CARGO_BIN_EXE_brandsim"))
-        .args(&args)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    succeed(&args);
 
     let study = dir.join("study");
     let submit = Command::new(root.join("examples/slurm/submit.sh"))
@@ -141,6 +126,6 @@ fn slurm_job_array_and_merge_job_equal_one_process() {
     for k in 0..3 {
         assert!(study.join(format!("shard-{k}/study.json")).exists());
     }
-    assert_eq!(results(&merged), results(&whole));
+    assert_eq!(study_results(&merged), study_results(&whole));
     let _ = std::fs::remove_dir_all(dir);
 }

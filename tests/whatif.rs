@@ -1,43 +1,12 @@
 //! What-if studies end to end: sweeps on common random numbers, paired strategy
 //! comparisons, plots, adaptive precision, and bad `--vary` / `[[variants]]` input.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+
+use std::path::Path;
 
 use brandsim::scenario::load_file;
-
-fn brandsim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_brandsim"))
-        .args(args)
-        .output()
-        .expect("brandsim runs")
-}
-
-/// A temporary directory, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir =
-            std::env::temp_dir().join(format!("brandsim-whatif-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-    fn path(&self, name: &str) -> String {
-        self.0.join(name).display().to_string()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use common::{Scratch, assert_refused_writing_nothing, brandsim, json_of, succeed, text};
 
 const SMALL: [&str; 6] = [
     "--set",
@@ -48,21 +17,10 @@ const SMALL: [&str; 6] = [
     "6",
 ];
 
-/// Runs a command that must succeed and parses its `--json` output.
-fn json_of(args: &[&str]) -> serde_json::Value {
-    let output = brandsim(args);
-    assert!(
-        output.status.success(),
-        "{args:?}: {}",
-        text(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
-}
-
 /// The knowledge-platform scenario with `extra` appended, written to `dir`.
 fn with_variants(dir: &Scratch, name: &str, extra: &str) -> String {
     let base = std::fs::read_to_string("scenarios/knowledge_platform.toml").unwrap();
-    let path = dir.path(name);
+    let path = dir.arg(name);
     std::fs::write(&path, format!("{base}\n{extra}")).unwrap();
     path
 }
@@ -70,7 +28,7 @@ fn with_variants(dir: &Scratch, name: &str, extra: &str) -> String {
 #[test]
 fn sweep_grid_points_share_seeds_so_an_inert_key_gives_identical_metrics() {
     let dir = Scratch::new("inert");
-    let out = dir.path("sweep");
+    let out = dir.arg("sweep");
     let mut args = vec!["sweep", "scenarios/knowledge_platform.toml", "-q", "--json"];
     // The optimiser's learning rate does not enter a simulation.
     args.extend(["--vary", "optimize.learning_rate=0.5:2:0.5", "--out", &out]);
@@ -95,7 +53,7 @@ fn sweep_grid_points_share_seeds_so_an_inert_key_gives_identical_metrics() {
 #[test]
 fn sweep_of_an_effective_key_moves_the_metric_and_keeps_integer_keys_integer() {
     let dir = Scratch::new("effective");
-    let out = dir.path("sweep");
+    let out = dir.arg("sweep");
     let mut args = vec!["sweep", "scenarios/knowledge_platform.toml", "-q", "--json"];
     args.extend([
         "--vary",
@@ -133,7 +91,7 @@ fn paired_ci_of_a_variant_identical_to_the_base_is_exactly_zero() {
         "same.toml",
         "[[variants]]\nname = \"same\"\nset = { \"brand.value\" = 0.0 }\n\n[[variants]]\nname = \"nothing-set\"\nset = {}\n",
     );
-    let out = dir.path("compare");
+    let out = dir.arg("compare");
     let mut args = vec!["compare", &file, "-q", "--json", "--out", &out];
     args.extend(SMALL);
     let json = json_of(&args);
@@ -153,7 +111,7 @@ fn paired_ci_of_a_variant_identical_to_the_base_is_exactly_zero() {
 #[test]
 fn pairing_shrinks_the_standard_error_of_a_real_change() {
     let dir = Scratch::new("pairing");
-    let out = dir.path("compare");
+    let out = dir.arg("compare");
     let mut args = vec!["compare", "scenarios/strategies.toml", "-q", "--json"];
     args.extend(["--metric", "active_payers", "--out", &out]);
     args.extend(SMALL);
@@ -191,7 +149,7 @@ fn pairing_shrinks_the_standard_error_of_a_real_change() {
 #[test]
 fn several_files_are_compared_on_the_first_files_seed() {
     let dir = Scratch::new("files");
-    let out = dir.path("compare");
+    let out = dir.arg("compare");
     let mut args = vec![
         "compare",
         "scenarios/knowledge_platform.toml",
@@ -230,7 +188,7 @@ fn assert_valid_svg(path: &Path) -> String {
 #[test]
 fn plots_are_valid_svg_with_titles_and_series_names() {
     let dir = Scratch::new("plots");
-    let run = dir.path("run");
+    let run = dir.arg("run");
     let mut args = vec![
         "run",
         "scenarios/knowledge_platform.toml",
@@ -239,7 +197,7 @@ fn plots_are_valid_svg_with_titles_and_series_names() {
         &run,
     ];
     args.extend(SMALL);
-    assert!(brandsim(&args).status.success());
+    succeed(&args);
     for (series, title) in [
         ("active_payers", "active payers"),
         ("registrations", "registrations"),
@@ -260,7 +218,7 @@ fn plots_are_valid_svg_with_titles_and_series_names() {
         }
     }
 
-    let sweep = dir.path("sweep");
+    let sweep = dir.arg("sweep");
     let mut args = vec![
         "sweep",
         "scenarios/knowledge_platform.toml",
@@ -277,7 +235,7 @@ fn plots_are_valid_svg_with_titles_and_series_names() {
         "funnel",
     ]);
     args.extend(SMALL);
-    assert!(brandsim(&args).status.success());
+    succeed(&args);
     let svg = assert_valid_svg(&Path::new(&sweep).join("sweep-profit.svg"));
     assert!(
         svg.contains("knowledge_platform: profit vs brand.value (mean, 95% CI, 6 replications)")
@@ -286,7 +244,7 @@ fn plots_are_valid_svg_with_titles_and_series_names() {
     assert_valid_svg(&Path::new(&sweep).join("sweep-funnel.svg"));
     assert!(!Path::new(&sweep).join("sweep-revenue.svg").exists());
 
-    let compare = dir.path("compare");
+    let compare = dir.arg("compare");
     let mut args = vec![
         "compare",
         "scenarios/strategies.toml",
@@ -295,7 +253,7 @@ fn plots_are_valid_svg_with_titles_and_series_names() {
         &compare,
     ];
     args.extend(SMALL);
-    assert!(brandsim(&args).status.success());
+    succeed(&args);
     let svg = assert_valid_svg(&Path::new(&compare).join("compare-profit.svg"));
     assert!(svg.contains("strategies: profit, each strategy minus strategies"));
     for name in [
@@ -312,7 +270,7 @@ fn plots_are_valid_svg_with_titles_and_series_names() {
 #[test]
 fn png_plots_are_written_on_request_and_no_plots_on_demand() {
     let dir = Scratch::new("png");
-    let out = dir.path("run");
+    let out = dir.arg("run");
     let mut args = vec![
         "run",
         "scenarios/bass.toml",
@@ -323,12 +281,12 @@ fn png_plots_are_written_on_request_and_no_plots_on_demand() {
         &out,
     ];
     args.extend(SMALL);
-    assert!(brandsim(&args).status.success());
+    succeed(&args);
     let png = std::fs::read(Path::new(&out).join("fan-revenue.png")).unwrap();
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
     assert!(!Path::new(&out).join("fan-revenue.svg").exists());
 
-    let out = dir.path("none");
+    let out = dir.arg("none");
     let mut args = vec![
         "run",
         "scenarios/bass.toml",
@@ -338,7 +296,7 @@ fn png_plots_are_written_on_request_and_no_plots_on_demand() {
         &out,
     ];
     args.extend(SMALL);
-    assert!(brandsim(&args).status.success());
+    succeed(&args);
     assert!(!Path::new(&out).join("fan-revenue.svg").exists());
     assert!(Path::new(&out).join("summary.json").exists());
 }
@@ -346,7 +304,7 @@ fn png_plots_are_written_on_request_and_no_plots_on_demand() {
 #[test]
 fn precision_run_reports_its_replications_and_equals_a_plain_run() {
     let dir = Scratch::new("precision");
-    let precise = dir.path("precise");
+    let precise = dir.arg("precise");
     let args = [
         "run",
         "scenarios/knowledge_platform.toml",
@@ -380,7 +338,7 @@ fn precision_run_reports_its_replications_and_equals_a_plain_run() {
         assert_eq!(m["reached"].as_bool().unwrap(), relative < 0.01, "{m}");
     }
 
-    let plain = dir.path("plain");
+    let plain = dir.arg("plain");
     let n = n.to_string();
     let args = [
         "run",
@@ -425,20 +383,13 @@ fn variants_load_and_leave_the_base_scenario_unchanged() {
 /// Runs a command that must fail with exit code 2 and a message containing every
 /// one of `expected`, writing nothing to `out`.
 fn assert_rejected(args: &[&str], out: &str, expected: &[&str]) {
-    let output = brandsim(args);
-    let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
-    for part in expected {
-        assert!(stderr.contains(part), "{args:?}: {stderr:?} lacks {part:?}");
-    }
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    assert!(!Path::new(out).exists(), "{args:?} wrote {out}");
+    assert_refused_writing_nothing(&brandsim(args), &args, expected, Path::new(out));
 }
 
 #[test]
 fn bad_vary_keys_and_values_exit_2_with_a_clear_message() {
     let dir = Scratch::new("bad-vary");
-    let out = dir.path("never");
+    let out = dir.arg("never");
     let sweep = |vary: &'static str| -> Vec<String> {
         let mut args: Vec<String> = ["sweep", "scenarios/knowledge_platform.toml", "-q", "--out"]
             .map(String::from)
@@ -504,7 +455,7 @@ fn bad_vary_keys_and_values_exit_2_with_a_clear_message() {
 #[test]
 fn bad_variant_sets_exit_2_naming_the_variant_key_and_line() {
     let dir = Scratch::new("bad-variants");
-    let out = dir.path("never");
+    let out = dir.arg("never");
     let base_lines = std::fs::read_to_string("scenarios/knowledge_platform.toml")
         .unwrap()
         .lines()

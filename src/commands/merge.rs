@@ -39,7 +39,8 @@ pub fn run(dirs: &[PathBuf], out: &Path, json: bool) -> Result<(), CliError> {
     }
     store.replace_meta(merged.meta.clone())?;
     let throughput = stored_throughput(&scenario, merged.outcomes.len(), &merged.meta.work);
-    let (summary, json_text) = write_study_outputs(out, &scenario, &merged.outcomes, &throughput)?;
+    let (summary, json_text) =
+        write_study_outputs(out, &scenario, &merged.outcomes, &throughput, None)?;
     if !json {
         println!(
             "merged {} shards of {}: {} replications",

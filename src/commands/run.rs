@@ -21,7 +21,7 @@ use crate::precision::{PreciseRun, PrecisionTarget, run_until_precise};
 use crate::report::{self, Throughput};
 use crate::scenario::{Scenario, ScenarioSource};
 use crate::shard::Shard;
-use crate::study::{summarize_study, thread_pool};
+use crate::study::thread_pool;
 
 /// Entry point of `brandsim run`.
 pub fn run(
@@ -75,7 +75,8 @@ pub fn run(
         return Ok(());
     }
     let throughput = stored_throughput(&scenario, stored.outcomes.len(), &store.meta().work);
-    let (summary, json_text) = write_study_outputs(&dir, &scenario, &stored.outcomes, &throughput)?;
+    let (summary, json_text) =
+        write_study_outputs(&dir, &scenario, &stored.outcomes, &throughput, None)?;
     write_fan_charts(&dir, &scenario, &stored.outcomes, plot_args)?;
     print_study(
         &scenario,
@@ -132,25 +133,17 @@ fn run_to_precision(
     bar.finish_and_clear();
     let outcomes = &precise.outcomes;
 
-    let summary = summarize_study(outcomes);
     let throughput = Throughput::new(
         scenario,
         outcomes.len(),
         precise.seconds,
         pool.current_num_threads(),
     );
-    let mut json = report::summary_json(scenario, outcomes.len(), &summary, &throughput);
-    json["precision"] = precision_json(target, &precise, outcomes.len());
-    let json_text = serde_json::to_string_pretty(&json).expect("plain JSON");
     create_output_dir(&dir, &study, args.force)?;
     write_output(&dir, "scenario.toml", source.resolved_toml().as_bytes())?;
-    write_output(
-        &dir,
-        "replications.csv",
-        &report::replications_csv(outcomes),
-    )?;
-    write_output(&dir, "daily.csv", &report::daily_csv(&summary))?;
-    write_output(&dir, "summary.json", json_text.as_bytes())?;
+    let precision = precision_json(target, &precise, outcomes.len());
+    let (summary, json_text) =
+        write_study_outputs(&dir, scenario, outcomes, &throughput, Some(precision))?;
     write_fan_charts(&dir, scenario, outcomes, plot_args)?;
     if !args.json {
         print!("{}", precision_table(target, &precise, outcomes.len()));

@@ -138,31 +138,46 @@ pub fn open_store(
         Err(other) => return Err(other.into()),
     };
     let stored = store.meta();
-    let differences: Vec<String> = [
-        (
-            "brandsim version",
-            &stored.brandsim_version,
-            &wanted.brandsim_version,
-        ),
-        ("scenario", &stored.scenario_hash, &wanted.scenario_hash),
-        (
-            "shard",
-            &stored.shard.to_string(),
-            &wanted.shard.to_string(),
-        ),
-    ]
-    .into_iter()
-    .filter(|(_, a, b)| a != b)
-    .map(|(what, a, b)| format!("{what} {a} there, {b} asked"))
-    .collect();
-    if !differences.is_empty() {
-        return Err(CliError::Usage(format!(
-            "--resume {}: not the same study ({}); {hint}",
-            dir.display(),
-            differences.join("; "),
-        )));
-    }
+    check_same_study(
+        dir,
+        vec![
+            (
+                "brandsim version",
+                stored.brandsim_version.clone(),
+                wanted.brandsim_version.clone(),
+            ),
+            (
+                "scenario",
+                stored.scenario_hash.clone(),
+                wanted.scenario_hash.clone(),
+            ),
+            ("shard", stored.shard.to_string(), wanted.shard.to_string()),
+        ],
+        hint,
+    )?;
     Ok(store)
+}
+
+/// Refuses to resume the study in `dir` unless it is the one asked for: every
+/// `(what, found there, asked)` must agree. `hint` says what to do if not.
+pub fn check_same_study(
+    dir: &Path,
+    checks: Vec<(&str, String, String)>,
+    hint: &str,
+) -> Result<(), CliError> {
+    let differences: Vec<String> = checks
+        .into_iter()
+        .filter(|(_, there, asked)| there != asked)
+        .map(|(what, there, asked)| format!("{what} {there} there, {asked} asked"))
+        .collect();
+    if differences.is_empty() {
+        return Ok(());
+    }
+    Err(CliError::Usage(format!(
+        "--resume {}: not the same study ({}); {hint}",
+        dir.display(),
+        differences.join("; "),
+    )))
 }
 
 /// A study directory brought as far as this process could.
@@ -299,15 +314,20 @@ pub fn stored_throughput(scenario: &Scenario, replications: usize, work: &Work) 
 }
 
 /// Writes `replications.csv`, `daily.csv` and `summary.json` of a whole study into
-/// `dir`; returns the summary and the JSON text.
+/// `dir` (`summary.json` with `precision` under its key, for `run --precision`);
+/// returns the summary and the JSON text.
 pub fn write_study_outputs(
     dir: &Path,
     scenario: &Scenario,
     outcomes: &[Outcome],
     throughput: &Throughput,
+    precision: Option<serde_json::Value>,
 ) -> Result<(StudySummary, String), CliError> {
     let summary = summarize_study(outcomes);
-    let json = report::summary_json(scenario, outcomes.len(), &summary, throughput);
+    let mut json = report::summary_json(scenario, outcomes.len(), &summary, throughput);
+    if let Some(precision) = precision {
+        json["precision"] = precision;
+    }
     let json_text = serde_json::to_string_pretty(&json).expect("plain JSON");
     write_output(dir, "replications.csv", &report::replications_csv(outcomes))?;
     write_output(dir, "daily.csv", &report::daily_csv(&summary))?;

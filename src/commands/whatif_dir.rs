@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::ValueEnum;
 
-use super::study_dir::{Filled, Opening, fill_store, open_store};
+use super::study_dir::{Filled, Opening, check_same_study, fill_store, open_store};
 use super::{CliError, progress_bar, write_output};
 use crate::cli::{PlotArgs, StudyArgs};
 use crate::guard::StudyPlan;
@@ -184,35 +184,28 @@ pub fn open_whatif(
         ))
     })?;
     let shard = args.shard.unwrap_or(stored.shard);
-    let differences: Vec<String> = [
-        (
-            "command",
-            stored.study.command().to_string(),
-            command.to_string(),
-        ),
-        (
-            "brandsim version",
-            stored.brandsim_version.clone(),
-            wanted.brandsim_version.clone(),
-        ),
-        (
-            "study (hash of its options and scenarios)",
-            format!("{} {}", stored.scenario, stored.study_hash),
-            format!("{} {}", wanted.scenario, wanted.study_hash),
-        ),
-        ("shard", stored.shard.to_string(), shard.to_string()),
-    ]
-    .into_iter()
-    .filter(|(_, a, b)| a != b)
-    .map(|(what, a, b)| format!("{what} {a} there, {b} asked"))
-    .collect();
-    if !differences.is_empty() {
-        return Err(CliError::Usage(format!(
-            "--resume {}: not the same study ({}); resume it with the {command} command, scenario and options it was started with",
-            dir.display(),
-            differences.join("; "),
-        )));
-    }
+    check_same_study(
+        dir,
+        vec![
+            (
+                "command",
+                stored.study.command().to_string(),
+                command.to_string(),
+            ),
+            (
+                "brandsim version",
+                stored.brandsim_version.clone(),
+                wanted.brandsim_version.clone(),
+            ),
+            (
+                "study (hash of its options and scenarios)",
+                format!("{} {}", stored.scenario, stored.study_hash),
+                format!("{} {}", wanted.scenario, wanted.study_hash),
+            ),
+            ("shard", stored.shard.to_string(), shard.to_string()),
+        ],
+        &format!("resume it with the {command} command, scenario and options it was started with"),
+    )?;
     let stores = points
         .iter()
         .enumerate()

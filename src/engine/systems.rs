@@ -21,6 +21,18 @@ pub const CHUNK: usize = 1 << 14;
 /// shorter than the tables and cost more per entry.
 pub const CONTACT_CHUNK: usize = 1 << 10;
 
+/// Adds the day's counts per item (`per_item[i]` for item `i`) to one field of
+/// each item's tally.
+fn add_to_item_tallies(
+    items: &mut Query<(&ContentIndex, &mut ItemTally)>,
+    per_item: &[u64],
+    field: fn(&mut ItemTally) -> &mut u64,
+) {
+    for (index, mut tally) in items.iter_mut() {
+        *field(&mut tally) += per_item[usize::from(index.0)];
+    }
+}
+
 /// Start of day: the aggregates that drive the day (`S_t`, `ω_t`) and each
 /// segment's exposure probability.
 pub fn start_day(market: Res<Market>, aggregates: Res<Aggregates>, mut rates: ResMut<DayRates>) {
@@ -125,9 +137,7 @@ pub fn choose_items(
                 total
             },
         );
-    for (index, mut tally) in &mut items {
-        tally.exposures += exposures[usize::from(index.0)];
-    }
+    add_to_item_tallies(&mut items, &exposures, |tally| &mut tally.exposures);
     counts.exposures += funnel.exposed.len() as u64;
 }
 
@@ -190,9 +200,7 @@ pub fn click(
     }
     counts.registrations += newly_registered.len() as u64;
     commands.insert_batch(newly_registered);
-    for (index, mut tally) in &mut items {
-        tally.clicks += clicks[usize::from(index.0)];
-    }
+    add_to_item_tallies(&mut items, &clicks, |tally| &mut tally.clicks);
     counts.clicks += funnel.clicked.len() as u64;
 }
 
@@ -286,9 +294,7 @@ pub fn convert(
             }
         }
     }
-    for (index, mut tally) in &mut items {
-        tally.conversions += conversions[usize::from(index.0)];
-    }
+    add_to_item_tallies(&mut items, &conversions, |tally| &mut tally.conversions);
     counts.conversions += conversions.iter().sum::<u64>();
 }
 
@@ -385,9 +391,7 @@ pub fn renew_or_churn(
             calendar.book(renewal_day, entity);
         }
     }
-    for (index, mut tally) in &mut items {
-        tally.renewals += renewals[usize::from(index.0)];
-    }
+    add_to_item_tallies(&mut items, &renewals, |tally| &mut tally.renewals);
     counts.renewals += renewals.iter().sum::<u64>();
 }
 

@@ -112,6 +112,12 @@ fn perturbed(problem: &Problem, theta: &[f64], c: f64, direction: &[f64]) -> [Ve
     [plus, minus]
 }
 
+/// Per replication, the difference quotient `(M(θ⁺) − M(θ⁻)) / width` of the
+/// metric at the two perturbed points.
+fn difference_quotients(high: &[f64], low: &[f64], width: f64) -> Vec<f64> {
+    high.iter().zip(low).map(|(h, l)| (h - l) / width).collect()
+}
+
 /// `fd`: for each tuned value `i`, `(M(θ + c·e_i) − M(θ − c·e_i)) / 2c` per
 /// replication. With `plus == minus` (as the optimiser calls it) the two runs
 /// share common random numbers; other indices give independent runs.
@@ -131,13 +137,7 @@ pub fn finite_difference(
         let [up, down] = perturbed(evaluator.problem, theta, c, &direction);
         let high = evaluator.metric_at(&up, plus)?;
         let low = evaluator.metric_at(&down, minus)?;
-        let width = up[i] - down[i];
-        let samples: Vec<f64> = high
-            .iter()
-            .zip(&low)
-            .map(|(h, l)| (h - l) / width)
-            .collect();
-        let (g, se) = mean_se(&samples);
+        let (g, se) = mean_se(&difference_quotients(&high, &low, up[i] - down[i]));
         gradient.push(g);
         gradient_se.push(se);
         for (o, (h, l)) in objective.iter_mut().zip(high.iter().zip(&low)) {
@@ -164,15 +164,7 @@ pub fn spsa(
     let high = evaluator.metric_at(&up, replications)?;
     let low = evaluator.metric_at(&down, replications)?;
     let (gradient, gradient_se) = (0..theta.len())
-        .map(|i| {
-            let width = up[i] - down[i];
-            let samples: Vec<f64> = high
-                .iter()
-                .zip(&low)
-                .map(|(h, l)| (h - l) / width)
-                .collect();
-            mean_se(&samples)
-        })
+        .map(|i| mean_se(&difference_quotients(&high, &low, up[i] - down[i])))
         .unzip();
     Ok(GradientEstimate {
         gradient,

@@ -188,32 +188,28 @@ impl Problem {
         })
     }
 
-    /// The scenario with the tuned values set to `theta`.
-    pub fn scenario_at(&self, theta: &[f64]) -> Result<Arc<Scenario>, ScenarioError> {
-        let assignments: Vec<Assignment> = self
-            .parameters
+    /// The assignments that set the tuned values to `theta`.
+    fn assignments_at(&self, theta: &[f64]) -> Vec<Assignment> {
+        self.parameters
             .iter()
             .zip(theta)
             .map(|(parameter, &value)| Assignment {
                 key: parameter.key.clone(),
                 value: toml::Value::Float(value),
             })
-            .collect();
-        Ok(Arc::new(self.source.with_overrides(&assignments)?.0))
+            .collect()
+    }
+
+    /// The scenario with the tuned values set to `theta`.
+    pub fn scenario_at(&self, theta: &[f64]) -> Result<Arc<Scenario>, ScenarioError> {
+        Ok(Arc::new(
+            self.source.with_overrides(&self.assignments_at(theta))?.0,
+        ))
     }
 
     /// The resolved scenario document with the tuned values set to `theta`.
     pub fn source_at(&self, theta: &[f64]) -> Result<ScenarioSource, ScenarioError> {
-        let assignments: Vec<Assignment> = self
-            .parameters
-            .iter()
-            .zip(theta)
-            .map(|(parameter, &value)| Assignment {
-                key: parameter.key.clone(),
-                value: toml::Value::Float(value),
-            })
-            .collect();
-        Ok(self.source.with_overrides(&assignments)?.1)
+        Ok(self.source.with_overrides(&self.assignments_at(theta))?.1)
     }
 
     /// The penalty `(λ/2)·|θ|²` of the objective `J`.
