@@ -20,19 +20,39 @@ pub struct Throughput {
     pub user_days: f64,
     pub seconds: f64,
     pub threads: usize,
+    /// Users in memory at once: the population times the replications running
+    /// at once (one per thread at most).
+    pub users_in_memory: f64,
     /// Peak resident memory of the process, when the OS reports it.
     pub peak_memory_bytes: Option<u64>,
 }
 
 impl Throughput {
     pub fn new(scenario: &Scenario, replications: usize, seconds: f64, threads: usize) -> Self {
+        let population = f64::from(scenario.market.population);
         Throughput {
-            user_days: f64::from(scenario.market.population)
-                * f64::from(scenario.simulation.days)
-                * replications as f64,
+            user_days: population * f64::from(scenario.simulation.days) * replications as f64,
             seconds,
             threads,
+            users_in_memory: population * threads.min(replications).max(1) as f64,
             peak_memory_bytes: peak_memory_bytes(),
+        }
+    }
+
+    /// Peak memory per user in memory at once.
+    pub fn peak_bytes_per_user(&self) -> Option<f64> {
+        self.peak_memory_bytes
+            .map(|b| b as f64 / self.users_in_memory.max(1.0))
+    }
+
+    /// `peak memory X MiB (Y bytes per user in memory)`, for the printout.
+    pub fn peak_memory_text(&self) -> String {
+        match (self.peak_memory_bytes, self.peak_bytes_per_user()) {
+            (Some(bytes), Some(per_user)) => format!(
+                "{:.1} MiB ({per_user:.1} bytes per user in memory)",
+                bytes as f64 / 1048576.0
+            ),
+            _ => "n/a".to_string(),
         }
     }
 
@@ -40,16 +60,15 @@ impl Throughput {
         self.user_days / self.seconds.max(1e-9)
     }
 
-    pub fn to_json(&self, population: u32) -> Value {
+    pub fn to_json(&self) -> Value {
         json!({
             "user_days": self.user_days,
             "seconds": self.seconds,
             "user_days_per_second": self.user_days_per_second(),
             "threads": self.threads,
+            "users_in_memory": self.users_in_memory,
             "peak_memory_bytes": self.peak_memory_bytes,
-            "peak_memory_bytes_per_user": self
-                .peak_memory_bytes
-                .map(|b| b as f64 / f64::from(population)),
+            "peak_memory_bytes_per_user": self.peak_bytes_per_user(),
         })
     }
 }
@@ -87,7 +106,7 @@ pub fn summary_json(
         "days": scenario.simulation.days,
         "brand_value": scenario.brand.value,
         "metrics": metrics,
-        "throughput": throughput.to_json(scenario.market.population),
+        "throughput": throughput.to_json(),
     })
 }
 

@@ -357,13 +357,7 @@ pub fn print_study(
         throughput.seconds,
         throughput.user_days_per_second(),
         throughput.threads,
-        throughput
-            .peak_memory_bytes
-            .map_or("n/a".into(), |b| format!(
-                "{:.1} MiB ({:.1} bytes/user)",
-                b as f64 / 1048576.0,
-                b as f64 / f64::from(scenario.market.population)
-            ))
+        throughput.peak_memory_text()
     );
     println!("wrote {}", dir.display());
 }
