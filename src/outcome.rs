@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::{METRIC_NAMES, SERIES_NAMES};
+use crate::metrics::METRIC_NAMES;
 
 /// What happened to one content item over the horizon.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,10 +165,5 @@ impl Outcome {
             })
             .collect();
         Metrics(values)
-    }
-
-    /// Checks that the series cover every day and name every series.
-    pub fn series_names() -> &'static [&'static str] {
-        SERIES_NAMES
     }
 }

@@ -55,11 +55,6 @@ impl Funnel {
             code => FunnelStage::Registered(code - 2),
         }
     }
-
-    #[inline]
-    pub fn is_registered(self) -> bool {
-        self.0 >= 2
-    }
 }
 
 impl std::fmt::Debug for Funnel {

@@ -152,9 +152,8 @@ fn collect_outcome(world: &mut World, replication: u32) -> Outcome {
         };
     }
     let registered_at_end = world
-        .query::<&Funnel>()
+        .query_filtered::<(), With<Registered>>()
         .iter(world)
-        .filter(|f| f.is_registered())
         .count() as u64;
     let daily = world.resource::<DailyRecord>().series.clone();
     let sum = |series: &[u64]| series.iter().sum::<u64>();
