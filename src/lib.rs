@@ -1,5 +1,22 @@
 //! brandsim: an agent-based market simulation engine for knowledge platforms.
 //! See ARCHITECTURE.md for the code map.
+//!
+//! As a library: load a scenario, simulate replications, read their metrics.
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! let text = include_str!("../scenarios/bass.toml");
+//! let mut scenario = brandsim::scenario::parse_str(text, "bass.toml").unwrap();
+//! scenario.market.population = 2_000;
+//! scenario.simulation.days = 10;
+//! let scenario = Arc::new(scenario);
+//! let outcome = brandsim::engine::simulate(&scenario, 0);
+//! let awareness = outcome.metrics().get("awareness").unwrap();
+//! assert!(awareness > 0.0 && awareness <= 1.0);
+//! // Replication 0 of seed 7 is always the same, on any number of threads.
+//! assert_eq!(outcome, brandsim::engine::simulate(&scenario, 0));
+//! ```
 
 pub mod cli;
 pub mod commands;
