@@ -39,9 +39,7 @@ fn main() {
             steps.push((name, schedule, 0.0));
         };
         step("start_day", systems::start_day.into_configs());
-        step("expose", systems::expose.into_configs());
-        step("choose_items", systems::choose_items.into_configs());
-        step("click", systems::click.into_configs());
+        step("expose_and_click", systems::expose_and_click.into_configs());
         step("convert", systems::convert.into_configs());
         step("go_dormant", systems::go_dormant.into_configs());
         step("renew_or_churn", systems::renew_or_churn.into_configs());

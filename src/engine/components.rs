@@ -1,10 +1,14 @@
 //! Components of users and content items: small plain data, one concern each.
 //!
-//! A user's stage is its archetype: prospects (`Unaware`, `Aware`, `Registered`)
-//! carry [`Funnel`], payers carry [`Purchase`] (and [`Subscription`] when the
-//! item renews). A user who reaches a final stage (`Dormant`, `Churned`) can
-//! never act again: it is counted and despawned, which frees its memory. So each
-//! system's query visits only the users who can act in its step.
+//! A user's stage decides where it lives. `Unaware` and `Aware` users have no
+//! state but two bits (still a prospect, ever exposed): they live in
+//! [`ProspectBlock`]s, one bit pair each, until they register. From
+//! registration on a user is an entity of its own: [`Profile`] plus
+//! [`Registered`], then [`Purchase`] (and [`Subscription`] when the item
+//! renews). A user who reaches a final stage (`Dormant`, `Churned`) can never
+//! act again: it is counted and despawned, which frees its memory. So each
+//! system visits only the users who can act in its step, and a market of
+//! millions in which few register costs little more than its bits.
 
 use bevy_ecs::prelude::*;
 
@@ -23,49 +27,119 @@ pub struct Profile {
     pub segment: u16,
 }
 
-/// Where a not-yet-paying user is in the funnel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FunnelStage {
-    Unaware,
-    Aware,
-    /// Registered on the given day: dormancy applies only to users registered at
-    /// the start of a day.
-    Registered(u32),
+/// Users of one segment with consecutive numbers who have not registered yet
+/// (`Unaware` or `Aware`). Such users differ only by their number (their traits
+/// are drawn from it when needed), so a block keeps two bits per user: whether
+/// it is still here, and whether it was ever exposed. A user leaves the block
+/// when it registers and becomes an entity of its own.
+#[derive(Component, Debug, Clone, PartialEq, Eq)]
+pub struct ProspectBlock {
+    segment: u16,
+    first_user: u32,
+    /// Bit `i` of word `i / 64` stands for user `first_user + i`.
+    words: Box<[ProspectWord]>,
 }
 
-/// A prospect: a user in `Unaware`, `Aware` or `Registered`. Packed in four
-/// bytes (0 unaware, 1 aware, 2 + d registered on day d) because every user
-/// carries one.
-#[derive(Component, Clone, Copy, PartialEq, Eq)]
-pub struct Funnel(u32);
+/// Sixty-four users of a block.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct ProspectWord {
+    /// Still a prospect (not registered).
+    present: u64,
+    /// Ever exposed (`Aware`); meaningful only where `present`.
+    aware: u64,
+}
 
-impl Funnel {
-    pub const UNAWARE: Funnel = Funnel(0);
-    pub const AWARE: Funnel = Funnel(1);
-
-    pub fn registered_on(day: u32) -> Funnel {
-        Funnel(day.saturating_add(2))
-    }
-
-    #[inline]
-    pub fn stage(self) -> FunnelStage {
-        match self.0 {
-            0 => FunnelStage::Unaware,
-            1 => FunnelStage::Aware,
-            code => FunnelStage::Registered(code - 2),
+impl ProspectBlock {
+    /// Users `first_user..first_user + len` of `segment`, all `Unaware`.
+    pub fn new(segment: u16, first_user: u32, len: u32) -> Self {
+        let words = (0..len.div_ceil(64))
+            .map(|w| {
+                let in_word = (len - 64 * w).min(64);
+                ProspectWord {
+                    present: u64::MAX >> (64 - in_word),
+                    aware: 0,
+                }
+            })
+            .collect();
+        ProspectBlock {
+            segment,
+            first_user,
+            words,
         }
     }
-}
 
-impl std::fmt::Debug for Funnel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.stage().fmt(f)
+    pub fn segment(&self) -> u16 {
+        self.segment
+    }
+
+    /// Prospects still in the block.
+    pub fn len(&self) -> usize {
+        self.words
+            .iter()
+            .map(|w| w.present.count_ones() as usize)
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.words.iter().all(|w| w.present == 0)
+    }
+
+    /// Whether `user` is in the block and was ever exposed.
+    pub fn is_aware(&self, user: u32) -> bool {
+        let (word, bit) = self.position(user);
+        self.words
+            .get(word)
+            .is_some_and(|w| w.present & w.aware & bit != 0)
+    }
+
+    /// Step 1 for every prospect in the block, in user order: `exposed(user)`
+    /// decides; each exposed user becomes `Aware` and is passed to
+    /// `on_exposed`. Returns how many were `Unaware` before.
+    #[inline]
+    pub fn expose(
+        &mut self,
+        mut exposed: impl FnMut(u32) -> bool,
+        mut on_exposed: impl FnMut(u32),
+    ) -> u64 {
+        let mut newly_aware = 0;
+        for (w, word) in self.words.iter_mut().enumerate() {
+            let base = self.first_user + 64 * w as u32;
+            let mut left = word.present;
+            let mut hit = 0u64;
+            while left != 0 {
+                let bit = left.trailing_zeros();
+                left &= left - 1;
+                if exposed(base + bit) {
+                    hit |= 1 << bit;
+                    on_exposed(base + bit);
+                }
+            }
+            newly_aware += u64::from((hit & !word.aware).count_ones());
+            word.aware |= hit;
+        }
+        newly_aware
+    }
+
+    /// Takes `user` out of the block (it registered).
+    pub fn remove(&mut self, user: u32) {
+        let (word, bit) = self.position(user);
+        if let Some(word) = self.words.get_mut(word) {
+            word.present &= !bit;
+        }
+    }
+
+    fn position(&self, user: u32) -> (usize, u64) {
+        let offset = user.wrapping_sub(self.first_user) as usize;
+        (offset / 64, 1 << (offset % 64))
     }
 }
 
-/// Marks a prospect in `Registered`, so that the dormancy step visits only them.
+/// A user in `Registered` since the given day: dormancy applies only to users
+/// registered at the start of a day.
 #[derive(Component, Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Registered;
+pub struct Registered {
+    pub since: u32,
+}
 
 /// A paying user (`Paying`): the item bought and the satisfaction with it.
 #[derive(Component, Debug, Clone, Copy, PartialEq)]
@@ -97,4 +171,58 @@ pub struct ItemTally {
     pub clicks: u64,
     pub conversions: u64,
     pub renewals: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The users `block.expose` passes on when `exposed` says yes to `chosen`.
+    fn expose(block: &mut ProspectBlock, chosen: &[u32]) -> (Vec<u32>, u64) {
+        let mut seen = Vec::new();
+        let newly_aware = block.expose(|user| chosen.contains(&user), |user| seen.push(user));
+        (seen, newly_aware)
+    }
+
+    #[test]
+    fn a_new_block_holds_its_users_unaware() {
+        let mut block = ProspectBlock::new(2, 1000, 130);
+        assert_eq!((block.segment(), block.len()), (2, 130));
+        assert!(!block.is_aware(1000));
+        // Every user, and only them, is asked about.
+        let mut asked = Vec::new();
+        block.expose(
+            |user| {
+                asked.push(user);
+                false
+            },
+            |_| {},
+        );
+        assert_eq!(asked, (1000..1130).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn exposure_makes_users_aware_once() {
+        let mut block = ProspectBlock::new(0, 0, 200);
+        assert_eq!(expose(&mut block, &[3, 64, 199]), (vec![3, 64, 199], 3));
+        assert!(block.is_aware(64) && !block.is_aware(65));
+        // Exposed again: passed on again, but not newly aware.
+        assert_eq!(expose(&mut block, &[3, 5]), (vec![3, 5], 1));
+        assert_eq!(block.len(), 200);
+    }
+
+    #[test]
+    fn a_registered_user_leaves_the_block() {
+        let mut block = ProspectBlock::new(0, 64, 100);
+        expose(&mut block, &[70]);
+        block.remove(70);
+        block.remove(5); // not in this block: ignored
+        assert_eq!(block.len(), 99);
+        assert!(!block.is_aware(70));
+        assert_eq!(expose(&mut block, &[70, 71]), (vec![71], 1));
+        for user in 64..164 {
+            block.remove(user);
+        }
+        assert!(block.is_empty());
+    }
 }

@@ -40,9 +40,7 @@ pub fn day_schedule() -> Schedule {
     schedule.add_systems(
         (
             systems::start_day,
-            systems::expose,
-            systems::choose_items,
-            systems::click,
+            systems::expose_and_click,
             systems::convert,
             systems::go_dormant,
             systems::renew_or_churn,
@@ -53,8 +51,9 @@ pub fn day_schedule() -> Schedule {
     schedule
 }
 
-/// A World holding replication `replication` at the start of day 0: users with
-/// their initial traits, content items and the resources of the day loop.
+/// A World holding replication `replication` at the start of day 0: the
+/// population in prospect blocks, content items and the resources of the day
+/// loop.
 pub fn build_world(scenario: &Arc<Scenario>, replication: u32) -> World {
     let key = ReplicationKey::new(scenario.simulation.seed, replication);
     let segment_sizes = scenario.segment_sizes();
@@ -77,64 +76,33 @@ pub fn build_world(scenario: &Arc<Scenario>, replication: u32) -> World {
     world.insert_resource(RenewalCalendar {
         due: vec![Vec::new(); scenario.simulation.days as usize],
     });
-    // The population last: anything spawned after it (resources are entities
-    // too) would grow the World's entity index, sized exactly for the
-    // population, to twice its size.
     for index in 0..scenario.content.len() {
         world.spawn((ContentIndex(index as u16), ItemTally::default()));
     }
-    spawn_users(&mut world, &segment_sizes);
+    world.spawn_batch(prospect_blocks(&segment_sizes));
     world
 }
 
-/// Spawns the population, `Unaware`, numbered segment by segment in file order.
-fn spawn_users(world: &mut World, segment_sizes: &[u32]) {
-    let segment_ends = segment_sizes
-        .iter()
-        .scan(0u32, |end, &size| {
-            *end += size;
-            Some(*end)
-        })
-        .collect();
-    world.spawn_batch(NewUsers {
-        segment_ends,
-        segment: 0,
-        next_user: 0,
-    });
-}
-
-/// The users to spawn, with the exact length, so that the World reserves its
-/// storage once.
-struct NewUsers {
-    /// One past the last user of each segment.
-    segment_ends: Vec<u32>,
-    segment: usize,
-    next_user: u32,
-}
-
-impl Iterator for NewUsers {
-    type Item = (Profile, Funnel);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        while self.next_user >= *self.segment_ends.get(self.segment)? {
-            self.segment += 1;
+/// The population at the start, all `Unaware`, numbered segment by segment in
+/// file order, in blocks of at most [`BLOCK`] users of one segment.
+fn prospect_blocks(segment_sizes: &[u32]) -> Vec<ProspectBlock> {
+    let mut blocks = Vec::new();
+    let mut first_user = 0u32;
+    for (segment, &size) in segment_sizes.iter().enumerate() {
+        let mut left = size;
+        while left > 0 {
+            let len = left.min(BLOCK);
+            blocks.push(ProspectBlock::new(segment as u16, first_user, len));
+            first_user += len;
+            left -= len;
         }
-        let profile = Profile {
-            user: self.next_user,
-            segment: self.segment as u16,
-        };
-        self.next_user += 1;
-        Some((profile, Funnel::UNAWARE))
     }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        let population = self.segment_ends.last().copied().unwrap_or(0);
-        let left = (population - self.next_user) as usize;
-        (left, Some(left))
-    }
+    blocks
 }
 
-impl ExactSizeIterator for NewUsers {}
+/// Users per prospect block: the unit of parallel work of the exposure scan.
+/// Fixed, so the split never depends on threads.
+pub const BLOCK: u32 = 1 << 13;
 
 /// Reads the World at the end of the horizon into an [`Outcome`].
 fn collect_outcome(world: &mut World, replication: u32) -> Outcome {

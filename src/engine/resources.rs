@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use bevy_ecs::prelude::*;
 
+use super::components::Profile;
 use super::traits::TraitDraws;
 use crate::model;
 use crate::rng::{Chance, Event, EventStream, ReplicationKey};
@@ -196,22 +197,38 @@ pub struct DayRates {
     pub exposure: Vec<Chance>,
 }
 
-/// A prospect exposed today, carried from step to step of the funnel.
+/// A user who clicked today, as the scan of steps 1–3 found it.
 #[derive(Debug, Clone, Copy)]
 pub struct Contact {
-    pub entity: Entity,
-    pub profile: crate::engine::components::Profile,
-    /// The stage after exposure.
-    pub stage: crate::engine::components::FunnelStage,
+    pub profile: Profile,
+    /// Where the user lives: its block while `Aware`, its own entity once
+    /// `Registered`.
+    pub home: Home,
     /// The item shown (set by item choice).
     pub item: u16,
 }
 
-/// The day's funnel, step by step: who was exposed, and who of them clicked.
+/// Where an exposed user lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Home {
+    /// A prospect (`Aware`) in this [`ProspectBlock`](super::components::ProspectBlock).
+    Block(Entity),
+    /// A `Registered` user.
+    Registered(Entity),
+}
+
+/// A user who clicked today: registered by then, so an entity of its own.
+#[derive(Debug, Clone, Copy)]
+pub struct Clicker {
+    pub entity: Entity,
+    pub profile: Profile,
+    pub item: u16,
+}
+
+/// Who clicked today, for the conversion step.
 #[derive(Resource, Debug, Default)]
 pub struct FunnelToday {
-    pub exposed: Vec<Contact>,
-    pub clicked: Vec<Contact>,
+    pub clicked: Vec<Clicker>,
 }
 
 /// New events of the current day (MODEL.md, "Daily series").

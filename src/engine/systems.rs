@@ -11,15 +11,16 @@ use rayon::prelude::*;
 use super::components::*;
 use super::resources::*;
 use crate::model;
-use crate::rng::{Chance, Event};
+use crate::rng::{Chance, Event, EventStream};
+use crate::scenario::Scenario;
 
 /// Users per unit of parallel work in scans over a table. Fixed, so the split
 /// never depends on threads.
 pub const CHUNK: usize = 1 << 14;
 
-/// Contacts per unit of parallel work in the day's funnel lists, which are much
-/// shorter than the tables and cost more per entry.
-pub const CONTACT_CHUNK: usize = 1 << 10;
+/// Clickers per unit of parallel work in the conversion step: the day's
+/// clickers are few, and each costs more than a user of a scan.
+pub const CLICKER_CHUNK: usize = 1 << 10;
 
 /// Adds the day's counts per item (`per_item[i]` for item `i`) to one field of
 /// each item's tally.
@@ -49,164 +50,227 @@ pub fn start_day(market: Res<Market>, aggregates: Res<Aggregates>, mut rates: Re
         .collect();
 }
 
-/// Step 1, exposure: each prospect is exposed with its segment's probability. An
-/// `Unaware` user who is exposed becomes `Aware` (step 2's stage change).
-pub fn expose(
-    mut prospects: Query<(Entity, &Profile, &mut Funnel)>,
+/// Steps 1–3, exposure, item choice and click, in one scan over every prospect:
+/// they chain within a user's day and read no other user's result of the day,
+/// so one parallel scan does all three (one wake-up of the other threads a day
+/// instead of three; see BENCHMARKS.md). An `Unaware` user who is exposed
+/// becomes `Aware`; one who clicks registers: it leaves its block and becomes
+/// an entity of its own.
+#[allow(clippy::too_many_arguments)]
+pub fn expose_and_click(
+    mut commands: Commands,
+    mut blocks: Query<(Entity, &mut ProspectBlock)>,
+    registered: Query<(Entity, &Profile), With<Registered>>,
+    mut items: Query<(&ContentIndex, &mut ItemTally)>,
     today: Res<Today>,
     randomness: Res<Randomness>,
+    market: Res<Market>,
+    catalogue: Res<Catalogue>,
     rates: Res<DayRates>,
     mut funnel: ResMut<FunnelToday>,
     mut aggregates: ResMut<Aggregates>,
-) {
-    let stream = randomness.stream(today.0, Event::Exposure);
-    let chances = &rates.exposure;
-    funnel.exposed.clear();
-    let tables = prospects
-        .contiguous_iter_mut()
-        .expect("user components are stored in tables");
-    for (entities, profiles, mut funnels) in tables {
-        let funnels = funnels.bypass_change_detection();
-        let chunks: Vec<(Vec<Contact>, u64)> = entities
-            .par_chunks(CHUNK)
-            .zip(profiles.par_chunks(CHUNK))
-            .zip(funnels.par_chunks_mut(CHUNK))
-            .map(|((entities, profiles), funnels)| {
-                let mut exposed = Vec::new();
-                let mut newly_aware = 0;
-                for ((&entity, &profile), funnel) in entities.iter().zip(profiles).zip(funnels) {
-                    let chance = chances[usize::from(profile.segment)];
-                    if !stream.happens(profile.user, chance) {
-                        continue;
-                    }
-                    if *funnel == Funnel::UNAWARE {
-                        *funnel = Funnel::AWARE;
-                        newly_aware += 1;
-                    }
-                    exposed.push(Contact {
-                        entity,
-                        profile,
-                        stage: funnel.stage(),
-                        item: 0,
-                    });
-                }
-                (exposed, newly_aware)
-            })
-            .collect();
-        for (exposed, newly_aware) in chunks {
-            funnel.exposed.extend(exposed);
-            aggregates.aware += newly_aware;
-        }
-    }
-}
-
-/// Step 2, item choice: which item each exposed user sees.
-pub fn choose_items(
-    today: Res<Today>,
-    randomness: Res<Randomness>,
-    market: Res<Market>,
-    catalogue: Res<Catalogue>,
-    mut funnel: ResMut<FunnelToday>,
-    mut items: Query<(&ContentIndex, &mut ItemTally)>,
-    mut counts: ResMut<DayCounts>,
-) {
-    let stream = randomness.stream(today.0, Event::ItemChoice);
-    let scenario = &market.scenario;
-    let topic_match = scenario.brand.topic_match;
-    let items_count = catalogue.price.len();
-    let exposures = funnel
-        .exposed
-        .par_chunks_mut(CONTACT_CHUNK)
-        .map(|contacts| {
-            let mut exposures = vec![0u64; items_count];
-            for contact in contacts {
-                let Profile { user, segment } = contact.profile;
-                let segment = &scenario.market.segments[usize::from(segment)];
-                let topic = randomness.traits.favourite_topic(segment, user);
-                let mut draws = stream.generator(user);
-                let (branch, pick) = (draws.uniform(), draws.uniform());
-                contact.item = catalogue.choose_item(topic, topic_match, branch, pick);
-                exposures[usize::from(contact.item)] += 1;
-            }
-            exposures
-        })
-        .reduce(
-            || vec![0u64; items_count],
-            |mut total, chunk| {
-                total.iter_mut().zip(chunk).for_each(|(t, c)| *t += c);
-                total
-            },
-        );
-    add_to_item_tallies(&mut items, &exposures, |tally| &mut tally.exposures);
-    counts.exposures += funnel.exposed.len() as u64;
-}
-
-/// Step 3, click: `p_click`; a click registers an `Unaware`/`Aware` user.
-#[allow(clippy::too_many_arguments)]
-pub fn click(
-    mut commands: Commands,
-    today: Res<Today>,
-    randomness: Res<Randomness>,
-    market: Res<Market>,
-    catalogue: Res<Catalogue>,
-    mut funnel: ResMut<FunnelToday>,
-    mut items: Query<(&ContentIndex, &mut ItemTally)>,
     mut counts: ResMut<DayCounts>,
     mut score: ResMut<Score>,
 ) {
-    let stream = randomness.stream(today.0, Event::Click);
-    let scenario = &market.scenario;
-    let brand = &scenario.brand;
-    let chunks: Vec<(Vec<Contact>, f64)> = funnel
-        .exposed
-        .par_chunks(CONTACT_CHUNK)
-        .map(|contacts| {
-            let mut clicked = Vec::new();
-            let mut chunk_score = 0.0;
-            for contact in contacts {
-                let user = contact.profile.user;
-                let segment = &scenario.market.segments[usize::from(contact.profile.segment)];
-                let p = model::p_click(
-                    catalogue.click_logit[usize::from(contact.item)],
-                    brand.click_effect,
-                    brand.value,
-                    randomness.traits.click_propensity(segment, user),
-                );
-                let clicks = stream.bernoulli(user, p);
-                chunk_score += model::logistic_score(brand.click_effect, clicks, p);
-                if clicks {
-                    clicked.push(*contact);
-                }
-            }
-            (clicked, chunk_score)
-        })
+    let t = today.0;
+    let day = ContactDraws {
+        exposure: randomness.stream(t, Event::Exposure),
+        item_choice: randomness.stream(t, Event::ItemChoice),
+        click: randomness.stream(t, Event::Click),
+        exposure_chances: &rates.exposure,
+        scenario: &market.scenario,
+        catalogue: &catalogue,
+        randomness: &randomness,
+    };
+    let mut block_tables: Vec<_> = blocks
+        .contiguous_iter_mut()
+        .expect("prospect blocks are stored in tables")
         .collect();
-    funnel.clicked.clear();
-    for (clicked, chunk_score) in chunks {
-        funnel.clicked.extend(clicked);
-        score.0 += chunk_score;
+    let registered_tables: Vec<_> = registered
+        .contiguous_iter()
+        .expect("user components are stored in tables")
+        .collect();
+    let (from_blocks, from_registered) = rayon::join(
+        || {
+            let mut scans = Vec::new();
+            for (entities, blocks) in &mut block_tables {
+                let blocks = blocks.bypass_change_detection();
+                scans.par_extend(entities.par_iter().zip(blocks.par_iter_mut()).map(
+                    |(&entity, block)| {
+                        let mut scan = day.new_scan();
+                        let segment = block.segment();
+                        let chance = day.exposure_chances[usize::from(segment)];
+                        scan.newly_aware = block.expose(
+                            |user| day.exposure.happens(user, chance),
+                            |user| {
+                                day.choose_and_click(
+                                    Profile { user, segment },
+                                    Home::Block(entity),
+                                    &mut scan,
+                                )
+                            },
+                        );
+                        scan
+                    },
+                ));
+            }
+            scans
+        },
+        || {
+            let mut scans = Vec::new();
+            for (entities, profiles) in &registered_tables {
+                scans.par_extend(
+                    entities
+                        .par_chunks(CHUNK)
+                        .zip(profiles.par_chunks(CHUNK))
+                        .map(|(entities, profiles)| {
+                            let mut scan = day.new_scan();
+                            for (&entity, &profile) in entities.iter().zip(profiles) {
+                                let chance = day.exposure_chances[usize::from(profile.segment)];
+                                if day.exposure.happens(profile.user, chance) {
+                                    day.choose_and_click(
+                                        profile,
+                                        Home::Registered(entity),
+                                        &mut scan,
+                                    );
+                                }
+                            }
+                            scan
+                        }),
+                );
+            }
+            scans
+        },
+    );
+    drop(block_tables);
+
+    // The scans' results in scan order, whatever the threads did.
+    let mut total = day.new_scan();
+    for scan in from_blocks.into_iter().chain(from_registered) {
+        total.add(scan);
     }
-    let mut clicks = vec![0u64; catalogue.price.len()];
-    // Registration rewrites the funnel stage and adds the marker in one move of
-    // the entity, applied after this step.
-    let registered = Funnel::registered_on(today.0);
-    let mut newly_registered = Vec::new();
-    for contact in &mut funnel.clicked {
-        clicks[usize::from(contact.item)] += 1;
-        if !matches!(contact.stage, FunnelStage::Registered(_)) {
-            contact.stage = registered.stage();
-            newly_registered.push((contact.entity, (registered, Registered)));
+    aggregates.aware += total.newly_aware;
+    score.0 += total.score;
+    counts.exposures += total.exposures.iter().sum::<u64>();
+    counts.clicks += total.clicks.iter().sum::<u64>();
+    add_to_item_tallies(&mut items, &total.exposures, |tally| &mut tally.exposures);
+    add_to_item_tallies(&mut items, &total.clicks, |tally| &mut tally.clicks);
+
+    // Registration: a prospect who clicked leaves its block for an entity.
+    funnel.clicked.clear();
+    for Contact {
+        profile,
+        home,
+        item,
+    } in total.clicked
+    {
+        let entity = match home {
+            Home::Registered(entity) => entity,
+            Home::Block(block) => {
+                blocks
+                    .get_mut(block)
+                    .expect("a prospect's block outlives it")
+                    .1
+                    .bypass_change_detection()
+                    .remove(profile.user);
+                counts.registrations += 1;
+                commands.spawn((profile, Registered { since: t })).id()
+            }
+        };
+        funnel.clicked.push(Clicker {
+            entity,
+            profile,
+            item,
+        });
+    }
+}
+
+/// The draws and parameters of one day's steps 1–3, shared by every scan.
+struct ContactDraws<'a> {
+    exposure: EventStream,
+    item_choice: EventStream,
+    click: EventStream,
+    /// Step 1's probability per segment.
+    exposure_chances: &'a [Chance],
+    scenario: &'a Scenario,
+    catalogue: &'a Catalogue,
+    randomness: &'a Randomness,
+}
+
+/// What one scan of steps 1–3 found (over a block, or a chunk of registered
+/// users).
+struct ContactScan {
+    /// Per item.
+    exposures: Vec<u64>,
+    /// Per item.
+    clicks: Vec<u64>,
+    newly_aware: u64,
+    score: f64,
+    /// Who clicked, in scan order.
+    clicked: Vec<Contact>,
+}
+
+impl ContactScan {
+    fn add(&mut self, other: ContactScan) {
+        let add = |total: &mut Vec<u64>, part: Vec<u64>| {
+            total.iter_mut().zip(part).for_each(|(t, p)| *t += p);
+        };
+        add(&mut self.exposures, other.exposures);
+        add(&mut self.clicks, other.clicks);
+        self.newly_aware += other.newly_aware;
+        self.score += other.score;
+        self.clicked.extend(other.clicked);
+    }
+}
+
+impl ContactDraws<'_> {
+    fn new_scan(&self) -> ContactScan {
+        let items = self.catalogue.price.len();
+        ContactScan {
+            exposures: vec![0; items],
+            clicks: vec![0; items],
+            newly_aware: 0,
+            score: 0.0,
+            clicked: Vec::new(),
         }
     }
-    counts.registrations += newly_registered.len() as u64;
-    commands.insert_batch(newly_registered);
-    add_to_item_tallies(&mut items, &clicks, |tally| &mut tally.clicks);
-    counts.clicks += funnel.clicked.len() as u64;
+
+    /// Steps 2 and 3 for a user exposed today: the item it is shown
+    /// (`exposures_i += 1`), then `p_click` (`clicks_i += 1`).
+    #[inline]
+    fn choose_and_click(&self, profile: Profile, home: Home, scan: &mut ContactScan) {
+        let Profile { user, segment } = profile;
+        let segment = &self.scenario.market.segments[usize::from(segment)];
+        let brand = &self.scenario.brand;
+        let topic = self.randomness.traits.favourite_topic(segment, user);
+        let mut draws = self.item_choice.generator(user);
+        let (branch, pick) = (draws.uniform(), draws.uniform());
+        let item = self
+            .catalogue
+            .choose_item(topic, brand.topic_match, branch, pick);
+        scan.exposures[usize::from(item)] += 1;
+        let p = model::p_click(
+            self.catalogue.click_logit[usize::from(item)],
+            brand.click_effect,
+            brand.value,
+            self.randomness.traits.click_propensity(segment, user),
+        );
+        let clicks = self.click.bernoulli(user, p);
+        scan.score += model::logistic_score(brand.click_effect, clicks, p);
+        if clicks {
+            scan.clicks[usize::from(item)] += 1;
+            scan.clicked.push(Contact {
+                profile,
+                home,
+                item,
+            });
+        }
+    }
 }
 
 /// What a conversion draws besides its outcome.
 struct NewPayer {
-    contact: Contact,
+    clicker: Clicker,
     satisfaction: f32,
     /// `π_u`, for an item that renews.
     churn_propensity: Option<f64>,
@@ -235,14 +299,14 @@ pub fn convert(
     let gamma = scenario.brand.conversion_effect;
     let chunks: Vec<(Vec<NewPayer>, f64)> = funnel
         .clicked
-        .par_chunks(CONTACT_CHUNK)
+        .par_chunks(CLICKER_CHUNK)
         .map(|contacts| {
             let mut payers = Vec::new();
             let mut chunk_score = 0.0;
-            for contact in contacts {
-                let user = contact.profile.user;
-                let segment = usize::from(contact.profile.segment);
-                let item = usize::from(contact.item);
+            for clicker in contacts {
+                let user = clicker.profile.user;
+                let segment = usize::from(clicker.profile.segment);
+                let item = usize::from(clicker.item);
                 let p = catalogue.conversion_probability[segment][item];
                 let converts = conversion_stream.bernoulli(user, p);
                 chunk_score += model::logistic_score(gamma, converts, p);
@@ -261,7 +325,7 @@ pub fn convert(
                         .churn_propensity(&scenario.market.segments[segment], user)
                 });
                 payers.push(NewPayer {
-                    contact: *contact,
+                    clicker: *clicker,
                     satisfaction: satisfaction as f32,
                     churn_propensity,
                 });
@@ -273,13 +337,13 @@ pub fn convert(
     for (payers, chunk_score) in chunks {
         score.0 += chunk_score;
         for payer in payers {
-            let item = payer.contact.item;
+            let item = payer.clicker.item;
             conversions[usize::from(item)] += 1;
             counts.revenue += catalogue.price[usize::from(item)];
             aggregates.active_payers += 1;
             aggregates.satisfaction_sum += satisfaction_units(payer.satisfaction);
-            let mut user = commands.entity(payer.contact.entity);
-            user.remove::<(Funnel, Registered)>().insert(Purchase {
+            let mut user = commands.entity(payer.clicker.entity);
+            user.remove::<Registered>().insert(Purchase {
                 item,
                 satisfaction: payer.satisfaction,
             });
@@ -290,7 +354,7 @@ pub fn convert(
                     renewal_day: u32::try_from(renewal_day).unwrap_or(u32::MAX),
                     churn_propensity,
                 });
-                calendar.book(renewal_day, payer.contact.entity);
+                calendar.book(renewal_day, payer.clicker.entity);
             }
         }
     }
@@ -303,7 +367,7 @@ pub fn convert(
 /// probability `d`. A dormant user never acts again: it is counted and despawned.
 pub fn go_dormant(
     mut commands: Commands,
-    registered: Query<(Entity, &Profile, &Funnel), With<Registered>>,
+    registered: Query<(Entity, &Profile, &Registered)>,
     today: Res<Today>,
     randomness: Res<Randomness>,
     market: Res<Market>,
@@ -318,16 +382,15 @@ pub fn go_dormant(
     let tables = registered
         .contiguous_iter()
         .expect("user components are stored in tables");
-    for (entities, profiles, funnels) in tables {
+    for (entities, profiles, registrations) in tables {
         let chunks: Vec<Vec<Entity>> = entities
             .par_chunks(CHUNK)
             .zip(profiles.par_chunks(CHUNK))
-            .zip(funnels.par_chunks(CHUNK))
-            .map(|((entities, profiles), funnels)| {
+            .zip(registrations.par_chunks(CHUNK))
+            .map(|((entities, profiles), registrations)| {
                 (0..entities.len())
                     .filter(|&i| {
-                        matches!(funnels[i].stage(), FunnelStage::Registered(day) if day < t)
-                            && stream.happens(profiles[i].user, dormancy)
+                        registrations[i].since < t && stream.happens(profiles[i].user, dormancy)
                     })
                     .map(|i| entities[i])
                     .collect()
