@@ -92,30 +92,31 @@ impl ProspectBlock {
             .is_some_and(|w| w.present & w.aware & bit != 0)
     }
 
-    /// Step 1 for every prospect in the block, in user order: `exposed(user)`
-    /// decides; each exposed user becomes `Aware` and is passed to
-    /// `on_exposed`. Returns how many were `Unaware` before.
+    /// Step 1 for every prospect in the block, in user order, 64 users at a
+    /// time: `exposed(first_user, among)` returns which of the users
+    /// `first_user + i` whose bit `i` is set in `among` are exposed. Each
+    /// exposed user becomes `Aware` and is passed to `on_exposed`. Returns how
+    /// many were `Unaware` before.
     #[inline]
     pub fn expose(
         &mut self,
-        mut exposed: impl FnMut(u32) -> bool,
+        mut exposed: impl FnMut(u32, u64) -> u64,
         mut on_exposed: impl FnMut(u32),
     ) -> u64 {
         let mut newly_aware = 0;
         for (w, word) in self.words.iter_mut().enumerate() {
-            let base = self.first_user + 64 * w as u32;
-            let mut left = word.present;
-            let mut hit = 0u64;
-            while left != 0 {
-                let bit = left.trailing_zeros();
-                left &= left - 1;
-                if exposed(base + bit) {
-                    hit |= 1 << bit;
-                    on_exposed(base + bit);
-                }
+            if word.present == 0 {
+                continue;
             }
-            newly_aware += u64::from((hit & !word.aware).count_ones());
-            word.aware |= hit;
+            let first_user = self.first_user + 64 * w as u32;
+            let hits = exposed(first_user, word.present) & word.present;
+            newly_aware += u64::from((hits & !word.aware).count_ones());
+            word.aware |= hits;
+            let mut left = hits;
+            while left != 0 {
+                on_exposed(first_user + left.trailing_zeros());
+                left &= left - 1;
+            }
         }
         newly_aware
     }
@@ -180,7 +181,14 @@ mod tests {
     /// The users `block.expose` passes on when `exposed` says yes to `chosen`.
     fn expose(block: &mut ProspectBlock, chosen: &[u32]) -> (Vec<u32>, u64) {
         let mut seen = Vec::new();
-        let newly_aware = block.expose(|user| chosen.contains(&user), |user| seen.push(user));
+        let newly_aware = block.expose(
+            |first, among| {
+                (0..64)
+                    .filter(|&i| among >> i & 1 == 1 && chosen.contains(&(first + i)))
+                    .fold(0, |mask, i| mask | 1 << i)
+            },
+            |user| seen.push(user),
+        );
         (seen, newly_aware)
     }
 
@@ -192,9 +200,9 @@ mod tests {
         // Every user, and only them, is asked about.
         let mut asked = Vec::new();
         block.expose(
-            |user| {
-                asked.push(user);
-                false
+            |first, among| {
+                asked.extend((0..64).filter(|&i| among >> i & 1 == 1).map(|i| first + i));
+                0
             },
             |_| {},
         );

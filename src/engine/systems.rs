@@ -101,7 +101,9 @@ pub fn expose_and_click(
                         let segment = block.segment();
                         let chance = day.exposure_chances[usize::from(segment)];
                         scan.newly_aware = block.expose(
-                            |user| day.exposure.happens(user, chance),
+                            |first_user, among| {
+                                day.exposure.happens_among(first_user, among, chance)
+                            },
                             |user| {
                                 day.choose_and_click(
                                     Profile { user, segment },
