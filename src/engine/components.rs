@@ -4,9 +4,10 @@
 //! state but two bits (still a prospect, ever exposed): they live in
 //! [`ProspectBlock`]s, one bit pair each, until they register. From
 //! registration on a user is an entity of its own: [`Profile`] plus
-//! [`Registered`], then [`Purchase`] (and [`Subscription`] when the item
-//! renews). A user who reaches a final stage (`Dormant`, `Churned`) can never
-//! act again: it is counted and despawned, which frees its memory. So each
+//! [`Registered`], then [`Subscription`] if it subscribes. A user who can
+//! never act again (`Dormant`, `Churned`, or a one-off buyer, who stays
+//! `Paying` to the end) is counted in the aggregates and despawned, which
+//! frees its memory. So each
 //! system visits only the users who can act in its step, and a market of
 //! millions in which few register costs little more than its bits.
 
@@ -142,20 +143,15 @@ pub struct Registered {
     pub since: u32,
 }
 
-/// A paying user (`Paying`): the item bought and the satisfaction with it.
+/// A subscriber: a user in `Paying` whose item renews. (A one-off buyer never
+/// acts again; it counts in the aggregates and has no entity.) Its next
+/// renewal day is booked in the `RenewalCalendar`.
 #[derive(Component, Debug, Clone, Copy, PartialEq)]
-pub struct Purchase {
+pub struct Subscription {
     /// Index of the item in the scenario's `content`.
     pub item: u16,
     /// `sat_u` in [0, 1].
     pub satisfaction: f32,
-}
-
-/// A paying user whose item renews.
-#[derive(Component, Debug, Clone, Copy, PartialEq)]
-pub struct Subscription {
-    /// The day of the next renewal.
-    pub renewal_day: u32,
     /// `π_u ~ Beta(α_s, β_s)`, kept in f64: near 0 or 1 its logit matters.
     pub churn_propensity: f64,
 }

@@ -344,19 +344,24 @@ pub fn convert(
             counts.revenue += catalogue.price[usize::from(item)];
             aggregates.active_payers += 1;
             aggregates.satisfaction_sum += satisfaction_units(payer.satisfaction);
-            let mut user = commands.entity(payer.clicker.entity);
-            user.remove::<Registered>().insert(Purchase {
-                item,
-                satisfaction: payer.satisfaction,
-            });
-            if let Some(churn_propensity) = payer.churn_propensity {
-                let renewal_day =
-                    u64::from(t) + u64::from(catalogue.renewal_days[usize::from(item)]);
-                user.insert(Subscription {
-                    renewal_day: u32::try_from(renewal_day).unwrap_or(u32::MAX),
-                    churn_propensity,
-                });
-                calendar.book(renewal_day, payer.clicker.entity);
+            let entity = payer.clicker.entity;
+            match payer.churn_propensity {
+                Some(churn_propensity) => {
+                    commands
+                        .entity(entity)
+                        .remove::<Registered>()
+                        .insert(Subscription {
+                            item,
+                            satisfaction: payer.satisfaction,
+                            churn_propensity,
+                        });
+                    let renewal_day =
+                        u64::from(t) + u64::from(catalogue.renewal_days[usize::from(item)]);
+                    calendar.book(renewal_day, entity);
+                }
+                // A one-off buyer never acts again: it counts in the aggregates
+                // (`active_payers`, `S_t`), and needs no entity.
+                None => commands.entity(entity).despawn(),
             }
         }
     }
@@ -411,7 +416,7 @@ pub fn go_dormant(
 #[allow(clippy::too_many_arguments)]
 pub fn renew_or_churn(
     mut commands: Commands,
-    mut subscribers: Query<(&Profile, &Purchase, &mut Subscription)>,
+    subscribers: Query<(&Profile, &Subscription)>,
     today: Res<Today>,
     randomness: Res<Randomness>,
     market: Res<Market>,
@@ -430,29 +435,28 @@ pub fn renew_or_churn(
     let brand = &market.scenario.brand;
     let mut renewals = vec![0u64; catalogue.price.len()];
     for entity in due {
-        let (profile, purchase, mut subscription) = subscribers
-            .get_mut(entity)
+        let (profile, subscription) = subscribers
+            .get(entity)
             .expect("a booked renewal belongs to a subscriber");
         let h = model::churn_probability(
             subscription.churn_propensity,
             brand.retention_effect,
             brand.value,
             brand.satisfaction_effect,
-            f64::from(purchase.satisfaction),
+            f64::from(subscription.satisfaction),
         );
         let churns = stream.bernoulli(profile.user, h);
         score.0 += model::logistic_score(-brand.retention_effect, churns, h);
         if churns {
             aggregates.active_payers -= 1;
-            aggregates.satisfaction_sum -= satisfaction_units(purchase.satisfaction);
+            aggregates.satisfaction_sum -= satisfaction_units(subscription.satisfaction);
             counts.churned += 1;
             commands.entity(entity).despawn();
         } else {
-            let item = usize::from(purchase.item);
+            let item = usize::from(subscription.item);
             renewals[item] += 1;
             counts.revenue += catalogue.price[item];
             let renewal_day = u64::from(t) + u64::from(catalogue.renewal_days[item]);
-            subscription.renewal_day = u32::try_from(renewal_day).unwrap_or(u32::MAX);
             calendar.book(renewal_day, entity);
         }
     }
