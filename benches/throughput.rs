@@ -1,7 +1,7 @@
 //! Throughput of the engine in user-days per second on the bundled
 //! knowledge-platform scenario (180 days): one replication on one thread, one
 //! replication on all threads, and a study of several replications.
-//! 10^7 users only with `BRANDSIM_BENCH_HUGE=1` (several GiB, minutes).
+//! 10^7 users only with `BRANDSIM_BENCH_HUGE=1` (about a minute more).
 
 use std::sync::Arc;
 
