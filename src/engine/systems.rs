@@ -1,4 +1,5 @@
-//! One system per step of the day (MODEL.md, "One day"), in timeline order.
+//! One system per step of the day (MODEL.md, "One day"), in timeline order;
+//! steps 1–3 (exposure, item choice, click) share one scan.
 //!
 //! Scans over many users run on rayon over fixed-size chunks and return their
 //! results in chunk order; stage changes are then applied in that order. So a
@@ -14,8 +15,9 @@ use crate::model;
 use crate::rng::{Chance, Event, EventStream};
 use crate::scenario::Scenario;
 
-/// Users per unit of parallel work in scans over a table. Fixed, so the split
-/// never depends on threads.
+/// Registered users per unit of parallel work in the scans over them (exposure,
+/// dormancy). Fixed, so the split never depends on threads. (Prospects in
+/// blocks are split by block: `engine::BLOCK`.)
 pub const CHUNK: usize = 1 << 14;
 
 /// Clickers per unit of parallel work in the conversion step: the day's
@@ -90,31 +92,18 @@ pub fn expose_and_click(
         .contiguous_iter()
         .expect("user components are stored in tables")
         .collect();
+    // Prospects in blocks, and registered users (prospects too), at once.
     let (from_blocks, from_registered) = rayon::join(
         || {
             let mut scans = Vec::new();
             for (entities, blocks) in &mut block_tables {
                 let blocks = blocks.bypass_change_detection();
-                scans.par_extend(entities.par_iter().zip(blocks.par_iter_mut()).map(
-                    |(&entity, block)| {
-                        let mut scan = day.new_scan();
-                        let segment = block.segment();
-                        let chance = day.exposure_chances[usize::from(segment)];
-                        scan.newly_aware = block.expose(
-                            |first_user, among| {
-                                day.exposure.happens_among(first_user, among, chance)
-                            },
-                            |user| {
-                                day.choose_and_click(
-                                    Profile { user, segment },
-                                    Home::Block(entity),
-                                    &mut scan,
-                                )
-                            },
-                        );
-                        scan
-                    },
-                ));
+                scans.par_extend(
+                    entities
+                        .par_iter()
+                        .zip(blocks.par_iter_mut())
+                        .map(|(&entity, block)| day.scan_block(entity, block)),
+                );
             }
             scans
         },
@@ -125,20 +114,7 @@ pub fn expose_and_click(
                     entities
                         .par_chunks(CHUNK)
                         .zip(profiles.par_chunks(CHUNK))
-                        .map(|(entities, profiles)| {
-                            let mut scan = day.new_scan();
-                            for (&entity, &profile) in entities.iter().zip(profiles) {
-                                let chance = day.exposure_chances[usize::from(profile.segment)];
-                                if day.exposure.happens(profile.user, chance) {
-                                    day.choose_and_click(
-                                        profile,
-                                        Home::Registered(entity),
-                                        &mut scan,
-                                    );
-                                }
-                            }
-                            scan
-                        }),
+                        .map(|(entities, profiles)| day.scan_registered(entities, profiles)),
                 );
             }
             scans
@@ -235,6 +211,30 @@ impl ContactDraws<'_> {
             score: 0.0,
             clicked: Vec::new(),
         }
+    }
+
+    /// Steps 1–3 for the prospects of one block.
+    fn scan_block(&self, entity: Entity, block: &mut ProspectBlock) -> ContactScan {
+        let mut scan = self.new_scan();
+        let segment = block.segment();
+        let chance = self.exposure_chances[usize::from(segment)];
+        scan.newly_aware = block.expose(
+            |first_user, among| self.exposure.happens_among(first_user, among, chance),
+            |user| self.choose_and_click(Profile { user, segment }, Home::Block(entity), &mut scan),
+        );
+        scan
+    }
+
+    /// Steps 1–3 for some registered users.
+    fn scan_registered(&self, entities: &[Entity], profiles: &[Profile]) -> ContactScan {
+        let mut scan = self.new_scan();
+        for (&entity, &profile) in entities.iter().zip(profiles) {
+            let chance = self.exposure_chances[usize::from(profile.segment)];
+            if self.exposure.happens(profile.user, chance) {
+                self.choose_and_click(profile, Home::Registered(entity), &mut scan);
+            }
+        }
+        scan
     }
 
     /// Steps 2 and 3 for a user exposed today: the item it is shown
