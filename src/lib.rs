@@ -23,6 +23,7 @@ pub mod commands;
 pub mod compare;
 pub mod engine;
 pub mod guard;
+pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod optimize;

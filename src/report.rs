@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
+use crate::memory;
 use crate::metrics::{METRIC_NAMES, SERIES_NAMES};
 use crate::outcome::Outcome;
 use crate::scenario::Scenario;
@@ -25,6 +26,9 @@ pub struct Throughput {
     pub users_in_memory: f64,
     /// Peak resident memory of the process, when the OS reports it.
     pub peak_memory_bytes: Option<u64>,
+    /// Resident memory before the first replication began: the process
+    /// without the simulated users.
+    pub start_memory_bytes: Option<u64>,
 }
 
 impl Throughput {
@@ -35,7 +39,8 @@ impl Throughput {
             seconds,
             threads,
             users_in_memory: population * threads.min(replications).max(1) as f64,
-            peak_memory_bytes: peak_memory_bytes(),
+            peak_memory_bytes: memory::peak_bytes(),
+            start_memory_bytes: memory::at_start_bytes(),
         }
     }
 
@@ -45,15 +50,36 @@ impl Throughput {
             .map(|b| b as f64 / self.users_in_memory.max(1.0))
     }
 
-    /// `peak memory X MiB (Y bytes per user in memory)`, for the printout.
+    /// The part of the peak above the memory before the first replication,
+    /// per user in memory at once: what a simulated user costs.
+    pub fn peak_bytes_per_user_above_start(&self) -> Option<f64> {
+        let (peak, start) = (self.peak_memory_bytes?, self.start_memory_bytes?);
+        Some(peak.saturating_sub(start) as f64 / self.users_in_memory.max(1.0))
+    }
+
+    /// `X MiB (Y bytes per user in memory; Z above the W MiB before
+    /// simulating)`, for the printout.
     pub fn peak_memory_text(&self) -> String {
-        match (self.peak_memory_bytes, self.peak_bytes_per_user()) {
-            (Some(bytes), Some(per_user)) => format!(
-                "{:.1} MiB ({per_user:.1} bytes per user in memory)",
-                bytes as f64 / 1048576.0
-            ),
-            _ => "n/a".to_string(),
+        let mib = |bytes: u64| bytes as f64 / 1048576.0;
+        let (Some(bytes), Some(per_user)) = (self.peak_memory_bytes, self.peak_bytes_per_user())
+        else {
+            return "n/a".to_string();
+        };
+        let mut text = format!(
+            "{:.1} MiB ({per_user:.1} bytes per user in memory",
+            mib(bytes)
+        );
+        if let (Some(start), Some(above)) = (
+            self.start_memory_bytes,
+            self.peak_bytes_per_user_above_start(),
+        ) {
+            let _ = write!(
+                text,
+                "; {above:.1} above the {:.1} MiB before simulating",
+                mib(start)
+            );
         }
+        text + ")"
     }
 
     pub fn user_days_per_second(&self) -> f64 {
@@ -69,16 +95,10 @@ impl Throughput {
             "users_in_memory": self.users_in_memory,
             "peak_memory_bytes": self.peak_memory_bytes,
             "peak_memory_bytes_per_user": self.peak_bytes_per_user(),
+            "start_memory_bytes": self.start_memory_bytes,
+            "peak_memory_bytes_per_user_above_start": self.peak_bytes_per_user_above_start(),
         })
     }
-}
-
-/// Peak resident set size (VmHWM) of this process, on Linux.
-pub fn peak_memory_bytes() -> Option<u64> {
-    let status = fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
 }
 
 /// `summary.json` of a study.

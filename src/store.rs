@@ -75,16 +75,19 @@ pub struct Work {
     pub threads: usize,
     /// The largest peak memory of a process, where the OS reports it.
     pub peak_memory_bytes: Option<u64>,
+    /// That process's memory before its first replication.
+    #[serde(default)]
+    pub start_memory_bytes: Option<u64>,
 }
 
 impl Work {
     pub fn add(&mut self, other: &Work) {
         self.seconds += other.seconds;
         self.threads = self.threads.max(other.threads);
-        self.peak_memory_bytes = match (self.peak_memory_bytes, other.peak_memory_bytes) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
+        if other.peak_memory_bytes > self.peak_memory_bytes {
+            self.peak_memory_bytes = other.peak_memory_bytes;
+            self.start_memory_bytes = other.start_memory_bytes;
+        }
     }
 }
 

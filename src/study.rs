@@ -62,6 +62,7 @@ pub fn run_replications_until(
     stop: &AtomicBool,
     on_done: &(dyn Fn(&Outcome) + Sync),
 ) -> StudyRun {
+    crate::memory::mark_start();
     let start = Instant::now();
     // Waves of one replication per thread: a thread that waits inside a
     // replication's parallel scan may steal work, and without waves it could

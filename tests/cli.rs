@@ -53,6 +53,22 @@ fn run_writes_summary_replications_daily_and_resolved_scenario() {
             > 0.0
     );
     assert_eq!(summary["throughput"]["user_days"], 2000.0 * 30.0 * 4.0);
+    if cfg!(target_os = "linux") {
+        // The memory before simulating is part of the peak, so the users'
+        // share of the peak is smaller than the whole peak per user.
+        let memory = &summary["throughput"];
+        let (peak, start) = (
+            memory["peak_memory_bytes"].as_f64().unwrap(),
+            memory["start_memory_bytes"].as_f64().unwrap(),
+        );
+        assert!(0.0 < start && start <= peak, "{memory}");
+        let per_user = memory["peak_memory_bytes_per_user"].as_f64().unwrap();
+        let above_start = memory["peak_memory_bytes_per_user_above_start"]
+            .as_f64()
+            .unwrap();
+        assert!(above_start <= per_user, "{memory}");
+        assert!(stdout.contains("before simulating"), "{stdout}");
+    }
 
     let replications = std::fs::read_to_string(out.join("replications.csv")).unwrap();
     let mut lines = replications.lines();

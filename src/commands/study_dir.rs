@@ -11,6 +11,7 @@ use indicatif::ProgressBar;
 use super::{CliError, progress_bar, write_output};
 use crate::cli::StudyArgs;
 use crate::guard::StudyPlan;
+use crate::memory;
 use crate::outcome::Outcome;
 use crate::report::{self, Throughput};
 use crate::scenario::{Scenario, ScenarioSource};
@@ -260,7 +261,8 @@ pub fn fill_store(
     store.record_work(&Work {
         seconds: study.seconds,
         threads: pool.current_num_threads(),
-        peak_memory_bytes: report::peak_memory_bytes(),
+        peak_memory_bytes: memory::peak_bytes(),
+        start_memory_bytes: memory::at_start_bytes(),
     })?;
     if let Some(error) = save_error.into_inner().expect("not poisoned") {
         return Err(error.into());
@@ -309,6 +311,7 @@ pub fn run_stored(
 pub fn stored_throughput(scenario: &Scenario, replications: usize, work: &Work) -> Throughput {
     Throughput {
         peak_memory_bytes: work.peak_memory_bytes,
+        start_memory_bytes: work.start_memory_bytes,
         ..Throughput::new(scenario, replications, work.seconds, work.threads)
     }
 }
