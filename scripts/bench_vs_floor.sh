@@ -29,7 +29,7 @@ def run_brandsim(threads, i):
            "--replications", "1", "--threads", str(threads), "--json", "--quiet",
            "--out", f"{out}/b{threads}-{i}"]
     t = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)["throughput"]
-    return t["user_days_per_second"], t.get("peak_memory_bytes_per_user")
+    return t["user_days_per_second"], (t.get("peak_memory_bytes_per_user"), t.get("peak_memory_bytes_per_user_above_start"))
 
 def run_floor(threads):
     cmd = [floor, scenario, "--population", population, "--replications", "1", "--threads", str(threads)]
@@ -47,7 +47,12 @@ for threads in (1, 2):
         if f:
             ratios.append(b / f)
             line += f", floor {f:.3e}, ratio {b / f:.3f}"
-        print(line + (f", peak {mem:.1f} bytes/user" if mem else ""))
+        peak, above = mem
+        if peak:
+            line += f", peak {peak:.1f} bytes/user"
+        if above is not None:
+            line += f" ({above:.1f} above the process before simulating)"
+        print(line)
     speeds[threads] = statistics.median(ours)
     if ratios:
         print(f"threads {threads}: median brandsim/floor = {statistics.median(ratios):.3f}")
