@@ -201,34 +201,26 @@ pub struct DayRates {
 #[derive(Debug, Clone, Copy)]
 pub struct Contact {
     pub profile: Profile,
-    /// Where the user lives: its block while `Aware`, its own entity once
-    /// `Registered`.
+    /// Where the user lived before it clicked.
     pub home: Home,
-    /// The item shown (set by item choice).
+    /// The item shown.
     pub item: u16,
 }
 
-/// Where an exposed user lives.
+/// Where a user who clicked today lived before.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Home {
-    /// A prospect (`Aware`) in this [`ProspectBlock`](super::components::ProspectBlock).
-    Block(Entity),
-    /// A `Registered` user.
+    /// A prospect block: the user registered today. It left the block, and
+    /// gets an entity of its own once conversion has decided its stage.
+    Block,
+    /// Its own entity: the user was `Registered` already.
     Registered(Entity),
-}
-
-/// A user who clicked today: registered by then, so an entity of its own.
-#[derive(Debug, Clone, Copy)]
-pub struct Clicker {
-    pub entity: Entity,
-    pub profile: Profile,
-    pub item: u16,
 }
 
 /// Who clicked today, for the conversion step.
 #[derive(Resource, Debug, Default)]
 pub struct FunnelToday {
-    pub clicked: Vec<Clicker>,
+    pub clicked: Vec<Contact>,
 }
 
 /// New events of the current day (MODEL.md, "Daily series").

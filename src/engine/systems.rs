@@ -56,12 +56,11 @@ pub fn start_day(market: Res<Market>, aggregates: Res<Aggregates>, mut rates: Re
 /// they chain within a user's day and read no other user's result of the day,
 /// so one parallel scan does all three (one wake-up of the other threads a day
 /// instead of three; see BENCHMARKS.md). An `Unaware` user who is exposed
-/// becomes `Aware`; one who clicks registers: it leaves its block and becomes
-/// an entity of its own.
+/// becomes `Aware`; one who clicks registers and leaves its block (its entity
+/// is spawned by the conversion step, with the stage it reaches today).
 #[allow(clippy::too_many_arguments)]
 pub fn expose_and_click(
-    mut commands: Commands,
-    mut blocks: Query<(Entity, &mut ProspectBlock)>,
+    mut blocks: Query<&mut ProspectBlock>,
     registered: Query<(Entity, &Profile), With<Registered>>,
     mut items: Query<(&ContentIndex, &mut ItemTally)>,
     today: Res<Today>,
@@ -96,14 +95,9 @@ pub fn expose_and_click(
     let (from_blocks, from_registered) = rayon::join(
         || {
             let mut scans = Vec::new();
-            for (entities, blocks) in &mut block_tables {
+            for blocks in &mut block_tables {
                 let blocks = blocks.bypass_change_detection();
-                scans.par_extend(
-                    entities
-                        .par_iter()
-                        .zip(blocks.par_iter_mut())
-                        .map(|(&entity, block)| day.scan_block(entity, block)),
-                );
+                scans.par_extend(blocks.par_iter_mut().map(|block| day.scan_block(block)));
             }
             scans
         },
@@ -120,7 +114,6 @@ pub fn expose_and_click(
             scans
         },
     );
-    drop(block_tables);
 
     // The scans' results in scan order, whatever the threads did.
     let mut total = day.new_scan();
@@ -134,33 +127,12 @@ pub fn expose_and_click(
     add_to_item_tallies(&mut items, &total.exposures, |tally| &mut tally.exposures);
     add_to_item_tallies(&mut items, &total.clicks, |tally| &mut tally.clicks);
 
-    // Registration: a prospect who clicked leaves its block for an entity.
-    funnel.clicked.clear();
-    for Contact {
-        profile,
-        home,
-        item,
-    } in total.clicked
-    {
-        let entity = match home {
-            Home::Registered(entity) => entity,
-            Home::Block(block) => {
-                blocks
-                    .get_mut(block)
-                    .expect("a prospect's block outlives it")
-                    .1
-                    .bypass_change_detection()
-                    .remove(profile.user);
-                counts.registrations += 1;
-                commands.spawn((profile, Registered { since: t })).id()
-            }
-        };
-        funnel.clicked.push(Clicker {
-            entity,
-            profile,
-            item,
-        });
-    }
+    counts.registrations += total
+        .clicked
+        .iter()
+        .filter(|contact| contact.home == Home::Block)
+        .count() as u64;
+    funnel.clicked = total.clicked;
 }
 
 /// The draws and parameters of one day's steps 1–3, shared by every scan.
@@ -213,15 +185,19 @@ impl ContactDraws<'_> {
         }
     }
 
-    /// Steps 1–3 for the prospects of one block.
-    fn scan_block(&self, entity: Entity, block: &mut ProspectBlock) -> ContactScan {
+    /// Steps 1–3 for the prospects of one block. Those who click register and
+    /// leave the block.
+    fn scan_block(&self, block: &mut ProspectBlock) -> ContactScan {
         let mut scan = self.new_scan();
         let segment = block.segment();
         let chance = self.exposure_chances[usize::from(segment)];
         scan.newly_aware = block.expose(
             |first_user, among| self.exposure.happens_among(first_user, among, chance),
-            |user| self.choose_and_click(Profile { user, segment }, Home::Block(entity), &mut scan),
+            |user| self.choose_and_click(Profile { user, segment }, Home::Block, &mut scan),
         );
+        for contact in &scan.clicked {
+            block.remove(contact.profile.user);
+        }
         scan
     }
 
@@ -272,14 +248,18 @@ impl ContactDraws<'_> {
 
 /// What a conversion draws besides its outcome.
 struct NewPayer {
-    clicker: Clicker,
+    contact: Contact,
     satisfaction: f32,
     /// `π_u`, for an item that renews.
     churn_propensity: Option<f64>,
 }
 
 /// Step 4, conversion: `p_conv`; a new payer draws its satisfaction, books its
-/// first renewal and leaves the funnel.
+/// first renewal and leaves the funnel. Then each of the day's clickers gets
+/// the entity of the stage it has reached: a user who registered today and did
+/// not convert is spawned `Registered`, a new subscriber carries a
+/// `Subscription`, and a one-off buyer, who never acts again, counts in the
+/// aggregates (`active_payers`, `S_t`) and has no entity.
 #[allow(clippy::too_many_arguments)]
 pub fn convert(
     mut commands: Commands,
@@ -299,20 +279,24 @@ pub fn convert(
     let satisfaction_stream = randomness.stream(t, Event::Satisfaction);
     let scenario = &market.scenario;
     let gamma = scenario.brand.conversion_effect;
-    let chunks: Vec<(Vec<NewPayer>, f64)> = funnel
+    let chunks: Vec<(Vec<NewPayer>, Vec<Profile>, f64)> = funnel
         .clicked
         .par_chunks(CLICKER_CHUNK)
         .map(|contacts| {
             let mut payers = Vec::new();
+            let mut registered_today = Vec::new();
             let mut chunk_score = 0.0;
-            for clicker in contacts {
-                let user = clicker.profile.user;
-                let segment = usize::from(clicker.profile.segment);
-                let item = usize::from(clicker.item);
+            for contact in contacts {
+                let user = contact.profile.user;
+                let segment = usize::from(contact.profile.segment);
+                let item = usize::from(contact.item);
                 let p = catalogue.conversion_probability[segment][item];
                 let converts = conversion_stream.bernoulli(user, p);
                 chunk_score += model::logistic_score(gamma, converts, p);
                 if !converts {
+                    if contact.home == Home::Block {
+                        registered_today.push(contact.profile);
+                    }
                     continue;
                 }
                 let z: f64 = StandardNormal.sample(&mut satisfaction_stream.generator(user));
@@ -327,42 +311,55 @@ pub fn convert(
                         .churn_propensity(&scenario.market.segments[segment], user)
                 });
                 payers.push(NewPayer {
-                    clicker: *clicker,
+                    contact: *contact,
                     satisfaction: satisfaction as f32,
                     churn_propensity,
                 });
             }
-            (payers, chunk_score)
+            (payers, registered_today, chunk_score)
         })
         .collect();
     let mut conversions = vec![0u64; catalogue.price.len()];
-    for (payers, chunk_score) in chunks {
+    for (payers, registered_today, chunk_score) in chunks {
         score.0 += chunk_score;
+        commands.spawn_batch(
+            registered_today
+                .into_iter()
+                .map(move |profile| (profile, Registered { since: t })),
+        );
         for payer in payers {
-            let item = payer.clicker.item;
+            let Contact {
+                profile,
+                home,
+                item,
+            } = payer.contact;
             conversions[usize::from(item)] += 1;
             counts.revenue += catalogue.price[usize::from(item)];
             aggregates.active_payers += 1;
             aggregates.satisfaction_sum += satisfaction_units(payer.satisfaction);
-            let entity = payer.clicker.entity;
-            match payer.churn_propensity {
-                Some(churn_propensity) => {
+            let Some(churn_propensity) = payer.churn_propensity else {
+                if let Home::Registered(entity) = home {
+                    commands.entity(entity).despawn();
+                }
+                continue;
+            };
+            let subscription = Subscription {
+                item,
+                satisfaction: payer.satisfaction,
+                churn_propensity,
+            };
+            let entity = match home {
+                Home::Block => commands.spawn((profile, subscription)).id(),
+                Home::Registered(entity) => {
                     commands
                         .entity(entity)
                         .remove::<Registered>()
-                        .insert(Subscription {
-                            item,
-                            satisfaction: payer.satisfaction,
-                            churn_propensity,
-                        });
-                    let renewal_day =
-                        u64::from(t) + u64::from(catalogue.renewal_days[usize::from(item)]);
-                    calendar.book(renewal_day, entity);
+                        .insert(subscription);
+                    entity
                 }
-                // A one-off buyer never acts again: it counts in the aggregates
-                // (`active_payers`, `S_t`), and needs no entity.
-                None => commands.entity(entity).despawn(),
-            }
+            };
+            let renewal_day = u64::from(t) + u64::from(catalogue.renewal_days[usize::from(item)]);
+            calendar.book(renewal_day, entity);
         }
     }
     add_to_item_tallies(&mut items, &conversions, |tally| &mut tally.conversions);
