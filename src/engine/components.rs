@@ -7,9 +7,9 @@
 //! [`Registered`], then [`Subscription`] if it subscribes. A user who can
 //! never act again (`Dormant`, `Churned`, or a one-off buyer, who stays
 //! `Paying` to the end) is counted in the aggregates and despawned, which
-//! frees its memory. So each
-//! system visits only the users who can act in its step, and a market of
-//! millions in which few register costs little more than its bits.
+//! frees its memory. So each system visits only the users who can act in its
+//! step, and a market of millions in which few register costs little more
+//! than its bits.
 
 use bevy_ecs::prelude::*;
 
