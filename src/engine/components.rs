@@ -152,8 +152,10 @@ pub struct Subscription {
     pub item: u16,
     /// `sat_u` in [0, 1].
     pub satisfaction: f32,
-    /// `π_u ~ Beta(α_s, β_s)`, kept in f64: near 0 or 1 its logit matters.
-    pub churn_propensity: f64,
+    /// `h`, the churn probability at each renewal. It depends only on `π_u`,
+    /// `V` and `sat_u`, none of which changes while the user subscribes, so
+    /// it is computed once, when the user subscribes.
+    pub churn_probability: f64,
 }
 
 /// A content item: its index in the scenario's `content`.

@@ -245,8 +245,13 @@ pub struct RenewalCalendar {
 impl RenewalCalendar {
     /// Books a renewal; one past the horizon is never reached, so not kept.
     pub fn book(&mut self, day: u64, entity: Entity) {
+        self.book_all(day, [entity]);
+    }
+
+    /// Books renewals of several subscribers on one day.
+    pub fn book_all(&mut self, day: u64, entities: impl IntoIterator<Item = Entity>) {
         if let Some(slot) = usize::try_from(day).ok().and_then(|d| self.due.get_mut(d)) {
-            slot.push(entity);
+            slot.extend(entities);
         }
     }
 }

@@ -15,8 +15,9 @@ use crate::model;
 use crate::rng::{Chance, Event, EventStream};
 use crate::scenario::Scenario;
 
-/// Registered users per unit of parallel work in the scans over them (exposure,
-/// dormancy). Fixed, so the split never depends on threads. (Prospects in
+/// Registered users or subscribers per unit of parallel work in the scans over
+/// them (exposure, dormancy, renewals). Fixed, so the split never depends on
+/// threads. (Prospects in
 /// blocks are split by block: `engine::BLOCK`.)
 pub const CHUNK: usize = 1 << 14;
 
@@ -250,8 +251,8 @@ impl ContactDraws<'_> {
 struct NewPayer {
     contact: Contact,
     satisfaction: f32,
-    /// `π_u`, for an item that renews.
-    churn_propensity: Option<f64>,
+    /// `h`, for an item that renews.
+    churn_probability: Option<f64>,
 }
 
 /// Step 4, conversion: `p_conv`; a new payer draws its satisfaction, books its
@@ -305,15 +306,24 @@ pub fn convert(
                     scenario.market.satisfaction_noise,
                     z,
                 );
-                let churn_propensity = (catalogue.renewal_days[item] > 0).then(|| {
-                    randomness
+                let satisfaction = satisfaction as f32;
+                let churn_probability = (catalogue.renewal_days[item] > 0).then(|| {
+                    let pi = randomness
                         .traits
-                        .churn_propensity(&scenario.market.segments[segment], user)
+                        .churn_propensity(&scenario.market.segments[segment], user);
+                    let brand = &scenario.brand;
+                    model::churn_probability(
+                        pi,
+                        brand.retention_effect,
+                        brand.value,
+                        brand.satisfaction_effect,
+                        f64::from(satisfaction),
+                    )
                 });
                 payers.push(NewPayer {
                     contact: *contact,
-                    satisfaction: satisfaction as f32,
-                    churn_propensity,
+                    satisfaction,
+                    churn_probability,
                 });
             }
             (payers, registered_today, chunk_score)
@@ -337,7 +347,7 @@ pub fn convert(
             counts.revenue += catalogue.price[usize::from(item)];
             aggregates.active_payers += 1;
             aggregates.satisfaction_sum += satisfaction_units(payer.satisfaction);
-            let Some(churn_propensity) = payer.churn_propensity else {
+            let Some(churn_probability) = payer.churn_probability else {
                 if let Home::Registered(entity) = home {
                     commands.entity(entity).despawn();
                 }
@@ -346,7 +356,7 @@ pub fn convert(
             let subscription = Subscription {
                 item,
                 satisfaction: payer.satisfaction,
-                churn_propensity,
+                churn_probability,
             };
             let entity = match home {
                 Home::Block => commands.spawn((profile, subscription)).id(),
@@ -407,9 +417,9 @@ pub fn go_dormant(
     }
 }
 
-/// Step 6, churn: each subscriber due today renews or churns with
-/// `churn_probability`; a renewal pays and books the next one. A churned user
-/// never acts again: it is counted and despawned.
+/// Step 6, churn: each subscriber due today renews or churns with its `h`; a
+/// renewal pays and books the next one. A churned user never acts again: it is
+/// counted and despawned.
 #[allow(clippy::too_many_arguments)]
 pub fn renew_or_churn(
     mut commands: Commands,
@@ -429,36 +439,63 @@ pub fn renew_or_churn(
         return;
     };
     let stream = randomness.stream(t, Event::Churn);
-    let brand = &market.scenario.brand;
-    let mut renewals = vec![0u64; catalogue.price.len()];
-    for entity in due {
-        let (profile, subscription) = subscribers
-            .get(entity)
-            .expect("a booked renewal belongs to a subscriber");
-        let h = model::churn_probability(
-            subscription.churn_propensity,
-            brand.retention_effect,
-            brand.value,
-            brand.satisfaction_effect,
-            f64::from(subscription.satisfaction),
-        );
-        let churns = stream.bernoulli(profile.user, h);
-        score.0 += model::logistic_score(-brand.retention_effect, churns, h);
-        if churns {
+    let retention_effect = market.scenario.brand.retention_effect;
+    let items_count = catalogue.price.len();
+    let chunks: Vec<RenewalDraws> = due
+        .par_chunks(CHUNK)
+        .map(|due| {
+            let mut draws = RenewalDraws {
+                renewed: vec![Vec::new(); items_count],
+                churned: Vec::new(),
+                score: 0.0,
+            };
+            for &entity in due {
+                let (profile, subscription) = subscribers
+                    .get(entity)
+                    .expect("a booked renewal belongs to a subscriber");
+                let h = subscription.churn_probability;
+                let churns = stream.bernoulli(profile.user, h);
+                draws.score += model::logistic_score(-retention_effect, churns, h);
+                if churns {
+                    draws.churned.push((entity, subscription.satisfaction));
+                } else {
+                    draws.renewed[usize::from(subscription.item)].push(entity);
+                }
+            }
+            draws
+        })
+        .collect();
+    let mut renewals = vec![0u64; items_count];
+    for draws in chunks {
+        score.0 += draws.score;
+        for (entity, satisfaction) in draws.churned {
             aggregates.active_payers -= 1;
-            aggregates.satisfaction_sum -= satisfaction_units(subscription.satisfaction);
+            aggregates.satisfaction_sum -= satisfaction_units(satisfaction);
             counts.churned += 1;
             commands.entity(entity).despawn();
-        } else {
-            let item = usize::from(subscription.item);
-            renewals[item] += 1;
-            counts.revenue += catalogue.price[item];
+        }
+        for (item, renewed) in draws.renewed.into_iter().enumerate() {
+            renewals[item] += renewed.len() as u64;
             let renewal_day = u64::from(t) + u64::from(catalogue.renewal_days[item]);
-            calendar.book(renewal_day, entity);
+            calendar.book_all(renewal_day, renewed);
         }
     }
+    counts.revenue += renewals
+        .iter()
+        .zip(&catalogue.price)
+        .map(|(&n, price)| n as f64 * price)
+        .sum::<f64>();
     add_to_item_tallies(&mut items, &renewals, |tally| &mut tally.renewals);
     counts.renewals += renewals.iter().sum::<u64>();
+}
+
+/// What one chunk of the day's renewals drew.
+struct RenewalDraws {
+    /// Per item, the subscribers who renew.
+    renewed: Vec<Vec<Entity>>,
+    /// Who churns, with the satisfaction that leaves `S`.
+    churned: Vec<(Entity, f32)>,
+    score: f64,
 }
 
 /// End of day: append the day's counts to the daily series, then start afresh.
