@@ -147,3 +147,59 @@ fn collect_outcome(world: &mut World, replication: u32) -> Outcome {
         daily,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// After a run, the World holds exactly the users the counts say are left:
+    /// prospects in blocks, registered users, and subscribers (one-off buyers,
+    /// dormant and churned users have no entity).
+    #[test]
+    fn the_world_holds_exactly_the_users_who_can_still_act() {
+        let mut scenario = crate::scenario::parse_str(
+            include_str!("../../scenarios/knowledge_platform.toml"),
+            "knowledge_platform.toml",
+        )
+        .expect("the bundled scenario is valid");
+        scenario.market.population = 30_000;
+        scenario.simulation.days = 90;
+        scenario.brand.value = 1.5;
+        let scenario = Arc::new(scenario);
+        let mut world = build_world(&scenario, 1);
+        let mut day = day_schedule();
+        for _ in 0..scenario.simulation.days {
+            day.run(&mut world);
+        }
+
+        let series = world.resource::<DailyRecord>().series.clone();
+        let sum = |s: &[u64]| s.iter().sum::<u64>();
+        let registrations = sum(&series.registrations);
+        let one_off_buyers: u64 = world
+            .query::<(&ContentIndex, &ItemTally)>()
+            .iter(&world)
+            .filter(|(index, _)| scenario.content[usize::from(index.0)].renewal_days == 0)
+            .map(|(_, tally)| tally.conversions)
+            .sum();
+        let active_payers = world.resource::<Aggregates>().active_payers;
+        assert!(registrations > 1000 && one_off_buyers > 100 && active_payers > one_off_buyers);
+
+        let prospects: usize = world
+            .query::<&ProspectBlock>()
+            .iter(&world)
+            .map(ProspectBlock::len)
+            .sum();
+        assert_eq!(prospects as u64, 30_000 - registrations);
+        let subscribers = world.query::<&Subscription>().iter(&world).count() as u64;
+        assert_eq!(subscribers, active_payers - one_off_buyers);
+        let registered = world.query::<&Registered>().iter(&world).count() as u64;
+        let conversions = sum(&series.conversions);
+        assert_eq!(
+            registered,
+            registrations - conversions - sum(&series.dormant)
+        );
+        // Every user entity is a registered user or a subscriber.
+        let users = world.query::<&Profile>().iter(&world).count() as u64;
+        assert_eq!(users, registered + subscribers);
+    }
+}
