@@ -121,20 +121,27 @@ impl EventStream {
     /// [`happens`](Self::happens) for up to 64 consecutive users at once: bit
     /// `i` of the result is the draw of user `first_user + i`, for the users
     /// whose bit is set in `among` (the others' bits are 0). The same outcomes
-    /// as 64 calls of `happens`, bit for bit; on a CPU with AVX-512 the 64
-    /// hashes are computed eight at a time.
+    /// as 64 calls of `happens`, bit for bit, whichever way `wide` computes
+    /// them.
     #[inline]
-    pub fn happens_among(self, first_user: u32, among: u64, chance: Chance) -> u64 {
+    pub fn happens_among(
+        self,
+        wide: WideDraws,
+        first_user: u32,
+        among: u64,
+        chance: Chance,
+    ) -> u64 {
         if chance.0 == u64::MAX {
             return among;
         }
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512dq")
-        {
-            // SAFETY: the CPU has the features the function is compiled for.
+        if wide.avx512 {
+            // SAFETY: `wide.avx512` is set only where the CPU has the features
+            // the function is compiled for (`WideDraws::detect`).
             return among & unsafe { below_threshold_avx512(self.key_of(first_user), chance.0) };
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = wide;
         self.happens_among_one_by_one(first_user, among, chance)
     }
 
@@ -167,6 +174,31 @@ impl EventStream {
         DrawRng {
             state: self.bits(user),
         }
+    }
+}
+
+/// How this CPU draws 64 users at once in [`EventStream::happens_among`]:
+/// eight hashes per instruction with AVX-512, else one by one. Detected once
+/// (per day of a replication), not in the hot loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WideDraws {
+    avx512: bool,
+}
+
+impl WideDraws {
+    /// The fastest way this CPU has.
+    pub fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        let avx512 = std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512dq");
+        #[cfg(not(target_arch = "x86_64"))]
+        let avx512 = false;
+        WideDraws { avx512 }
+    }
+
+    /// One user at a time, on any CPU.
+    pub fn one_by_one() -> Self {
+        WideDraws { avx512: false }
     }
 }
 
@@ -249,11 +281,12 @@ mod tests {
                     let expected = (0..64)
                         .filter(|&i| among >> i & 1 == 1 && stream.happens(first_user + i, chance))
                         .fold(0u64, |mask, i| mask | 1 << i);
-                    assert_eq!(stream.happens_among(first_user, among, chance), expected);
-                    assert_eq!(
-                        stream.happens_among_one_by_one(first_user, among, chance),
-                        expected
-                    );
+                    for wide in [WideDraws::detect(), WideDraws::one_by_one()] {
+                        assert_eq!(
+                            stream.happens_among(wide, first_user, among, chance),
+                            expected
+                        );
+                    }
                 }
             }
         }

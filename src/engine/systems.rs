@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use super::components::*;
 use super::resources::*;
 use crate::model;
-use crate::rng::{Chance, Event, EventStream};
+use crate::rng::{Chance, Event, EventStream, WideDraws};
 use crate::scenario::Scenario;
 
 /// Registered users or subscribers per unit of parallel work in the scans over
@@ -77,6 +77,7 @@ pub fn expose_and_click(
     let t = today.0;
     let day = ContactDraws {
         exposure: randomness.stream(t, Event::Exposure),
+        wide: WideDraws::detect(),
         item_choice: randomness.stream(t, Event::ItemChoice),
         click: randomness.stream(t, Event::Click),
         exposure_chances: &rates.exposure,
@@ -139,6 +140,8 @@ pub fn expose_and_click(
 /// The draws and parameters of one day's steps 1–3, shared by every scan.
 struct ContactDraws<'a> {
     exposure: EventStream,
+    /// How this CPU draws a word of a block at once.
+    wide: WideDraws,
     item_choice: EventStream,
     click: EventStream,
     /// Step 1's probability per segment.
@@ -193,7 +196,10 @@ impl ContactDraws<'_> {
         let segment = block.segment();
         let chance = self.exposure_chances[usize::from(segment)];
         scan.newly_aware = block.expose(
-            |first_user, among| self.exposure.happens_among(first_user, among, chance),
+            |first_user, among| {
+                self.exposure
+                    .happens_among(self.wide, first_user, among, chance)
+            },
             |user| self.choose_and_click(Profile { user, segment }, Home::Block, &mut scan),
         );
         for contact in &scan.clicked {
