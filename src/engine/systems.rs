@@ -17,8 +17,7 @@ use crate::scenario::Scenario;
 
 /// Registered users or subscribers per unit of parallel work in the scans over
 /// them (exposure, dormancy, renewals). Fixed, so the split never depends on
-/// threads. (Prospects in
-/// blocks are split by block: `engine::BLOCK`.)
+/// threads. (Prospects in blocks are split by block: `engine::BLOCK`.)
 pub const CHUNK: usize = 1 << 14;
 
 /// Clickers per unit of parallel work in the conversion step: the day's
