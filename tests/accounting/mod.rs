@@ -1,5 +1,5 @@
 //! The accounting identities every replication must satisfy, whatever the
-//! scenario (shared by the degenerate-scenario and fuzz tests).
+//! scenario (shared by the engine-model, degenerate-scenario and fuzz tests).
 
 use brandsim::outcome::Outcome;
 use brandsim::scenario::Scenario;
