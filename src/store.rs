@@ -439,8 +439,12 @@ mod tests {
     use std::sync::Arc;
 
     fn small() -> (Scenario, ScenarioSource) {
+        // A file of its own per call: tests run in parallel in one process.
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let text = std::fs::read_to_string("scenarios/bass.toml").unwrap();
-        let path = std::env::temp_dir().join(format!("brandsim-store-{}.toml", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("brandsim-store-{}-{call}.toml", std::process::id()));
         std::fs::write(&path, text).unwrap();
         let overrides = [crate::scenario::parse_assignment("market.population=300").unwrap()];
         let loaded = crate::scenario::load_file(&path, &overrides).unwrap();
