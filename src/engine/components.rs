@@ -136,12 +136,12 @@ impl ProspectBlock {
     }
 }
 
-/// A user in `Registered` since the given day: dormancy applies only to users
-/// registered at the start of a day.
+/// A user in `Registered`: a prospect with an entity of its own, exposed like
+/// any other and subject to dormancy. (Users who register today get it at the
+/// end of the conversion step, so the next day's scans are the first to see
+/// them.)
 #[derive(Component, Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Registered {
-    pub since: u32,
-}
+pub struct Registered;
 
 /// A subscriber: a user in `Paying` whose item renews. (A one-off buyer never
 /// acts again; it counts in the aggregates and has no entity.) Its next

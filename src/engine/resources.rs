@@ -214,13 +214,22 @@ pub enum Home {
     /// gets an entity of its own once conversion has decided its stage.
     Block,
     /// Its own entity: the user was `Registered` already.
-    Registered(Entity),
+    Registered {
+        entity: Entity,
+        /// Its dormancy draw of today came up: it turns `Dormant` unless it
+        /// converts.
+        dormant: bool,
+    },
 }
 
-/// Who clicked today, for the conversion step.
+/// Who clicked today, for the conversion step, and who turns `Dormant` today,
+/// for the dormancy step.
 #[derive(Resource, Debug, Default)]
 pub struct FunnelToday {
     pub clicked: Vec<Contact>,
+    /// Users `Registered` at the start of the day whose dormancy draw came up
+    /// and who did not convert.
+    pub dormant: Vec<Entity>,
 }
 
 /// New events of the current day (MODEL.md, "Daily series").

@@ -15,10 +15,14 @@ use crate::model;
 use crate::rng::{Chance, Event, EventStream, WideDraws};
 use crate::scenario::Scenario;
 
-/// Registered users or subscribers per unit of parallel work in the scans over
-/// them (exposure, dormancy, renewals). Fixed, so the split never depends on
-/// threads. (Prospects in blocks are split by block: `engine::BLOCK`.)
+/// Subscribers per unit of parallel work in the renewal step. Fixed, like
+/// every split here, so results never depend on threads.
 pub const CHUNK: usize = 1 << 14;
+
+/// Registered users per unit of parallel work in the day's scan of steps 1–3:
+/// about the work of a prospect block (`engine::BLOCK` users drawn 64 at a
+/// time), so the units balance across threads.
+pub const REGISTERED_CHUNK: usize = 1 << 10;
 
 /// Clickers per unit of parallel work in the conversion step: the day's
 /// clickers are few, and each costs more than a user of a scan.
@@ -79,46 +83,43 @@ pub fn expose_and_click(
         wide: WideDraws::detect(),
         item_choice: randomness.stream(t, Event::ItemChoice),
         click: randomness.stream(t, Event::Click),
+        dormancy: randomness.stream(t, Event::Dormancy),
+        dormancy_chance: Chance::new(market.scenario.market.dormancy),
         exposure_chances: &rates.exposure,
         scenario: &market.scenario,
         catalogue: &catalogue,
         randomness: &randomness,
     };
+    // Prospects in blocks, and registered users (prospects too), in one
+    // parallel scan.
     let mut block_tables: Vec<_> = blocks
         .contiguous_iter_mut()
         .expect("prospect blocks are stored in tables")
         .collect();
-    let registered_tables: Vec<_> = registered
+    let mut units = Vec::new();
+    for blocks in &mut block_tables {
+        let blocks = blocks.bypass_change_detection();
+        units.extend(blocks.iter_mut().map(ScanUnit::Block));
+    }
+    for (entities, profiles) in registered
         .contiguous_iter()
         .expect("user components are stored in tables")
+    {
+        let chunks = entities.chunks(REGISTERED_CHUNK);
+        let chunks = chunks.zip(profiles.chunks(REGISTERED_CHUNK));
+        units.extend(chunks.map(|(entities, profiles)| ScanUnit::Registered(entities, profiles)));
+    }
+    let scans: Vec<ContactScan> = units
+        .into_par_iter()
+        .map(|unit| match unit {
+            ScanUnit::Block(block) => day.scan_block(block),
+            ScanUnit::Registered(entities, profiles) => day.scan_registered(entities, profiles),
+        })
         .collect();
-    // Prospects in blocks, and registered users (prospects too), at once.
-    let (from_blocks, from_registered) = rayon::join(
-        || {
-            let mut scans = Vec::new();
-            for blocks in &mut block_tables {
-                let blocks = blocks.bypass_change_detection();
-                scans.par_extend(blocks.par_iter_mut().map(|block| day.scan_block(block)));
-            }
-            scans
-        },
-        || {
-            let mut scans = Vec::new();
-            for (entities, profiles) in &registered_tables {
-                scans.par_extend(
-                    entities
-                        .par_chunks(CHUNK)
-                        .zip(profiles.par_chunks(CHUNK))
-                        .map(|(entities, profiles)| day.scan_registered(entities, profiles)),
-                );
-            }
-            scans
-        },
-    );
 
     // The scans' results in scan order, whatever the threads did.
     let mut total = day.new_scan();
-    for scan in from_blocks.into_iter().chain(from_registered) {
+    for scan in scans {
         total.add(scan);
     }
     aggregates.aware += total.newly_aware;
@@ -134,6 +135,14 @@ pub fn expose_and_click(
         .filter(|contact| contact.home == Home::Block)
         .count() as u64;
     funnel.clicked = total.clicked;
+    funnel.dormant = total.dormant;
+}
+
+/// A unit of the day's parallel scan.
+enum ScanUnit<'w> {
+    Block(&'w mut ProspectBlock),
+    /// Registered users (`REGISTERED_CHUNK` or fewer), entity by entity.
+    Registered(&'w [Entity], &'w [Profile]),
 }
 
 /// The draws and parameters of one day's steps 1–3, shared by every scan.
@@ -143,6 +152,10 @@ struct ContactDraws<'a> {
     wide: WideDraws,
     item_choice: EventStream,
     click: EventStream,
+    /// Step 5's draws, made in the scan of registered users since they read
+    /// nothing of the day; they apply to those who do not convert.
+    dormancy: EventStream,
+    dormancy_chance: Chance,
     /// Step 1's probability per segment.
     exposure_chances: &'a [Chance],
     scenario: &'a Scenario,
@@ -161,6 +174,9 @@ struct ContactScan {
     score: f64,
     /// Who clicked, in scan order.
     clicked: Vec<Contact>,
+    /// Registered users who did not click and whose dormancy draw came up, in
+    /// scan order.
+    dormant: Vec<Entity>,
 }
 
 impl ContactScan {
@@ -173,6 +189,7 @@ impl ContactScan {
         self.newly_aware += other.newly_aware;
         self.score += other.score;
         self.clicked.extend(other.clicked);
+        self.dormant.extend(other.dormant);
     }
 }
 
@@ -185,6 +202,7 @@ impl ContactDraws<'_> {
             newly_aware: 0,
             score: 0.0,
             clicked: Vec::new(),
+            dormant: Vec::new(),
         }
     }
 
@@ -199,7 +217,9 @@ impl ContactDraws<'_> {
                 self.exposure
                     .happens_among(self.wide, first_user, among, chance)
             },
-            |user| self.choose_and_click(Profile { user, segment }, Home::Block, &mut scan),
+            |user| {
+                self.choose_and_click(Profile { user, segment }, Home::Block, &mut scan);
+            },
         );
         for contact in &scan.clicked {
             block.remove(contact.profile.user);
@@ -207,22 +227,28 @@ impl ContactDraws<'_> {
         scan
     }
 
-    /// Steps 1–3 for some registered users.
+    /// Steps 1–3, and the draw of step 5, for some registered users.
     fn scan_registered(&self, entities: &[Entity], profiles: &[Profile]) -> ContactScan {
         let mut scan = self.new_scan();
+        let dormancy_applies = self.dormancy_chance != Chance::default();
         for (&entity, &profile) in entities.iter().zip(profiles) {
             let chance = self.exposure_chances[usize::from(profile.segment)];
-            if self.exposure.happens(profile.user, chance) {
-                self.choose_and_click(profile, Home::Registered(entity), &mut scan);
+            let dormant =
+                dormancy_applies && self.dormancy.happens(profile.user, self.dormancy_chance);
+            let home = Home::Registered { entity, dormant };
+            let clicked = self.exposure.happens(profile.user, chance)
+                && self.choose_and_click(profile, home, &mut scan);
+            if dormant && !clicked {
+                scan.dormant.push(entity);
             }
         }
         scan
     }
 
     /// Steps 2 and 3 for a user exposed today: the item it is shown
-    /// (`exposures_i += 1`), then `p_click` (`clicks_i += 1`).
+    /// (`exposures_i += 1`), then `p_click` (`clicks_i += 1`). Whether it clicks.
     #[inline]
-    fn choose_and_click(&self, profile: Profile, home: Home, scan: &mut ContactScan) {
+    fn choose_and_click(&self, profile: Profile, home: Home, scan: &mut ContactScan) -> bool {
         let Profile { user, segment } = profile;
         let segment = &self.scenario.market.segments[usize::from(segment)];
         let brand = &self.scenario.brand;
@@ -249,6 +275,7 @@ impl ContactDraws<'_> {
                 item,
             });
         }
+        clicks
     }
 }
 
@@ -265,7 +292,8 @@ struct NewPayer {
 /// the entity of the stage it has reached: a user who registered today and did
 /// not convert is spawned `Registered`, a new subscriber carries a
 /// `Subscription`, and a one-off buyer, who never acts again, counts in the
-/// aggregates (`active_payers`, `S_t`) and has no entity.
+/// aggregates (`active_payers`, `S_t`) and has no entity. A registered clicker
+/// who does not convert and drew dormancy is handed to the dormancy step.
 #[allow(clippy::too_many_arguments)]
 pub fn convert(
     mut commands: Commands,
@@ -273,7 +301,7 @@ pub fn convert(
     randomness: Res<Randomness>,
     market: Res<Market>,
     catalogue: Res<Catalogue>,
-    funnel: Res<FunnelToday>,
+    mut funnel: ResMut<FunnelToday>,
     mut items: Query<(&ContentIndex, &mut ItemTally)>,
     mut counts: ResMut<DayCounts>,
     mut score: ResMut<Score>,
@@ -285,24 +313,28 @@ pub fn convert(
     let satisfaction_stream = randomness.stream(t, Event::Satisfaction);
     let scenario = &market.scenario;
     let gamma = scenario.brand.conversion_effect;
-    let chunks: Vec<(Vec<NewPayer>, Vec<Profile>, f64)> = funnel
+    let chunks: Vec<ConversionDraws> = funnel
         .clicked
         .par_chunks(CLICKER_CHUNK)
         .map(|contacts| {
-            let mut payers = Vec::new();
-            let mut registered_today = Vec::new();
-            let mut chunk_score = 0.0;
+            let mut draws = ConversionDraws::default();
             for contact in contacts {
                 let user = contact.profile.user;
                 let segment = usize::from(contact.profile.segment);
                 let item = usize::from(contact.item);
                 let p = catalogue.conversion_probability[segment][item];
                 let converts = conversion_stream.bernoulli(user, p);
-                chunk_score += model::logistic_score(gamma, converts, p);
-                if !converts {
-                    if contact.home == Home::Block {
-                        registered_today.push(contact.profile);
+                draws.score += model::logistic_score(gamma, converts, p);
+                match contact.home {
+                    _ if converts => {}
+                    Home::Block => draws.registered_today.push(contact.profile),
+                    Home::Registered { entity, dormant } => {
+                        if dormant {
+                            draws.dormant.push(entity);
+                        }
                     }
+                }
+                if !converts {
                     continue;
                 }
                 let z: f64 = StandardNormal.sample(&mut satisfaction_stream.generator(user));
@@ -325,35 +357,36 @@ pub fn convert(
                         f64::from(satisfaction),
                     )
                 });
-                payers.push(NewPayer {
+                draws.payers.push(NewPayer {
                     contact: *contact,
                     satisfaction,
                     churn_probability,
                 });
             }
-            (payers, registered_today, chunk_score)
+            draws
         })
         .collect();
     let mut conversions = vec![0u64; catalogue.price.len()];
-    for (payers, registered_today, chunk_score) in chunks {
-        score.0 += chunk_score;
+    for draws in chunks {
+        score.0 += draws.score;
+        funnel.dormant.extend(draws.dormant);
         commands.spawn_batch(
-            registered_today
+            draws
+                .registered_today
                 .into_iter()
-                .map(move |profile| (profile, Registered { since: t })),
+                .map(|profile| (profile, Registered)),
         );
-        for payer in payers {
+        for payer in draws.payers {
             let Contact {
                 profile,
                 home,
                 item,
             } = payer.contact;
             conversions[usize::from(item)] += 1;
-            counts.revenue += catalogue.price[usize::from(item)];
             aggregates.active_payers += 1;
             aggregates.satisfaction_sum += satisfaction_units(payer.satisfaction);
             let Some(churn_probability) = payer.churn_probability else {
-                if let Home::Registered(entity) = home {
+                if let Home::Registered { entity, .. } = home {
                     commands.entity(entity).despawn();
                 }
                 continue;
@@ -365,7 +398,7 @@ pub fn convert(
             };
             let entity = match home {
                 Home::Block => commands.spawn((profile, subscription)).id(),
-                Home::Registered(entity) => {
+                Home::Registered { entity, .. } => {
                     commands
                         .entity(entity)
                         .remove::<Registered>()
@@ -377,48 +410,45 @@ pub fn convert(
             calendar.book(renewal_day, entity);
         }
     }
+    counts.revenue += revenue(&conversions, &catalogue.price);
     add_to_item_tallies(&mut items, &conversions, |tally| &mut tally.conversions);
     counts.conversions += conversions.iter().sum::<u64>();
 }
 
+/// What one chunk of the day's clickers drew.
+#[derive(Default)]
+struct ConversionDraws {
+    payers: Vec<NewPayer>,
+    /// Who registered today and did not convert.
+    registered_today: Vec<Profile>,
+    /// Registered users who did not convert and drew dormancy.
+    dormant: Vec<Entity>,
+    score: f64,
+}
+
+/// `Σ_i n_i · price_i`: the revenue of `n_i` payments of each item, summed by
+/// item so it never depends on the order of the payers.
+fn revenue(payments: &[u64], prices: &[f64]) -> f64 {
+    payments
+        .iter()
+        .zip(prices)
+        .map(|(&n, price)| n as f64 * price)
+        .sum()
+}
+
 /// Step 5, dormancy: a user registered at the start of the day who did not
 /// convert today (converted users have left the funnel) is lost with
-/// probability `d`. A dormant user never acts again: it is counted and despawned.
+/// probability `d`. The draws are made in the day's scan (they read nothing of
+/// the day), the outcome waits for conversion: this step applies it. A dormant
+/// user never acts again: it is counted and despawned.
 pub fn go_dormant(
     mut commands: Commands,
-    registered: Query<(Entity, &Profile, &Registered)>,
-    today: Res<Today>,
-    randomness: Res<Randomness>,
-    market: Res<Market>,
+    mut funnel: ResMut<FunnelToday>,
     mut counts: ResMut<DayCounts>,
 ) {
-    let dormancy = Chance::new(market.scenario.market.dormancy);
-    if dormancy == Chance::default() {
-        return;
-    }
-    let t = today.0;
-    let stream = randomness.stream(t, Event::Dormancy);
-    let tables = registered
-        .contiguous_iter()
-        .expect("user components are stored in tables");
-    for (entities, profiles, registrations) in tables {
-        let chunks: Vec<Vec<Entity>> = entities
-            .par_chunks(CHUNK)
-            .zip(profiles.par_chunks(CHUNK))
-            .zip(registrations.par_chunks(CHUNK))
-            .map(|((entities, profiles), registrations)| {
-                (0..entities.len())
-                    .filter(|&i| {
-                        registrations[i].since < t && stream.happens(profiles[i].user, dormancy)
-                    })
-                    .map(|i| entities[i])
-                    .collect()
-            })
-            .collect();
-        for entity in chunks.into_iter().flatten() {
-            commands.entity(entity).despawn();
-            counts.dormant += 1;
-        }
+    counts.dormant += funnel.dormant.len() as u64;
+    for entity in funnel.dormant.drain(..) {
+        commands.entity(entity).despawn();
     }
 }
 
@@ -485,11 +515,7 @@ pub fn renew_or_churn(
             calendar.book_all(renewal_day, renewed);
         }
     }
-    counts.revenue += renewals
-        .iter()
-        .zip(&catalogue.price)
-        .map(|(&n, price)| n as f64 * price)
-        .sum::<f64>();
+    counts.revenue += revenue(&renewals, &catalogue.price);
     add_to_item_tallies(&mut items, &renewals, |tally| &mut tally.renewals);
     counts.renewals += renewals.iter().sum::<u64>();
 }
