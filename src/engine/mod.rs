@@ -7,6 +7,7 @@ pub mod components;
 pub mod resources;
 pub mod systems;
 pub mod traits;
+pub mod wakeful;
 
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ use crate::rng::ReplicationKey;
 use crate::scenario::Scenario;
 use components::*;
 use resources::*;
+use wakeful::Wakefulness;
 
 /// Runs replication `replication` of `scenario` (seeded by the scenario's master
 /// seed) over the whole horizon. Parallel inside when called from a rayon pool
@@ -72,6 +74,7 @@ pub fn build_world(scenario: &Arc<Scenario>, replication: u32) -> World {
     world.insert_resource(FunnelToday::default());
     world.insert_resource(DayCounts::default());
     world.insert_resource(Score::default());
+    world.insert_resource(Wakefulness::default());
     world.insert_resource(DailyRecord::default());
     world.insert_resource(RenewalCalendar {
         due: vec![Vec::new(); scenario.simulation.days as usize],

@@ -11,6 +11,7 @@ use rayon::prelude::*;
 
 use super::components::*;
 use super::resources::*;
+use super::wakeful::Wakefulness;
 use crate::model;
 use crate::rng::{Chance, Event, EventStream, WideDraws};
 use crate::scenario::Scenario;
@@ -76,6 +77,7 @@ pub fn expose_and_click(
     mut aggregates: ResMut<Aggregates>,
     mut counts: ResMut<DayCounts>,
     mut score: ResMut<Score>,
+    wakefulness: Res<Wakefulness>,
 ) {
     let t = today.0;
     let day = ContactDraws {
@@ -109,6 +111,7 @@ pub fn expose_and_click(
         let chunks = chunks.zip(profiles.chunks(REGISTERED_CHUNK));
         units.extend(chunks.map(|(entities, profiles)| ScanUnit::Registered(entities, profiles)));
     }
+    wakefulness.scan_starts();
     let scans: Vec<ContactScan> = units
         .into_par_iter()
         .map(|unit| match unit {
@@ -116,6 +119,7 @@ pub fn expose_and_click(
             ScanUnit::Registered(entities, profiles) => day.scan_registered(entities, profiles),
         })
         .collect();
+    wakefulness.keep_awake();
 
     // The scans' results in scan order, whatever the threads did.
     let mut total = day.new_scan();
