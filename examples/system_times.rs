@@ -39,9 +39,7 @@ fn main() {
             steps.push((name, schedule, 0.0));
         };
         step("start_day", systems::start_day.into_configs());
-        step("expose_and_click", systems::expose_and_click.into_configs());
-        step("convert", systems::convert.into_configs());
-        step("go_dormant", systems::go_dormant.into_configs());
+        step("run_funnel", systems::run_funnel.into_configs());
         step("renew_or_churn", systems::renew_or_churn.into_configs());
         step("record_day", systems::record_day.into_configs());
         for _ in 0..scenario.simulation.days {

@@ -135,7 +135,7 @@ impl EventStream {
             return among;
         }
         #[cfg(target_arch = "x86_64")]
-        if wide.avx512 {
+        if wide.avx512 && among.count_ones() >= WIDE_FROM {
             // SAFETY: `wide.avx512` is set only where the CPU has the features
             // the function is compiled for (`WideDraws::detect`).
             return among & unsafe { below_threshold_avx512(self.key_of(first_user), chance.0) };
@@ -176,6 +176,11 @@ impl EventStream {
         }
     }
 }
+
+/// From how many users of a word on [`EventStream::happens_among`] computes all
+/// 64 draws at once where it can: for fewer (a word's registered users, say)
+/// drawing them one by one is cheaper.
+const WIDE_FROM: u32 = 8;
 
 /// How this CPU draws 64 users at once in [`EventStream::happens_among`]:
 /// eight hashes per instruction with AVX-512, else one by one. Detected once
@@ -277,7 +282,15 @@ mod tests {
         {
             let stream = ReplicationKey::new(k as u64, 2).stream(9, Event::Exposure);
             for chance in chances {
-                for among in [u64::MAX, 0, 1 << 63, masks.next(), masks.next()] {
+                for among in [
+                    u64::MAX,
+                    0,
+                    1 << 63,
+                    0x7f << 3,
+                    0xff << 9,
+                    masks.next(),
+                    masks.next(),
+                ] {
                     let expected = (0..64)
                         .filter(|&i| among >> i & 1 == 1 && stream.happens(first_user + i, chance))
                         .fold(0u64, |mask, i| mask | 1 << i);

@@ -1,15 +1,14 @@
 //! Components of users and content items: small plain data, one concern each.
 //!
-//! A user's stage decides where it lives. `Unaware` and `Aware` users have no
-//! state but two bits (still a prospect, ever exposed): they live in
-//! [`ProspectBlock`]s, one bit pair each, until they register. From
-//! registration on a user is an entity of its own: [`Profile`] plus
-//! [`Registered`], then [`Subscription`] if it subscribes. A user who can
-//! never act again (`Dormant`, `Churned`, or a one-off buyer, who stays
-//! `Paying` to the end) is counted in the aggregates and despawned, which
-//! frees its memory. So each system visits only the users who can act in its
-//! step, and a market of millions in which few register costs little more
-//! than its bits.
+//! A user's stage decides where it lives. `Unaware`, `Aware` and `Registered`
+//! users have no state but three bits (still in the funnel, ever exposed,
+//! registered): they live in [`ProspectBlock`]s until they pay or turn
+//! `Dormant`. A subscriber is an entity of its own: [`Profile`] plus
+//! [`Subscription`]. A user who can never act again (`Dormant`, `Churned`, or
+//! a one-off buyer, who stays `Paying` to the end) is only counted in the
+//! aggregates: it has no entity, or its entity is despawned. So each system
+//! visits only the users who can act in its step, and a market of millions
+//! costs little more than its bits.
 
 use bevy_ecs::prelude::*;
 
@@ -28,11 +27,12 @@ pub struct Profile {
     pub segment: u16,
 }
 
-/// Users of one segment with consecutive numbers who have not registered yet
-/// (`Unaware` or `Aware`). Such users differ only by their number (their traits
-/// are drawn from it when needed), so a block keeps two bits per user: whether
-/// it is still here, and whether it was ever exposed. A user leaves the block
-/// when it registers and becomes an entity of its own.
+/// Users of one segment with consecutive numbers who have not paid
+/// (`Unaware`, `Aware` or `Registered`). Such users differ only by their number
+/// (their traits are drawn from it when needed) and their stage, so a block
+/// keeps three bits per user: still here, ever exposed, registered. A user
+/// leaves the block when it pays (a subscriber becomes an entity of its own) or
+/// turns `Dormant`.
 #[derive(Component, Debug, Clone, PartialEq, Eq)]
 pub struct ProspectBlock {
     segment: u16,
@@ -44,10 +44,42 @@ pub struct ProspectBlock {
 /// Sixty-four users of a block.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct ProspectWord {
-    /// Still a prospect (not registered).
+    /// Still in the funnel (has not paid, is not dormant).
     present: u64,
     /// Ever exposed (`Aware`); meaningful only where `present`.
     aware: u64,
+    /// `Registered` (clicked once); only where `present`.
+    registered: u64,
+}
+
+/// The stage of a user of a block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProspectStage {
+    Unaware,
+    Aware,
+    Registered,
+}
+
+/// What an exposed user does with the item it is shown (steps 2–4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Response {
+    /// Does not click.
+    Ignores,
+    /// Clicks and does not convert: it is (or stays) `Registered`.
+    Registers,
+    /// Clicks and converts: it leaves the block for `Paying`.
+    Pays,
+}
+
+/// What one day did to a block's users, counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BlockChanges {
+    /// `Unaware` users exposed.
+    pub newly_aware: u64,
+    /// Users who clicked for the first time (whether they paid or not).
+    pub registrations: u64,
+    /// Users who turned `Dormant`.
+    pub dormant: u64,
 }
 
 impl ProspectBlock {
@@ -58,7 +90,7 @@ impl ProspectBlock {
                 let in_word = (len - 64 * w).min(64);
                 ProspectWord {
                     present: u64::MAX >> (64 - in_word),
-                    aware: 0,
+                    ..ProspectWord::default()
                 }
             })
             .collect();
@@ -73,75 +105,97 @@ impl ProspectBlock {
         self.segment
     }
 
-    /// Prospects still in the block.
+    /// Users still in the block, registered or not.
     pub fn len(&self) -> usize {
-        self.words
-            .iter()
-            .map(|w| w.present.count_ones() as usize)
-            .sum()
+        self.count(|w| w.present)
+    }
+
+    /// `Registered` users in the block.
+    pub fn registered_len(&self) -> usize {
+        self.count(|w| w.registered)
     }
 
     pub fn is_empty(&self) -> bool {
         self.words.iter().all(|w| w.present == 0)
     }
 
-    /// Whether `user` is in the block and was ever exposed.
-    pub fn is_aware(&self, user: u32) -> bool {
-        let (word, bit) = self.position(user);
+    fn count(&self, bits: impl Fn(&ProspectWord) -> u64) -> usize {
         self.words
-            .get(word)
-            .is_some_and(|w| w.present & w.aware & bit != 0)
+            .iter()
+            .map(|w| bits(w).count_ones() as usize)
+            .sum()
     }
 
-    /// Step 1 for every prospect in the block, in user order, 64 users at a
-    /// time: `exposed(first_user, among)` returns which of the users
-    /// `first_user + i` whose bit `i` is set in `among` are exposed. Each
-    /// exposed user becomes `Aware` and is passed to `on_exposed`. Returns how
-    /// many were `Unaware` before.
+    /// The stage of `user`, if it is in the block.
+    pub fn stage(&self, user: u32) -> Option<ProspectStage> {
+        let offset = user.wrapping_sub(self.first_user) as usize;
+        let word = self.words.get(offset / 64)?;
+        let bit = 1 << (offset % 64);
+        if word.present & bit == 0 {
+            None
+        } else if word.registered & bit != 0 {
+            Some(ProspectStage::Registered)
+        } else if word.aware & bit != 0 {
+            Some(ProspectStage::Aware)
+        } else {
+            Some(ProspectStage::Unaware)
+        }
+    }
+
+    /// Steps 1–5 of the day for every user of the block, in user order, 64
+    /// users at a time.
+    ///
+    /// `exposed(first_user, among)` returns which of the users `first_user + i`
+    /// whose bit `i` is set in `among` are exposed (step 1), and
+    /// `drew_dormancy(first_user, among)` which of them drew dormancy (step 5),
+    /// asked only about users registered at the start of the day. An exposed
+    /// user becomes `Aware`, and `respond` says what it does (steps 2–4): it
+    /// becomes `Registered`, or leaves the block if it pays. A user registered
+    /// at the start of the day who drew dormancy and did not pay leaves the
+    /// block as `Dormant`.
     #[inline]
-    pub fn expose(
+    pub fn live_day(
         &mut self,
         mut exposed: impl FnMut(u32, u64) -> u64,
-        mut on_exposed: impl FnMut(u32),
-    ) -> u64 {
-        let mut newly_aware = 0;
+        mut drew_dormancy: impl FnMut(u32, u64) -> u64,
+        mut respond: impl FnMut(u32) -> Response,
+    ) -> BlockChanges {
+        let mut changes = BlockChanges::default();
         for (w, word) in self.words.iter_mut().enumerate() {
             if word.present == 0 {
                 continue;
             }
             let first_user = self.first_user + 64 * w as u32;
+            let dormancy = match word.registered {
+                0 => 0,
+                registered => drew_dormancy(first_user, registered) & registered,
+            };
             let hits = exposed(first_user, word.present) & word.present;
-            newly_aware += u64::from((hits & !word.aware).count_ones());
+            changes.newly_aware += u64::from((hits & !word.aware).count_ones());
             word.aware |= hits;
             let mut left = hits;
             while left != 0 {
-                on_exposed(first_user + left.trailing_zeros());
+                let bit = left & left.wrapping_neg();
+                let response = respond(first_user + left.trailing_zeros());
+                if response != Response::Ignores && word.registered & bit == 0 {
+                    changes.registrations += 1;
+                    word.registered |= bit;
+                }
+                if response == Response::Pays {
+                    word.present &= !bit;
+                    word.registered &= !bit;
+                }
                 left &= left - 1;
             }
+            // Those who paid have left already.
+            let lost = dormancy & word.present;
+            word.present &= !lost;
+            word.registered &= !lost;
+            changes.dormant += u64::from(lost.count_ones());
         }
-        newly_aware
-    }
-
-    /// Takes `user` out of the block (it registered).
-    pub fn remove(&mut self, user: u32) {
-        let (word, bit) = self.position(user);
-        if let Some(word) = self.words.get_mut(word) {
-            word.present &= !bit;
-        }
-    }
-
-    fn position(&self, user: u32) -> (usize, u64) {
-        let offset = user.wrapping_sub(self.first_user) as usize;
-        (offset / 64, 1 << (offset % 64))
+        changes
     }
 }
-
-/// A user in `Registered`: a prospect with an entity of its own, exposed like
-/// any other and subject to dormancy. (Users who register today get it at the
-/// end of the conversion step, so the next day's scans are the first to see
-/// them.)
-#[derive(Component, Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Registered;
 
 /// A subscriber: a user in `Paying` whose item renews. (A one-off buyer never
 /// acts again; it counts in the aggregates and has no entity.) Its next
@@ -176,59 +230,171 @@ pub struct ItemTally {
 mod tests {
     use super::*;
 
-    /// The users `block.expose` passes on when `exposed` says yes to `chosen`.
-    fn expose(block: &mut ProspectBlock, chosen: &[u32]) -> (Vec<u32>, u64) {
-        let mut seen = Vec::new();
-        let newly_aware = block.expose(
+    /// The bits of `among` (users `first + i`) that stand for one of `users`.
+    fn mask(first: u32, among: u64, users: &[u32]) -> u64 {
+        (0..64)
+            .filter(|&i| among >> i & 1 == 1 && users.contains(&(first + i)))
+            .fold(0, |mask, i| mask | 1 << i)
+    }
+
+    /// What a test day decides: who is exposed, who of them responds how
+    /// (everyone else ignores), who draws dormancy.
+    #[derive(Default)]
+    struct Day<'a> {
+        exposed: &'a [u32],
+        registers: &'a [u32],
+        pays: &'a [u32],
+        dormant: &'a [u32],
+    }
+
+    /// Runs `day` on `block`: the changes, the users asked about exposure,
+    /// those asked about dormancy, and those who responded.
+    fn live(block: &mut ProspectBlock, day: Day) -> (BlockChanges, [Vec<u32>; 3]) {
+        let mut asked = [Vec::new(), Vec::new(), Vec::new()];
+        let [exposure, dormancy, responded] = &mut asked;
+        let users = |first: u32, among: u64| {
+            (0..64)
+                .filter(move |&i| among >> i & 1 == 1)
+                .map(move |i| first + i)
+        };
+        let changes = block.live_day(
             |first, among| {
-                (0..64)
-                    .filter(|&i| among >> i & 1 == 1 && chosen.contains(&(first + i)))
-                    .fold(0, |mask, i| mask | 1 << i)
+                exposure.extend(users(first, among));
+                mask(first, among, day.exposed)
             },
-            |user| seen.push(user),
+            |first, among| {
+                dormancy.extend(users(first, among));
+                mask(first, among, day.dormant)
+            },
+            |user| {
+                responded.push(user);
+                if day.pays.contains(&user) {
+                    Response::Pays
+                } else if day.registers.contains(&user) {
+                    Response::Registers
+                } else {
+                    Response::Ignores
+                }
+            },
         );
-        (seen, newly_aware)
+        (changes, asked)
     }
 
     #[test]
     fn a_new_block_holds_its_users_unaware() {
         let mut block = ProspectBlock::new(2, 1000, 130);
-        assert_eq!((block.segment(), block.len()), (2, 130));
-        assert!(!block.is_aware(1000));
-        // Every user, and only them, is asked about.
-        let mut asked = Vec::new();
-        block.expose(
-            |first, among| {
-                asked.extend((0..64).filter(|&i| among >> i & 1 == 1).map(|i| first + i));
-                0
-            },
-            |_| {},
+        assert_eq!(
+            (block.segment(), block.len(), block.registered_len()),
+            (2, 130, 0)
         );
-        assert_eq!(asked, (1000..1130).collect::<Vec<_>>());
+        assert_eq!(block.stage(1000), Some(ProspectStage::Unaware));
+        assert_eq!((block.stage(999), block.stage(1130)), (None, None));
+        // Every user, and only them, is asked about exposure; nobody about
+        // dormancy.
+        let (changes, [exposure, dormancy, _]) = live(&mut block, Day::default());
+        assert_eq!(exposure, (1000..1130).collect::<Vec<_>>());
+        assert!(dormancy.is_empty());
+        assert_eq!(changes, BlockChanges::default());
     }
 
     #[test]
     fn exposure_makes_users_aware_once() {
         let mut block = ProspectBlock::new(0, 0, 200);
-        assert_eq!(expose(&mut block, &[3, 64, 199]), (vec![3, 64, 199], 3));
-        assert!(block.is_aware(64) && !block.is_aware(65));
-        // Exposed again: passed on again, but not newly aware.
-        assert_eq!(expose(&mut block, &[3, 5]), (vec![3, 5], 1));
+        let day = Day {
+            exposed: &[3, 64, 199],
+            ..Day::default()
+        };
+        let (changes, [_, _, responded]) = live(&mut block, day);
+        assert_eq!((changes.newly_aware, responded), (3, vec![3, 64, 199]));
+        assert_eq!(block.stage(64), Some(ProspectStage::Aware));
+        assert_eq!(block.stage(65), Some(ProspectStage::Unaware));
+        // Exposed again: responds again, but is not newly aware.
+        let day = Day {
+            exposed: &[3, 5],
+            ..Day::default()
+        };
+        let (changes, [_, _, responded]) = live(&mut block, day);
+        assert_eq!((changes.newly_aware, responded), (1, vec![3, 5]));
         assert_eq!(block.len(), 200);
     }
 
     #[test]
-    fn a_registered_user_leaves_the_block() {
+    fn a_user_who_clicks_registers_once_and_stays() {
         let mut block = ProspectBlock::new(0, 64, 100);
-        expose(&mut block, &[70]);
-        block.remove(70);
-        block.remove(5); // not in this block: ignored
-        assert_eq!(block.len(), 99);
-        assert!(!block.is_aware(70));
-        assert_eq!(expose(&mut block, &[70, 71]), (vec![71], 1));
-        for user in 64..164 {
-            block.remove(user);
-        }
-        assert!(block.is_empty());
+        let day = Day {
+            exposed: &[70, 71],
+            registers: &[70],
+            ..Day::default()
+        };
+        let (changes, _) = live(&mut block, day);
+        assert_eq!(changes.registrations, 1);
+        assert_eq!(block.stage(70), Some(ProspectStage::Registered));
+        assert_eq!((block.len(), block.registered_len()), (100, 1));
+        // Clicking again is not a new registration.
+        let day = Day {
+            exposed: &[70],
+            registers: &[70],
+            ..Day::default()
+        };
+        assert_eq!(live(&mut block, day).0.registrations, 0);
+        assert_eq!(block.registered_len(), 1);
+    }
+
+    #[test]
+    fn a_payer_leaves_the_block() {
+        let mut block = ProspectBlock::new(0, 0, 100);
+        let day = Day {
+            exposed: &[1, 2],
+            registers: &[2],
+            ..Day::default()
+        };
+        live(&mut block, day);
+        // 1 registers and pays the same day; 2 was registered already.
+        let day = Day {
+            exposed: &[1, 2],
+            pays: &[1, 2],
+            ..Day::default()
+        };
+        let (changes, _) = live(&mut block, day);
+        assert_eq!(changes.registrations, 1);
+        assert_eq!((block.stage(1), block.stage(2)), (None, None));
+        assert_eq!((block.len(), block.registered_len()), (98, 0));
+        // Gone users are asked about nothing.
+        let day = Day {
+            exposed: &[1, 2],
+            pays: &[1, 2],
+            ..Day::default()
+        };
+        let (_, [exposure, _, responded]) = live(&mut block, day);
+        assert!(!exposure.contains(&1) && responded.is_empty());
+    }
+
+    #[test]
+    fn only_users_registered_at_the_start_of_the_day_turn_dormant_and_not_if_they_pay() {
+        let mut block = ProspectBlock::new(0, 0, 64);
+        let day = Day {
+            exposed: &[1, 2, 3, 4],
+            registers: &[1, 2, 3, 4],
+            ..Day::default()
+        };
+        live(&mut block, day);
+        // 1 drew dormancy; 2 drew it and clicks again; 3 drew it and pays;
+        // 4 did not draw it; 5 registers today and is not asked.
+        let day = Day {
+            exposed: &[2, 3, 5],
+            registers: &[2, 5],
+            pays: &[3],
+            dormant: &[1, 2, 3, 5],
+        };
+        let (changes, [_, dormancy, _]) = live(&mut block, day);
+        assert_eq!(dormancy, vec![1, 2, 3, 4]);
+        assert_eq!((changes.dormant, changes.registrations), (2, 1));
+        assert_eq!(
+            (block.stage(1), block.stage(2), block.stage(3)),
+            (None, None, None)
+        );
+        assert_eq!(block.stage(4), Some(ProspectStage::Registered));
+        assert_eq!(block.stage(5), Some(ProspectStage::Registered));
+        assert_eq!((block.len(), block.registered_len()), (61, 2));
     }
 }

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use bevy_ecs::prelude::*;
 
-use super::components::Profile;
 use super::traits::TraitDraws;
 use crate::model;
 use crate::rng::{Chance, Event, EventStream, ReplicationKey};
@@ -195,41 +194,6 @@ impl Aggregates {
 #[derive(Resource, Debug, Clone, Default)]
 pub struct DayRates {
     pub exposure: Vec<Chance>,
-}
-
-/// A user who clicked today, as the scan of steps 1–3 found it.
-#[derive(Debug, Clone, Copy)]
-pub struct Contact {
-    pub profile: Profile,
-    /// Where the user lived before it clicked.
-    pub home: Home,
-    /// The item shown.
-    pub item: u16,
-}
-
-/// Where a user who clicked today lived before.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Home {
-    /// A prospect block: the user registered today. It left the block, and
-    /// gets an entity of its own once conversion has decided its stage.
-    Block,
-    /// Its own entity: the user was `Registered` already.
-    Registered {
-        entity: Entity,
-        /// Its dormancy draw of today came up: it turns `Dormant` unless it
-        /// converts.
-        dormant: bool,
-    },
-}
-
-/// Who clicked today, for the conversion step, and who turns `Dormant` today,
-/// for the dormancy step.
-#[derive(Resource, Debug, Default)]
-pub struct FunnelToday {
-    pub clicked: Vec<Contact>,
-    /// Users `Registered` at the start of the day whose dormancy draw came up
-    /// and who did not convert.
-    pub dormant: Vec<Entity>,
 }
 
 /// New events of the current day (MODEL.md, "Daily series").

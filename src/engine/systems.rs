@@ -1,9 +1,11 @@
-//! One system per step of the day (MODEL.md, "One day"), in timeline order;
-//! steps 1–3 (exposure, item choice, click) share one scan.
+//! The systems of the day (MODEL.md, "One day"), in timeline order: steps 1–5
+//! (exposure, item choice, click, conversion, dormancy) share one scan over the
+//! prospect blocks; step 6 (churn) visits the subscribers due.
 //!
-//! Scans over many users run on rayon over fixed-size chunks and return their
-//! results in chunk order; stage changes are then applied in that order. So a
-//! replication gives the same result, bit for bit, on any number of threads.
+//! Scans over many users run on rayon over fixed units (a prospect block, a
+//! chunk of subscribers) and return their results in unit order; stage changes
+//! of entities are then made in that order. So a replication gives the same
+//! result, bit for bit, on any number of threads.
 
 use bevy_ecs::prelude::*;
 use rand_distr::{Distribution, StandardNormal};
@@ -17,17 +19,9 @@ use crate::rng::{Chance, Event, EventStream, WideDraws};
 use crate::scenario::Scenario;
 
 /// Subscribers per unit of parallel work in the renewal step. Fixed, like
-/// every split here, so results never depend on threads.
+/// every split here (the funnel's unit is a prospect block, `engine::BLOCK`
+/// users), so results never depend on threads.
 pub const CHUNK: usize = 1 << 14;
-
-/// Registered users per unit of parallel work in the day's scan of steps 1–3:
-/// about the work of a prospect block (`engine::BLOCK` users drawn 64 at a
-/// time), so the units balance across threads.
-pub const REGISTERED_CHUNK: usize = 1 << 10;
-
-/// Clickers per unit of parallel work in the conversion step: the day's
-/// clickers are few, and each costs more than a user of a scan.
-pub const CLICKER_CHUNK: usize = 1 << 10;
 
 /// Adds the day's counts per item (`per_item[i]` for item `i`) to one field of
 /// each item's tally.
@@ -57,34 +51,37 @@ pub fn start_day(market: Res<Market>, aggregates: Res<Aggregates>, mut rates: Re
         .collect();
 }
 
-/// Steps 1–3, exposure, item choice and click, in one scan over every prospect:
-/// they chain within a user's day and read no other user's result of the day,
-/// so one parallel scan does all three (one wake-up of the other threads a day
-/// instead of three; see BENCHMARKS.md). An `Unaware` user who is exposed
-/// becomes `Aware`; one who clicks registers and leaves its block (its entity
-/// is spawned by the conversion step, with the stage it reaches today).
+/// Steps 1–5, exposure, item choice, click, conversion and dormancy, in one
+/// parallel scan over the prospect blocks: they chain within a user's day and
+/// read nothing of other users' day, so one pass does them all. Each block
+/// updates its users' bits and counts what happened; then, in block order, the
+/// day's payers join the aggregates (`active_payers`, `S_t`) and each new
+/// subscriber is spawned with its `Subscription` and its first renewal booked.
 #[allow(clippy::too_many_arguments)]
-pub fn expose_and_click(
+pub fn run_funnel(
+    mut commands: Commands,
     mut blocks: Query<&mut ProspectBlock>,
-    registered: Query<(Entity, &Profile), With<Registered>>,
     mut items: Query<(&ContentIndex, &mut ItemTally)>,
     today: Res<Today>,
     randomness: Res<Randomness>,
     market: Res<Market>,
     catalogue: Res<Catalogue>,
     rates: Res<DayRates>,
-    mut funnel: ResMut<FunnelToday>,
+    wakefulness: Res<Wakefulness>,
     mut aggregates: ResMut<Aggregates>,
     mut counts: ResMut<DayCounts>,
     mut score: ResMut<Score>,
-    wakefulness: Res<Wakefulness>,
+    mut calendar: ResMut<RenewalCalendar>,
+    mut scans: Local<Vec<BlockScan>>,
 ) {
     let t = today.0;
-    let day = ContactDraws {
+    let day = FunnelDraws {
         exposure: randomness.stream(t, Event::Exposure),
         wide: WideDraws::detect(),
         item_choice: randomness.stream(t, Event::ItemChoice),
         click: randomness.stream(t, Event::Click),
+        conversion: randomness.stream(t, Event::Conversion),
+        satisfaction: randomness.stream(t, Event::Satisfaction),
         dormancy: randomness.stream(t, Event::Dormancy),
         dormancy_chance: Chance::new(market.scenario.market.dormancy),
         exposure_chances: &rates.exposure,
@@ -92,342 +89,62 @@ pub fn expose_and_click(
         catalogue: &catalogue,
         randomness: &randomness,
     };
-    // Prospects in blocks, and registered users (prospects too), in one
-    // parallel scan.
-    let mut block_tables: Vec<_> = blocks
+    let mut tables: Vec<_> = blocks
         .contiguous_iter_mut()
         .expect("prospect blocks are stored in tables")
         .collect();
-    let mut units = Vec::new();
-    for blocks in &mut block_tables {
-        let blocks = blocks.bypass_change_detection();
-        units.extend(blocks.iter_mut().map(ScanUnit::Block));
-    }
-    for (entities, profiles) in registered
-        .contiguous_iter()
-        .expect("user components are stored in tables")
-    {
-        let chunks = entities.chunks(REGISTERED_CHUNK);
-        let chunks = chunks.zip(profiles.chunks(REGISTERED_CHUNK));
-        units.extend(chunks.map(|(entities, profiles)| ScanUnit::Registered(entities, profiles)));
-    }
-    wakefulness.scan_starts();
-    let scans: Vec<ContactScan> = units
-        .into_par_iter()
-        .map(|unit| match unit {
-            ScanUnit::Block(block) => day.scan_block(block),
-            ScanUnit::Registered(entities, profiles) => day.scan_registered(entities, profiles),
-        })
+    let blocks: Vec<&mut ProspectBlock> = tables
+        .iter_mut()
+        .flat_map(|table| table.bypass_change_detection().iter_mut())
         .collect();
+    // One result per block, kept from day to day so the scan allocates little.
+    scans.resize_with(blocks.len(), || BlockScan::new(catalogue.price.len()));
+    wakefulness.scan_starts();
+    blocks
+        .into_par_iter()
+        .zip(scans.par_iter_mut())
+        .for_each(|(block, scan)| day.scan_block(block, scan));
     wakefulness.keep_awake();
 
-    // The scans' results in scan order, whatever the threads did.
-    let mut total = day.new_scan();
-    for scan in scans {
-        total.add(scan);
-    }
-    aggregates.aware += total.newly_aware;
-    score.0 += total.score;
-    counts.exposures += total.exposures.iter().sum::<u64>();
-    counts.clicks += total.clicks.iter().sum::<u64>();
-    add_to_item_tallies(&mut items, &total.exposures, |tally| &mut tally.exposures);
-    add_to_item_tallies(&mut items, &total.clicks, |tally| &mut tally.clicks);
-
-    counts.registrations += total
-        .clicked
-        .iter()
-        .filter(|contact| contact.home == Home::Block)
-        .count() as u64;
-    funnel.clicked = total.clicked;
-    funnel.dormant = total.dormant;
-}
-
-/// A unit of the day's parallel scan.
-enum ScanUnit<'w> {
-    Block(&'w mut ProspectBlock),
-    /// Registered users (`REGISTERED_CHUNK` or fewer), entity by entity.
-    Registered(&'w [Entity], &'w [Profile]),
-}
-
-/// The draws and parameters of one day's steps 1–3, shared by every scan.
-struct ContactDraws<'a> {
-    exposure: EventStream,
-    /// How this CPU draws a word of a block at once.
-    wide: WideDraws,
-    item_choice: EventStream,
-    click: EventStream,
-    /// Step 5's draws, made in the scan of registered users since they read
-    /// nothing of the day; they apply to those who do not convert.
-    dormancy: EventStream,
-    dormancy_chance: Chance,
-    /// Step 1's probability per segment.
-    exposure_chances: &'a [Chance],
-    scenario: &'a Scenario,
-    catalogue: &'a Catalogue,
-    randomness: &'a Randomness,
-}
-
-/// What one scan of steps 1–3 found (over a block, or a chunk of registered
-/// users).
-struct ContactScan {
-    /// Per item.
-    exposures: Vec<u64>,
-    /// Per item.
-    clicks: Vec<u64>,
-    newly_aware: u64,
-    score: f64,
-    /// Who clicked, in scan order.
-    clicked: Vec<Contact>,
-    /// Registered users who did not click and whose dormancy draw came up, in
-    /// scan order.
-    dormant: Vec<Entity>,
-}
-
-impl ContactScan {
-    fn add(&mut self, other: ContactScan) {
-        let add = |total: &mut Vec<u64>, part: Vec<u64>| {
-            total.iter_mut().zip(part).for_each(|(t, p)| *t += p);
-        };
-        add(&mut self.exposures, other.exposures);
-        add(&mut self.clicks, other.clicks);
-        self.newly_aware += other.newly_aware;
-        self.score += other.score;
-        self.clicked.extend(other.clicked);
-        self.dormant.extend(other.dormant);
-    }
-}
-
-impl ContactDraws<'_> {
-    fn new_scan(&self) -> ContactScan {
-        let items = self.catalogue.price.len();
-        ContactScan {
-            exposures: vec![0; items],
-            clicks: vec![0; items],
-            newly_aware: 0,
-            score: 0.0,
-            clicked: Vec::new(),
-            dormant: Vec::new(),
-        }
-    }
-
-    /// Steps 1–3 for the prospects of one block. Those who click register and
-    /// leave the block.
-    fn scan_block(&self, block: &mut ProspectBlock) -> ContactScan {
-        let mut scan = self.new_scan();
-        let segment = block.segment();
-        let chance = self.exposure_chances[usize::from(segment)];
-        scan.newly_aware = block.expose(
-            |first_user, among| {
-                self.exposure
-                    .happens_among(self.wide, first_user, among, chance)
-            },
-            |user| {
-                self.choose_and_click(Profile { user, segment }, Home::Block, &mut scan);
-            },
-        );
-        for contact in &scan.clicked {
-            block.remove(contact.profile.user);
-        }
-        scan
-    }
-
-    /// Steps 1–3, and the draw of step 5, for some registered users.
-    fn scan_registered(&self, entities: &[Entity], profiles: &[Profile]) -> ContactScan {
-        let mut scan = self.new_scan();
-        let dormancy_applies = self.dormancy_chance != Chance::default();
-        for (&entity, &profile) in entities.iter().zip(profiles) {
-            let chance = self.exposure_chances[usize::from(profile.segment)];
-            let dormant =
-                dormancy_applies && self.dormancy.happens(profile.user, self.dormancy_chance);
-            let home = Home::Registered { entity, dormant };
-            let clicked = self.exposure.happens(profile.user, chance)
-                && self.choose_and_click(profile, home, &mut scan);
-            if dormant && !clicked {
-                scan.dormant.push(entity);
-            }
-        }
-        scan
-    }
-
-    /// Steps 2 and 3 for a user exposed today: the item it is shown
-    /// (`exposures_i += 1`), then `p_click` (`clicks_i += 1`). Whether it clicks.
-    #[inline]
-    fn choose_and_click(&self, profile: Profile, home: Home, scan: &mut ContactScan) -> bool {
-        let Profile { user, segment } = profile;
-        let segment = &self.scenario.market.segments[usize::from(segment)];
-        let brand = &self.scenario.brand;
-        let topic = self.randomness.traits.favourite_topic(segment, user);
-        let mut draws = self.item_choice.generator(user);
-        let (branch, pick) = (draws.uniform(), draws.uniform());
-        let item = self
-            .catalogue
-            .choose_item(topic, brand.topic_match, branch, pick);
-        scan.exposures[usize::from(item)] += 1;
-        let p = model::p_click(
-            self.catalogue.click_logit[usize::from(item)],
-            brand.click_effect,
-            brand.value,
-            self.randomness.traits.click_propensity(segment, user),
-        );
-        let clicks = self.click.bernoulli(user, p);
-        scan.score += model::logistic_score(brand.click_effect, clicks, p);
-        if clicks {
-            scan.clicks[usize::from(item)] += 1;
-            scan.clicked.push(Contact {
-                profile,
-                home,
-                item,
-            });
-        }
-        clicks
-    }
-}
-
-/// What a conversion draws besides its outcome.
-struct NewPayer {
-    contact: Contact,
-    satisfaction: f32,
-    /// `h`, for an item that renews.
-    churn_probability: Option<f64>,
-}
-
-/// Step 4, conversion: `p_conv`; a new payer draws its satisfaction, books its
-/// first renewal and leaves the funnel. Then each of the day's clickers gets
-/// the entity of the stage it has reached: a user who registered today and did
-/// not convert is spawned `Registered`, a new subscriber carries a
-/// `Subscription`, and a one-off buyer, who never acts again, counts in the
-/// aggregates (`active_payers`, `S_t`) and has no entity. A registered clicker
-/// who does not convert and drew dormancy is handed to the dormancy step.
-#[allow(clippy::too_many_arguments)]
-pub fn convert(
-    mut commands: Commands,
-    today: Res<Today>,
-    randomness: Res<Randomness>,
-    market: Res<Market>,
-    catalogue: Res<Catalogue>,
-    mut funnel: ResMut<FunnelToday>,
-    mut items: Query<(&ContentIndex, &mut ItemTally)>,
-    mut counts: ResMut<DayCounts>,
-    mut score: ResMut<Score>,
-    mut aggregates: ResMut<Aggregates>,
-    mut calendar: ResMut<RenewalCalendar>,
-) {
-    let t = today.0;
-    let conversion_stream = randomness.stream(t, Event::Conversion);
-    let satisfaction_stream = randomness.stream(t, Event::Satisfaction);
-    let scenario = &market.scenario;
-    let gamma = scenario.brand.conversion_effect;
-    let chunks: Vec<ConversionDraws> = funnel
-        .clicked
-        .par_chunks(CLICKER_CHUNK)
-        .map(|contacts| {
-            let mut draws = ConversionDraws::default();
-            for contact in contacts {
-                let user = contact.profile.user;
-                let segment = usize::from(contact.profile.segment);
-                let item = usize::from(contact.item);
-                let p = catalogue.conversion_probability[segment][item];
-                let converts = conversion_stream.bernoulli(user, p);
-                draws.score += model::logistic_score(gamma, converts, p);
-                match contact.home {
-                    _ if converts => {}
-                    Home::Block => draws.registered_today.push(contact.profile),
-                    Home::Registered { entity, dormant } => {
-                        if dormant {
-                            draws.dormant.push(entity);
-                        }
-                    }
-                }
-                if !converts {
-                    continue;
-                }
-                let z: f64 = StandardNormal.sample(&mut satisfaction_stream.generator(user));
-                let satisfaction = model::satisfaction(
-                    catalogue.quality[item],
-                    scenario.market.satisfaction_noise,
-                    z,
-                );
-                let satisfaction = satisfaction as f32;
-                let churn_probability = (catalogue.renewal_days[item] > 0).then(|| {
-                    let pi = randomness
-                        .traits
-                        .churn_propensity(&scenario.market.segments[segment], user);
-                    let brand = &scenario.brand;
-                    model::churn_probability(
-                        pi,
-                        brand.retention_effect,
-                        brand.value,
-                        brand.satisfaction_effect,
-                        f64::from(satisfaction),
-                    )
-                });
-                draws.payers.push(NewPayer {
-                    contact: *contact,
-                    satisfaction,
-                    churn_probability,
-                });
-            }
-            draws
-        })
-        .collect();
-    let mut conversions = vec![0u64; catalogue.price.len()];
-    for draws in chunks {
-        score.0 += draws.score;
-        funnel.dormant.extend(draws.dormant);
-        commands.spawn_batch(
-            draws
-                .registered_today
-                .into_iter()
-                .map(|profile| (profile, Registered)),
-        );
-        for payer in draws.payers {
-            let Contact {
-                profile,
-                home,
-                item,
-            } = payer.contact;
-            conversions[usize::from(item)] += 1;
+    // The blocks' results in block order, whatever the threads did.
+    let items_count = catalogue.price.len();
+    let (mut exposures, mut clicks, mut conversions) = (
+        vec![0; items_count],
+        vec![0; items_count],
+        vec![0; items_count],
+    );
+    for scan in scans.iter_mut() {
+        add(&mut exposures, &scan.exposures);
+        add(&mut clicks, &scan.clicks);
+        add(&mut conversions, &scan.conversions);
+        aggregates.aware += scan.changes.newly_aware;
+        counts.registrations += scan.changes.registrations;
+        counts.dormant += scan.changes.dormant;
+        score.0 += scan.score;
+        for payer in scan.payers.drain(..) {
             aggregates.active_payers += 1;
-            aggregates.satisfaction_sum += satisfaction_units(payer.satisfaction);
-            let Some(churn_probability) = payer.churn_probability else {
-                if let Home::Registered { entity, .. } = home {
-                    commands.entity(entity).despawn();
-                }
-                continue;
-            };
-            let subscription = Subscription {
-                item,
-                satisfaction: payer.satisfaction,
-                churn_probability,
-            };
-            let entity = match home {
-                Home::Block => commands.spawn((profile, subscription)).id(),
-                Home::Registered { entity, .. } => {
-                    commands
-                        .entity(entity)
-                        .remove::<Registered>()
-                        .insert(subscription);
-                    entity
-                }
-            };
-            let renewal_day = u64::from(t) + u64::from(catalogue.renewal_days[usize::from(item)]);
-            calendar.book(renewal_day, entity);
+            aggregates.satisfaction_sum += satisfaction_units(payer.subscription.satisfaction);
+            if payer.renews {
+                let item = payer.subscription.item;
+                let entity = commands.spawn((payer.profile, payer.subscription)).id();
+                let renewal_day =
+                    u64::from(t) + u64::from(catalogue.renewal_days[usize::from(item)]);
+                calendar.book(renewal_day, entity);
+            }
         }
     }
-    counts.revenue += revenue(&conversions, &catalogue.price);
-    add_to_item_tallies(&mut items, &conversions, |tally| &mut tally.conversions);
+    counts.exposures += exposures.iter().sum::<u64>();
+    counts.clicks += clicks.iter().sum::<u64>();
     counts.conversions += conversions.iter().sum::<u64>();
+    counts.revenue += revenue(&conversions, &catalogue.price);
+    add_to_item_tallies(&mut items, &exposures, |tally| &mut tally.exposures);
+    add_to_item_tallies(&mut items, &clicks, |tally| &mut tally.clicks);
+    add_to_item_tallies(&mut items, &conversions, |tally| &mut tally.conversions);
 }
 
-/// What one chunk of the day's clickers drew.
-#[derive(Default)]
-struct ConversionDraws {
-    payers: Vec<NewPayer>,
-    /// Who registered today and did not convert.
-    registered_today: Vec<Profile>,
-    /// Registered users who did not convert and drew dormancy.
-    dormant: Vec<Entity>,
-    score: f64,
+/// `total[i] += part[i]`.
+fn add(total: &mut [u64], part: &[u64]) {
+    total.iter_mut().zip(part).for_each(|(t, p)| *t += p);
 }
 
 /// `Σ_i n_i · price_i`: the revenue of `n_i` payments of each item, summed by
@@ -440,19 +157,156 @@ fn revenue(payments: &[u64], prices: &[f64]) -> f64 {
         .sum()
 }
 
-/// Step 5, dormancy: a user registered at the start of the day who did not
-/// convert today (converted users have left the funnel) is lost with
-/// probability `d`. The draws are made in the day's scan (they read nothing of
-/// the day), the outcome waits for conversion: this step applies it. A dormant
-/// user never acts again: it is counted and despawned.
-pub fn go_dormant(
-    mut commands: Commands,
-    mut funnel: ResMut<FunnelToday>,
-    mut counts: ResMut<DayCounts>,
-) {
-    counts.dormant += funnel.dormant.len() as u64;
-    for entity in funnel.dormant.drain(..) {
-        commands.entity(entity).despawn();
+/// The draws and parameters of one day's steps 1–5, shared by every block.
+struct FunnelDraws<'a> {
+    exposure: EventStream,
+    /// How this CPU draws a word of a block at once.
+    wide: WideDraws,
+    item_choice: EventStream,
+    click: EventStream,
+    conversion: EventStream,
+    satisfaction: EventStream,
+    dormancy: EventStream,
+    dormancy_chance: Chance,
+    /// Step 1's probability per segment.
+    exposure_chances: &'a [Chance],
+    scenario: &'a Scenario,
+    catalogue: &'a Catalogue,
+    randomness: &'a Randomness,
+}
+
+/// What one day's scan found in one block.
+pub struct BlockScan {
+    /// Per item.
+    exposures: Vec<u64>,
+    /// Per item.
+    clicks: Vec<u64>,
+    /// Per item.
+    conversions: Vec<u64>,
+    changes: BlockChanges,
+    /// Of the click and conversion draws.
+    score: f64,
+    /// Who paid, in user order.
+    payers: Vec<NewPayer>,
+}
+
+/// A user who paid today (step 4).
+struct NewPayer {
+    profile: Profile,
+    /// Its item and satisfaction, and `h` if the item renews.
+    subscription: Subscription,
+    renews: bool,
+}
+
+impl BlockScan {
+    fn new(items: usize) -> Self {
+        BlockScan {
+            exposures: vec![0; items],
+            clicks: vec![0; items],
+            conversions: vec![0; items],
+            changes: BlockChanges::default(),
+            score: 0.0,
+            payers: Vec::new(),
+        }
+    }
+
+    fn clear(&mut self) {
+        for counts in [&mut self.exposures, &mut self.clicks, &mut self.conversions] {
+            counts.fill(0);
+        }
+        self.score = 0.0;
+        self.payers.clear();
+    }
+}
+
+impl FunnelDraws<'_> {
+    /// Steps 1–5 for the users of one block.
+    fn scan_block(&self, block: &mut ProspectBlock, scan: &mut BlockScan) {
+        scan.clear();
+        let segment = block.segment();
+        let chance = self.exposure_chances[usize::from(segment)];
+        let dormancy_applies = self.dormancy_chance != Chance::default();
+        scan.changes = block.live_day(
+            |first_user, among| {
+                self.exposure
+                    .happens_among(self.wide, first_user, among, chance)
+            },
+            |first_user, among| match dormancy_applies {
+                true => {
+                    self.dormancy
+                        .happens_among(self.wide, first_user, among, self.dormancy_chance)
+                }
+                false => 0,
+            },
+            |user| self.respond(Profile { user, segment }, scan),
+        );
+    }
+
+    /// Steps 2–4 for a user exposed today: the item it is shown
+    /// (`exposures_i += 1`), `p_click` (`clicks_i += 1`), then `p_conv`; a
+    /// new payer draws its satisfaction and, for an item that renews, gets its
+    /// `h`.
+    #[inline]
+    fn respond(&self, profile: Profile, scan: &mut BlockScan) -> Response {
+        let Profile { user, segment } = profile;
+        let segment_index = usize::from(segment);
+        let segment = &self.scenario.market.segments[segment_index];
+        let brand = &self.scenario.brand;
+        let topic = self.randomness.traits.favourite_topic(segment, user);
+        let mut draws = self.item_choice.generator(user);
+        let (branch, pick) = (draws.uniform(), draws.uniform());
+        let item = self
+            .catalogue
+            .choose_item(topic, brand.topic_match, branch, pick);
+        let i = usize::from(item);
+        scan.exposures[i] += 1;
+        let p = model::p_click(
+            self.catalogue.click_logit[i],
+            brand.click_effect,
+            brand.value,
+            self.randomness.traits.click_propensity(segment, user),
+        );
+        let clicks = self.click.bernoulli(user, p);
+        scan.score += model::logistic_score(brand.click_effect, clicks, p);
+        if !clicks {
+            return Response::Ignores;
+        }
+        scan.clicks[i] += 1;
+
+        let p = self.catalogue.conversion_probability[segment_index][i];
+        let converts = self.conversion.bernoulli(user, p);
+        scan.score += model::logistic_score(brand.conversion_effect, converts, p);
+        if !converts {
+            return Response::Registers;
+        }
+        scan.conversions[i] += 1;
+        let z: f64 = StandardNormal.sample(&mut self.satisfaction.generator(user));
+        let satisfaction = model::satisfaction(
+            self.catalogue.quality[i],
+            self.scenario.market.satisfaction_noise,
+            z,
+        ) as f32;
+        let renews = self.catalogue.renewal_days[i] > 0;
+        let churn_probability = match renews {
+            true => model::churn_probability(
+                self.randomness.traits.churn_propensity(segment, user),
+                brand.retention_effect,
+                brand.value,
+                brand.satisfaction_effect,
+                f64::from(satisfaction),
+            ),
+            false => 0.0,
+        };
+        scan.payers.push(NewPayer {
+            profile,
+            subscription: Subscription {
+                item,
+                satisfaction,
+                churn_probability,
+            },
+            renews,
+        });
+        Response::Pays
     }
 }
 
