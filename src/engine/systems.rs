@@ -100,9 +100,13 @@ pub fn run_funnel(
     // One result per block, kept from day to day so the scan allocates little.
     scans.resize_with(blocks.len(), || BlockScan::new(catalogue.price.len()));
     wakefulness.scan_starts();
+    // Split down to single blocks, so an idle thread can always steal one:
+    // rayon's default split leaves runs of some 30 blocks that a thread must
+    // finish alone while the other waits at the end of the scan.
     blocks
         .into_par_iter()
         .zip(scans.par_iter_mut())
+        .with_max_len(1)
         .for_each(|(block, scan)| day.scan_block(block, scan));
     wakefulness.keep_awake();
 
