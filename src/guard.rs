@@ -13,9 +13,9 @@ use crate::scenario::Scenario;
 use crate::study::{StudyRun, run_replications};
 
 /// Peak bytes per user of one running replication, measured with `brandsim run`'s
-/// peak-memory report at 10^6 users: about 10 on the bundled platform scenario
+/// peak-memory report at 10^6 users: about 7 on the bundled platform scenario
 /// (users in the funnel cost three bits; only subscribers are entities),
-/// 61 on the Bass market, 304 in the worst case found (every user is exposed,
+/// 10 on the Bass market, 205 in the worst case found (every user is exposed,
 /// clicks and subscribes on day 0, so every user becomes an entity and is
 /// booked in the renewal calendar at once). Rounded up to stay conservative.
 pub const BYTES_PER_USER: u64 = 512;
