@@ -100,6 +100,50 @@ fn overflowing_derived_quantity_is_refused_with_key_path() {
 }
 
 #[test]
+fn money_totals_that_could_overflow_are_refused_with_key_path() {
+    let scratch = Scratch::new("money");
+    let out = scratch.join("out");
+    // Finite, and fine for every single product the model computes, but the
+    // revenue of 500 users over 60 days could reach 3e310.
+    let price = run(
+        "scenarios/bass.toml",
+        &out,
+        &["--set", "content.the product.price=1e307"],
+    );
+    assert_refused(
+        &price,
+        &"brandsim run",
+        &[
+            "content.the product.price",
+            "price·population·days",
+            "1e100",
+        ],
+    );
+    let spend = run(
+        "scenarios/bass.toml",
+        &out,
+        &["--set", "brand.cost_per_day=1e99", "--set", "brand.value=1"],
+    );
+    assert_refused(
+        &spend,
+        &"brandsim run",
+        &["brand.cost_per_day", "spend over the horizon", "1e100"],
+    );
+    assert!(!out.exists(), "nothing is written");
+    // Just below the bound, the study runs.
+    let dear = run(
+        "scenarios/bass.toml",
+        &out,
+        &["--set", "content.the product.price=1e95"],
+    );
+    assert!(
+        dear.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dear.stderr)
+    );
+}
+
+#[test]
 fn output_of_a_different_study_is_not_overwritten_without_force() {
     let scratch = Scratch::new("force");
     let out = scratch.join("study");

@@ -559,6 +559,11 @@ struct Validator<'a> {
 
 type Checked<T> = Result<T, ScenarioError>;
 
+/// The largest revenue or spend a scenario may produce over its horizon: far
+/// beyond any real market, and far enough below `f64::MAX` that sums and
+/// squares across replications stay finite.
+pub const MAX_MONEY: f64 = 1e100;
+
 impl Validator<'_> {
     /// An error at `path`: its line, or `(from --set)` if an override put it there.
     fn error(&self, path: &str, message: impl Into<String>) -> ScenarioError {
@@ -816,6 +821,45 @@ impl Validator<'_> {
                     "lower the price or raise market.price_reference",
                 );
             }
+        }
+        self.check_money_totals(scenario, daily_spend)
+    }
+
+    /// Revenue and spend over the horizon must stay far from overflowing, since
+    /// the statistics square them (variance across replications): at most
+    /// [`MAX_MONEY`]. The bounds are the most the model can produce: every user
+    /// paying the dearest item every day, every day's full spend.
+    fn check_money_totals(&self, scenario: &Scenario, daily_spend: f64) -> Checked<()> {
+        let days = f64::from(scenario.simulation.days);
+        let payments = f64::from(scenario.market.population) * days;
+        let dearest = scenario
+            .content
+            .iter()
+            .enumerate()
+            .max_by(|(_, a), (_, b)| a.price.total_cmp(&b.price));
+        if let Some((i, item)) = dearest
+            && item.price * payments > MAX_MONEY
+        {
+            return Err(self.error(
+                &format!("content[{i}].price"),
+                format!(
+                    "price·population·days = {:?}·{}·{days} could exceed {MAX_MONEY:e}, \
+                     beyond which money totals and their statistics overflow; \
+                     expected a smaller price",
+                    item.price, scenario.market.population
+                ),
+            ));
+        }
+        if daily_spend * days > MAX_MONEY {
+            return Err(self.error(
+                "brand.cost_per_day",
+                format!(
+                    "the spend over the horizon, days·(Σ daily_budget + cost_per_day·value²) \
+                     = {days}·{daily_spend:?}, exceeds {MAX_MONEY:e}, beyond which money \
+                     totals and their statistics overflow; expected smaller budgets, \
+                     cost_per_day or brand.value"
+                ),
+            ));
         }
         Ok(())
     }
