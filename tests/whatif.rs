@@ -51,6 +51,53 @@ fn sweep_grid_points_share_seeds_so_an_inert_key_gives_identical_metrics() {
 }
 
 #[test]
+fn a_forced_sweep_replaces_the_old_one_without_leaving_its_extra_points() {
+    let dir = Scratch::new("forced");
+    let out = dir.arg("sweep");
+    let sweep = |values: &str, extra: &[&str]| {
+        let mut args = vec![
+            "sweep",
+            "scenarios/bass.toml",
+            "-q",
+            "--json",
+            "--out",
+            &out,
+        ];
+        args.extend(["--vary", values, "--set", "market.population=500"]);
+        args.extend(["--replications", "2"]);
+        args.extend(extra);
+        json_of(&args)
+    };
+    sweep("brand.value=0,0.5,1", &[]);
+    let points = Path::new(&out).join("points");
+    assert!(points.join("2").join("study.json").is_file());
+    let json = sweep("brand.value=0,1", &["--force"]);
+    assert_eq!(json["points"].as_array().unwrap().len(), 2);
+    let mut left: Vec<String> = std::fs::read_dir(&points)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["0", "1"]);
+    // The directory holds one study, which resumes as such.
+    let resumed = json_of(&[
+        "sweep",
+        "scenarios/bass.toml",
+        "-q",
+        "--json",
+        "--resume",
+        &out,
+        "--vary",
+        "brand.value=0,1",
+        "--set",
+        "market.population=500",
+        "--replications",
+        "2",
+    ]);
+    assert_eq!(resumed["points"], json["points"]);
+}
+
+#[test]
 fn sweep_of_an_effective_key_moves_the_metric_and_keeps_integer_keys_integer() {
     let dir = Scratch::new("effective");
     let out = dir.arg("sweep");
