@@ -235,12 +235,13 @@ impl FunnelDraws<'_> {
                 self.exposure
                     .happens_among(self.wide, first_user, among, chance)
             },
-            |first_user, among| match dormancy_applies {
-                true => {
+            |first_user, among| {
+                if dormancy_applies {
                     self.dormancy
                         .happens_among(self.wide, first_user, among, self.dormancy_chance)
+                } else {
+                    0
                 }
-                false => 0,
             },
             |user| self.respond(Profile { user, segment }, scan),
         );
@@ -291,15 +292,16 @@ impl FunnelDraws<'_> {
             z,
         ) as f32;
         let renews = self.catalogue.renewal_days[i] > 0;
-        let churn_probability = match renews {
-            true => model::churn_probability(
+        let churn_probability = if renews {
+            model::churn_probability(
                 self.randomness.traits.churn_propensity(segment, user),
                 brand.retention_effect,
                 brand.value,
                 brand.satisfaction_effect,
                 f64::from(satisfaction),
-            ),
-            false => 0.0,
+            )
+        } else {
+            0.0
         };
         scan.payers.push(NewPayer {
             profile,
