@@ -1,7 +1,8 @@
-//! Wall time of each system of the day over one replication of the bundled
-//! knowledge-platform scenario at 10^6 users: where a replication spends its time.
+//! Wall time of each system of the day over one replication of a scenario (the
+//! bundled knowledge platform unless a file is given) at 10^6 users unless a
+//! population is given: where a replication spends its time.
 //!
-//!     cargo run --release --example system_times -- THREADS [POPULATION]
+//!     cargo run --release --example system_times -- THREADS [POPULATION [SCENARIO]]
 //!
 //! Each system runs as its own schedule, so its commands are applied (and timed)
 //! with it.
@@ -21,9 +22,17 @@ fn main() {
         .next()
         .and_then(|a| a.parse().ok())
         .unwrap_or(1_000_000);
-    let text = include_str!("../scenarios/knowledge_platform.toml");
-    let mut scenario = brandsim::scenario::parse_str(text, "knowledge_platform.toml")
-        .expect("the bundled scenario is valid");
+    let mut scenario = match args.next() {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path).expect("a readable scenario file");
+            brandsim::scenario::parse_str(&text, &path).unwrap_or_else(|error| panic!("{error}"))
+        }
+        None => brandsim::scenario::parse_str(
+            include_str!("../scenarios/knowledge_platform.toml"),
+            "knowledge_platform.toml",
+        )
+        .expect("the bundled scenario is valid"),
+    };
     scenario.market.population = population;
     let scenario = Arc::new(scenario);
 
