@@ -4,9 +4,9 @@
 //! the replication's thread (10–20 µs at 10^6 users; more on a day with many
 //! new subscribers or renewals). Left alone, an idle rayon worker falls
 //! asleep within about 30 µs, and waking it for the next scan costs about
-//! 60 µs on a virtual machine, so the second thread would often join a scan
-//! late. Instead, after each scan a job keeps one other
-//! thread polling for work until the next scan starts (see BENCHMARKS.md).
+//! 60 µs on a virtual machine, so the other threads would often join a scan
+//! late. Instead, after each scan, jobs keep them polling for work until the
+//! next scan starts (see BENCHMARKS.md).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -16,9 +16,21 @@ use bevy_ecs::prelude::*;
 
 /// Counts the day's parallel scans, so that a [`Wakefulness::keep_awake`] job
 /// knows when the next one has started.
-#[derive(Resource, Debug, Default)]
+#[derive(Resource, Debug)]
 pub struct Wakefulness {
     scans: Arc<AtomicU32>,
+    /// The CPUs this process may run on: polling threads beyond them would
+    /// only take CPU time from the thread doing the day's work.
+    cpus: usize,
+}
+
+impl Default for Wakefulness {
+    fn default() -> Self {
+        Wakefulness {
+            scans: Arc::default(),
+            cpus: std::thread::available_parallelism().map_or(1, usize::from),
+        }
+    }
 }
 
 /// The longest a keep-awake job polls. It normally stops much sooner, when the
@@ -33,25 +45,26 @@ impl Wakefulness {
     }
 
     /// After a parallel scan, while this thread runs the day's sequential
-    /// steps, keeps one other thread of the pool polling for work (and running
-    /// whatever appears) until the next scan starts, instead of letting it
-    /// fall asleep. Does nothing outside a pool of two threads or more.
+    /// steps, keeps the pool's other threads (as many as there are other CPUs)
+    /// polling for work, and running whatever appears, until the next scan
+    /// starts, instead of letting them fall asleep. Does nothing outside a
+    /// pool of two threads or more.
     pub fn keep_awake(&self) {
         let Some(spawner) = rayon::current_thread_index() else {
             return;
         };
-        if rayon::current_num_threads() < 2 {
-            return;
+        let others = rayon::current_num_threads().min(self.cpus) - 1;
+        let seen = self.scans.load(Ordering::Relaxed);
+        for _ in 0..others {
+            let scans = Arc::clone(&self.scans);
+            rayon::spawn(move || {
+                // The replication's own thread picks the job up only while it
+                // waits for other work; it must not poll for its own next scan.
+                if rayon::current_thread_index() != Some(spawner) {
+                    poll_for_work(|| scans.load(Ordering::Relaxed) != seen, LONGEST_WAKE);
+                }
+            });
         }
-        let scans = Arc::clone(&self.scans);
-        let seen = scans.load(Ordering::Relaxed);
-        rayon::spawn(move || {
-            // The replication's own thread picks the job up only while it
-            // waits for other work; it must not poll for its own next scan.
-            if rayon::current_thread_index() != Some(spawner) {
-                poll_for_work(|| scans.load(Ordering::Relaxed) != seen, LONGEST_WAKE);
-            }
-        });
     }
 }
 
