@@ -100,9 +100,10 @@ fn prospect_blocks(segment_sizes: &[u32]) -> Vec<ProspectBlock> {
     blocks
 }
 
-/// Users per prospect block: the unit of parallel work of the exposure scan.
-/// Fixed, so the split never depends on threads.
-pub const BLOCK: u32 = 1 << 13;
+/// Users per prospect block: the unit of parallel work of the funnel scan,
+/// small enough that a day's scan of 10^5 users still has some 25 units to
+/// balance over the threads. Fixed, so the split never depends on threads.
+pub const BLOCK: u32 = 1 << 12;
 
 /// Reads the World at the end of the horizon into an [`Outcome`].
 fn collect_outcome(world: &mut World, replication: u32) -> Outcome {
