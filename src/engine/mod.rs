@@ -43,6 +43,7 @@ pub fn day_schedule() -> Schedule {
         (
             systems::start_day,
             systems::run_funnel,
+            systems::spawn_subscribers,
             systems::renew_or_churn,
             systems::record_day,
         )
@@ -71,6 +72,7 @@ pub fn build_world(scenario: &Arc<Scenario>, replication: u32) -> World {
     world.insert_resource(DayRates::default());
     world.insert_resource(DayCounts::default());
     world.insert_resource(Score::default());
+    world.insert_resource(NewSubscribers::default());
     world.insert_resource(Wakefulness::default());
     world.insert_resource(DailyRecord::default());
     world.insert_resource(RenewalCalendar {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use bevy_ecs::prelude::*;
 
+use super::components::{Profile, Subscription};
 use super::traits::TraitDraws;
 use crate::model;
 use crate::rng::{Chance, Event, EventStream, ReplicationKey};
@@ -227,6 +228,12 @@ impl RenewalCalendar {
             slot.extend(entities);
         }
     }
+}
+
+/// The day's new subscribers, from the funnel scan to their spawning.
+#[derive(Resource, Debug, Default)]
+pub struct NewSubscribers {
+    pub pending: Vec<(Profile, Subscription)>,
 }
 
 /// Σ ∂log P(draw)/∂V over the logistic draws that `V` enters (click,

@@ -55,11 +55,11 @@ pub fn start_day(market: Res<Market>, aggregates: Res<Aggregates>, mut rates: Re
 /// parallel scan over the prospect blocks: they chain within a user's day and
 /// read nothing of other users' day, so one pass does them all. Each block
 /// updates its users' bits and counts what happened; then, in block order, the
-/// day's payers join the aggregates (`active_payers`, `S_t`) and each new
-/// subscriber is spawned with its `Subscription` and its first renewal booked.
+/// day's payers join the aggregates (`active_payers`, `S_t`) and the new
+/// subscribers wait for [`spawn_subscribers`].
 #[allow(clippy::too_many_arguments)]
 pub fn run_funnel(
-    mut commands: Commands,
+    mut subscribers: ResMut<NewSubscribers>,
     mut blocks: Query<&mut ProspectBlock>,
     mut items: Query<(&ContentIndex, &mut ItemTally)>,
     today: Res<Today>,
@@ -71,7 +71,6 @@ pub fn run_funnel(
     mut aggregates: ResMut<Aggregates>,
     mut counts: ResMut<DayCounts>,
     mut score: ResMut<Score>,
-    mut calendar: ResMut<RenewalCalendar>,
     mut scans: Local<Vec<BlockScan>>,
 ) {
     let t = today.0;
@@ -129,11 +128,9 @@ pub fn run_funnel(
             aggregates.active_payers += 1;
             aggregates.satisfaction_sum += satisfaction_units(payer.subscription.satisfaction);
             if payer.renews {
-                let item = payer.subscription.item;
-                let entity = commands.spawn((payer.profile, payer.subscription)).id();
-                let renewal_day =
-                    u64::from(t) + u64::from(catalogue.renewal_days[usize::from(item)]);
-                calendar.book(renewal_day, entity);
+                subscribers
+                    .pending
+                    .push((payer.profile, payer.subscription));
             }
         }
     }
@@ -144,6 +141,29 @@ pub fn run_funnel(
     add_to_item_tallies(&mut items, &exposures, |tally| &mut tally.exposures);
     add_to_item_tallies(&mut items, &clicks, |tally| &mut tally.clicks);
     add_to_item_tallies(&mut items, &conversions, |tally| &mut tally.conversions);
+}
+
+/// The day's new subscribers, in block order, each spawned with its
+/// `Subscription` and its first renewal booked. All at once: a batch spawn
+/// finds the archetype and grows the table once, not per subscriber.
+pub fn spawn_subscribers(world: &mut World) {
+    let pending = std::mem::take(&mut world.resource_mut::<NewSubscribers>().pending);
+    if pending.is_empty() {
+        return;
+    }
+    let t = u64::from(world.resource::<Today>().0);
+    let catalogue = world.resource::<Catalogue>();
+    let renewal_days: Vec<u64> = pending
+        .iter()
+        .map(|(_, subscription)| {
+            t + u64::from(catalogue.renewal_days[usize::from(subscription.item)])
+        })
+        .collect();
+    let entities: Vec<Entity> = world.spawn_batch(pending).collect();
+    let mut calendar = world.resource_mut::<RenewalCalendar>();
+    for (entity, day) in entities.into_iter().zip(renewal_days) {
+        calendar.book(day, entity);
+    }
 }
 
 /// `total[i] += part[i]`.
