@@ -124,15 +124,9 @@ pub fn run_funnel(
         counts.registrations += scan.changes.registrations;
         counts.dormant += scan.changes.dormant;
         score.0 += scan.score;
-        for payer in scan.payers.drain(..) {
-            aggregates.active_payers += 1;
-            aggregates.satisfaction_sum += satisfaction_units(payer.subscription.satisfaction);
-            if payer.renews {
-                subscribers
-                    .pending
-                    .push((payer.profile, payer.subscription));
-            }
-        }
+        aggregates.active_payers += scan.payers;
+        aggregates.satisfaction_sum += scan.payers_satisfaction;
+        subscribers.pending.append(&mut scan.subscribers);
     }
     counts.exposures += exposures.iter().sum::<u64>();
     counts.clicks += clicks.iter().sum::<u64>();
@@ -210,16 +204,12 @@ pub struct BlockScan {
     changes: BlockChanges,
     /// Of the click and conversion draws.
     score: f64,
-    /// Who paid, in user order.
-    payers: Vec<NewPayer>,
-}
-
-/// A user who paid today (step 4).
-struct NewPayer {
-    profile: Profile,
-    /// Its item and satisfaction, and `h` if the item renews.
-    subscription: Subscription,
-    renews: bool,
+    /// Users who paid (step 4), and their summed satisfaction in the units of
+    /// `Aggregates::satisfaction_sum`.
+    payers: u64,
+    payers_satisfaction: u64,
+    /// The payers whose item renews, in user order.
+    subscribers: Vec<(Profile, Subscription)>,
 }
 
 impl BlockScan {
@@ -230,7 +220,9 @@ impl BlockScan {
             conversions: vec![0; items],
             changes: BlockChanges::default(),
             score: 0.0,
-            payers: Vec::new(),
+            payers: 0,
+            payers_satisfaction: 0,
+            subscribers: Vec::new(),
         }
     }
 
@@ -239,7 +231,9 @@ impl BlockScan {
             counts.fill(0);
         }
         self.score = 0.0;
-        self.payers.clear();
+        self.payers = 0;
+        self.payers_satisfaction = 0;
+        self.subscribers.clear();
     }
 }
 
@@ -311,27 +305,23 @@ impl FunnelDraws<'_> {
             self.scenario.market.satisfaction_noise,
             z,
         ) as f32;
-        let renews = self.catalogue.renewal_days[i] > 0;
-        let churn_probability = if renews {
-            model::churn_probability(
+        scan.payers += 1;
+        scan.payers_satisfaction += satisfaction_units(satisfaction);
+        if self.catalogue.renewal_days[i] > 0 {
+            let churn_probability = model::churn_probability(
                 self.randomness.traits.churn_propensity(segment, user),
                 brand.retention_effect,
                 brand.value,
                 brand.satisfaction_effect,
                 f64::from(satisfaction),
-            )
-        } else {
-            0.0
-        };
-        scan.payers.push(NewPayer {
-            profile,
-            subscription: Subscription {
+            );
+            let subscription = Subscription {
                 item,
                 satisfaction,
                 churn_probability,
-            },
-            renews,
-        });
+            };
+            scan.subscribers.push((profile, subscription));
+        }
         Response::Pays
     }
 }
