@@ -15,7 +15,7 @@ use crate::study::{StudyRun, run_replications};
 /// Peak bytes per user of one running replication, measured with `brandsim run`'s
 /// peak-memory report at 10^6 users: about 7 on the bundled platform scenario
 /// (users in the funnel cost three bits; only subscribers are entities),
-/// 10 on the Bass market, 205 in the worst case found (every user is exposed,
+/// 7 on the Bass market, 160 in the worst case found (every user is exposed,
 /// clicks and subscribes on day 0, so every user becomes an entity and is
 /// booked in the renewal calendar at once). Rounded up to stay conservative.
 pub const BYTES_PER_USER: u64 = 512;
