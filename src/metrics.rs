@@ -14,6 +14,7 @@ pub const METRIC_NAMES: &[&str] = &[
     "revenue",
     "spend",
     "profit",
+    "npv",
     "acquisition_rate",
     "conversion_rate",
     "awareness",

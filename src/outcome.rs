@@ -72,9 +72,12 @@ pub struct Outcome {
     pub registered_at_end: u64,
     /// Summed satisfaction of the users paying at the end.
     pub satisfaction_sum: f64,
-    /// Revenue: `Σ_i price_i · (conversions_i + renewals_i)`.
+    /// Revenue: `Σ_i price_i · (conversions_i + renewals_i)`; with a calendar,
+    /// the sum of the daily revenue (each payment at its day's price).
     pub revenue: f64,
     pub spend: f64,
+    /// `Σ_t (revenue_t − spend_t) / (1 + r)^(t/365)` (MODEL.md v2); `profit` at `r = 0`.
+    pub npv: f64,
     /// Σ ∂log P/∂V over the logistic draws `V` enters (likelihood-ratio score).
     pub score: f64,
     pub daily: DailySeries,
@@ -155,6 +158,7 @@ impl Outcome {
                 "revenue" => self.revenue,
                 "spend" => self.spend,
                 "profit" => self.revenue - self.spend,
+                "npv" => self.npv,
                 "acquisition_rate" => acquisition_rate,
                 "conversion_rate" => conversion_rate,
                 "awareness" => awareness,

@@ -206,9 +206,10 @@ pub struct Subscription {
     pub item: u16,
     /// `sat_u` in [0, 1].
     pub satisfaction: f32,
-    /// `h`, the churn probability at each renewal. It depends only on `π_u`,
-    /// `V` and `sat_u`, none of which changes while the user subscribes, so
-    /// it is computed once, when the user subscribes.
+    /// `h`, the churn probability at each renewal, at the base scenario's `V`.
+    /// It depends only on `π_u`, `V` and `sat_u`, so it is computed once, when
+    /// the user subscribes; a renewal on a day whose `V_t` differs (a campaign
+    /// or schedule sets `brand.value`) recomputes it at `V_t`.
     pub churn_probability: f64,
 }
 

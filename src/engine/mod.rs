@@ -15,7 +15,7 @@ use bevy_ecs::prelude::*;
 use bevy_ecs::schedule::SingleThreadedExecutor;
 
 use crate::model;
-use crate::outcome::{ItemCounts, Outcome};
+use crate::outcome::{DailySeries, ItemCounts, Outcome};
 use crate::rng::ReplicationKey;
 use crate::scenario::Scenario;
 use components::*;
@@ -64,7 +64,9 @@ pub fn build_world(scenario: &Arc<Scenario>, replication: u32) -> World {
         daily_spend: model::daily_spend(scenario),
         segment_sizes: segment_sizes.clone(),
         scenario: Arc::clone(scenario),
+        base: Arc::clone(scenario),
     });
+    world.insert_resource(DayValues(crate::scenario::Timeline::new(scenario)));
     world.insert_resource(Catalogue::new(scenario));
     world.insert_resource(Randomness::new(key));
     world.insert_resource(Today(0));
@@ -110,7 +112,7 @@ pub const BLOCK: u32 = 1 << 12;
 /// Reads the World at the end of the horizon into an [`Outcome`].
 fn collect_outcome(world: &mut World, replication: u32) -> Outcome {
     let market = world.resource::<Market>();
-    let scenario = Arc::clone(&market.scenario);
+    let scenario = Arc::clone(&market.base);
     let aggregates = *world.resource::<Aggregates>();
     let mut items = vec![ItemCounts::default(); scenario.content.len()];
     let mut tallies = world.query::<(&ContentIndex, &ItemTally)>();
@@ -129,11 +131,19 @@ fn collect_outcome(world: &mut World, replication: u32) -> Outcome {
         .sum();
     let daily = world.resource::<DailyRecord>().series.clone();
     let sum = |series: &[u64]| series.iter().sum::<u64>();
-    let revenue = items
-        .iter()
-        .zip(&scenario.content)
-        .map(|(counts, item)| item.price * (counts.conversions + counts.renewals) as f64)
-        .sum();
+    // With prices that change over time each payment paid its day's price: the
+    // daily revenue holds them. Otherwise the per-item sum (as in version 1).
+    let revenue = if scenario.calendar.is_time_varying() {
+        daily.revenue.iter().sum()
+    } else {
+        items
+            .iter()
+            .zip(&scenario.content)
+            .map(|(counts, item)| item.price * (counts.conversions + counts.renewals) as f64)
+            .sum()
+    };
+    let spend: f64 = daily.spend.iter().sum();
+    let npv = npv(&scenario.calendar, &daily, revenue - spend);
     Outcome {
         replication,
         population: scenario.market.population,
@@ -145,11 +155,27 @@ fn collect_outcome(world: &mut World, replication: u32) -> Outcome {
         registered_at_end,
         satisfaction_sum: aggregates.satisfaction_sum(),
         revenue,
-        spend: daily.spend.iter().sum(),
+        spend,
+        npv,
         score: world.resource::<Score>().0,
         items,
         daily,
     }
+}
+
+/// `npv = Σ_t (revenue_t − spend_t) / (1 + r)^(t/365)` (MODEL.md v2, "The
+/// calendar"), exactly `profit` when `r = 0`.
+fn npv(calendar: &crate::scenario::Calendar, daily: &DailySeries, profit: f64) -> f64 {
+    if calendar.discount_rate == 0.0 {
+        return profit;
+    }
+    daily
+        .revenue
+        .iter()
+        .zip(&daily.spend)
+        .enumerate()
+        .map(|(t, (revenue, spend))| (revenue - spend) * calendar.discount_factor(t))
+        .sum()
 }
 
 #[cfg(test)]

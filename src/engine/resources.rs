@@ -14,7 +14,11 @@ use crate::scenario::Scenario;
 /// The scenario of this replication and what follows from it alone.
 #[derive(Resource)]
 pub struct Market {
+    /// The scenario with every time-varying key at its value of the current day
+    /// (the base scenario itself on days no campaign or schedule row changes).
     pub scenario: Arc<Scenario>,
+    /// The scenario as given, with its calendar.
+    pub base: Arc<Scenario>,
     /// Users per segment (largest-remainder rounding).
     pub segment_sizes: Vec<u32>,
     /// `λ_s`, paid impressions per user and day, per segment.
@@ -33,6 +37,8 @@ pub struct Catalogue {
     pub price: Vec<f64>,
     pub quality: Vec<f64>,
     pub renewal_days: Vec<u32>,
+    /// Whether some item is available: if none is, nobody is exposed.
+    pub any_available: bool,
     /// Item choice among the items of each topic.
     pub by_topic: Vec<ItemPicker>,
     /// Item choice among all items.
@@ -100,19 +106,29 @@ impl Catalogue {
                     .collect()
             })
             .collect();
+        // Unavailable items are left out before the promotion rules apply.
         let promoted = |topic: Option<usize>| {
             ItemPicker::new(
                 content
                     .iter()
                     .enumerate()
+                    .filter(move |(_, item)| item.available)
                     .filter(move |(_, item)| topic.is_none_or(|t| item.topic == t))
                     .map(|(i, item)| (i as u16, item.promotion)),
             )
         };
+        let any_available = content.iter().any(|item| item.available);
         let mut all = promoted(None);
-        if all.is_empty() {
-            // No item has positive promotion: choose uniformly among all items.
-            all = ItemPicker::new((0..content.len()).map(|i| (i as u16, 1.0)));
+        if all.is_empty() && any_available {
+            // No available item has positive promotion: choose uniformly among
+            // the available items.
+            all = ItemPicker::new(
+                content
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, item)| item.available)
+                    .map(|(i, _)| (i as u16, 1.0)),
+            );
         }
         Catalogue {
             click_logit: content.iter().map(|i| model::logit(i.click_rate)).collect(),
@@ -120,6 +136,7 @@ impl Catalogue {
             price: content.iter().map(|i| i.price).collect(),
             quality: content.iter().map(|i| i.quality).collect(),
             renewal_days: content.iter().map(|i| i.renewal_days).collect(),
+            any_available,
             by_topic: (0..scenario.topics.len())
                 .map(|t| promoted(Some(t)))
                 .collect(),
@@ -139,6 +156,11 @@ impl Catalogue {
         }
     }
 }
+
+/// The scenario's values day by day (`Timeline::on(t)`), empty when they never
+/// change: `start_day` rebuilds the day's parameters from it when they change.
+#[derive(Resource, Debug, Default)]
+pub struct DayValues(pub crate::scenario::Timeline);
 
 /// The simulated day `t`.
 #[derive(Resource, Debug, Clone, Copy, Default)]

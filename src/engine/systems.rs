@@ -7,6 +7,8 @@
 //! of entities are then made in that order. So a replication gives the same
 //! result, bit for bit, on any number of threads.
 
+use std::sync::Arc;
+
 use bevy_ecs::prelude::*;
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
@@ -35,10 +37,32 @@ fn add_to_item_tallies(
     }
 }
 
-/// Start of day: the aggregates that drive the day (`S_t`, `ω_t`) and each
-/// segment's exposure probability.
-pub fn start_day(market: Res<Market>, aggregates: Res<Aggregates>, mut rates: ResMut<DayRates>) {
+/// Start of day: the day's values of the time-varying keys (MODEL.md v2: once
+/// a day, and only when they change, the parameters that follow from them are
+/// rebuilt), then the aggregates that drive the day (`S_t`, `ω_t`) and each
+/// segment's exposure probability (zero when no item is available).
+pub fn start_day(
+    mut market: ResMut<Market>,
+    mut catalogue: ResMut<Catalogue>,
+    values: Res<DayValues>,
+    today: Res<Today>,
+    aggregates: Res<Aggregates>,
+    mut rates: ResMut<DayRates>,
+) {
+    if let Some(day) = values.0.on(today.0)
+        && !Arc::ptr_eq(day, &market.scenario)
+    {
+        let day = Arc::clone(day);
+        market.channel_rates = model::channel_rates(&day, &market.segment_sizes);
+        market.daily_spend = model::daily_spend(&day);
+        *catalogue = Catalogue::new(&day);
+        market.scenario = day;
+    }
     let scenario = &market.scenario;
+    if !catalogue.any_available {
+        rates.exposure = vec![Chance::new(0.0); market.channel_rates.len()];
+        return;
+    }
     let omega = model::word_of_mouth_rate(
         scenario.market.word_of_mouth,
         aggregates.satisfaction_sum(),
@@ -85,6 +109,7 @@ pub fn run_funnel(
         dormancy_chance: Chance::new(market.scenario.market.dormancy),
         exposure_chances: &rates.exposure,
         scenario: &market.scenario,
+        base_brand_value: market.base.brand.value,
         catalogue: &catalogue,
         randomness: &randomness,
     };
@@ -188,7 +213,10 @@ struct FunnelDraws<'a> {
     dormancy_chance: Chance,
     /// Step 1's probability per segment.
     exposure_chances: &'a [Chance],
+    /// The day's values.
     scenario: &'a Scenario,
+    /// `V` of the base scenario, at which a subscriber's `h` is kept.
+    base_brand_value: f64,
     catalogue: &'a Catalogue,
     randomness: &'a Randomness,
 }
@@ -308,10 +336,11 @@ impl FunnelDraws<'_> {
         scan.payers += 1;
         scan.payers_satisfaction += satisfaction_units(satisfaction);
         if self.catalogue.renewal_days[i] > 0 {
+            // Kept at the base `V`; a renewal on a day of another `V` recomputes it.
             let churn_probability = model::churn_probability(
                 self.randomness.traits.churn_propensity(segment, user),
                 brand.retention_effect,
-                brand.value,
+                self.base_brand_value,
                 brand.satisfaction_effect,
                 f64::from(satisfaction),
             );
@@ -348,7 +377,10 @@ pub fn renew_or_churn(
         return;
     };
     let stream = randomness.stream(t, Event::Churn);
-    let retention_effect = market.scenario.brand.retention_effect;
+    let brand = &market.scenario.brand;
+    let retention_effect = brand.retention_effect;
+    // `h` is kept at the base `V`: on a day of another `V_t` it is recomputed.
+    let brand_value_differs = brand.value.to_bits() != market.base.brand.value.to_bits();
     let items_count = catalogue.price.len();
     let chunks: Vec<RenewalDraws> = due
         .par_chunks(CHUNK)
@@ -362,7 +394,20 @@ pub fn renew_or_churn(
                 let (profile, subscription) = subscribers
                     .get(entity)
                     .expect("a booked renewal belongs to a subscriber");
-                let h = subscription.churn_probability;
+                let h = if brand_value_differs {
+                    model::churn_probability(
+                        randomness.traits.churn_propensity(
+                            &market.scenario.market.segments[usize::from(profile.segment)],
+                            profile.user,
+                        ),
+                        retention_effect,
+                        brand.value,
+                        brand.satisfaction_effect,
+                        f64::from(subscription.satisfaction),
+                    )
+                } else {
+                    subscription.churn_probability
+                };
                 let churns = stream.bernoulli(profile.user, h);
                 draws.score += model::logistic_score(-retention_effect, churns, h);
                 if churns {

@@ -9,7 +9,9 @@ use std::path::Path;
 use toml::de::{DeTable, DeValue};
 use toml::{Table, Value};
 
+use super::campaigns::flatten_campaign_sets;
 use super::overrides::{Assignment, apply_assignments};
+use super::schedule::{ScheduleOrigin, embed_schedule_file};
 use super::{
     Brand, Channel, ContentItem, Estimator, Market, OptimizeSettings, Scenario, Segment,
     Simulation, Variant,
@@ -107,7 +109,8 @@ pub fn load_file(
             message: "the file is not valid UTF-8 text; expected a TOML document".to_string(),
         }
     })?;
-    let (document, locations) = parse_document(&text, &file)?;
+    let (mut document, mut locations) = parse_document(&text, &file)?;
+    locations.schedule = embed_schedule_file(&mut document, &file, &locations)?;
     resolve(document, &file, &locations, overrides)
 }
 
@@ -121,15 +124,21 @@ pub const MAX_LIST_LEN: usize = u16::MAX as usize;
 
 /// Reads at most `MAX_FILE_BYTES` of a regular file; a message saying why not otherwise.
 fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
+    read_bounded_file(path, "scenario file (TOML)")
+}
+
+/// Reads at most `MAX_FILE_BYTES` of the regular file `path`, described as `what`
+/// in messages.
+pub(super) fn read_bounded_file(path: &Path, what: &str) -> Result<Vec<u8>, String> {
     use std::io::Read;
-    let cannot = |error: std::io::Error| format!("cannot read the scenario file: {error}");
+    let cannot = |error: std::io::Error| format!("cannot read the {what}: {error}");
     let metadata = std::fs::metadata(path).map_err(cannot)?;
     if metadata.is_dir() {
-        return Err("is a directory; expected a scenario file (TOML)".to_string());
+        return Err(format!("is a directory; expected a {what}"));
     }
     let too_big = |size: String| {
         format!(
-            "the file is {size} bytes; expected a scenario file of at most {MAX_FILE_BYTES} bytes (10 MiB)"
+            "the file is {size} bytes; expected a {what} of at most {MAX_FILE_BYTES} bytes (10 MiB)"
         )
     };
     if metadata.len() > MAX_FILE_BYTES {
@@ -149,7 +158,8 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
 /// Parses and validates scenario text (no overrides). `file_name` is used in errors
 /// and its stem is the default `name`.
 pub fn parse_str(text: &str, file_name: &str) -> Result<Scenario, ScenarioError> {
-    let (document, locations) = parse_document(text, file_name)?;
+    let (mut document, mut locations) = parse_document(text, file_name)?;
+    locations.schedule = embed_schedule_file(&mut document, file_name, &locations)?;
     resolve(document, file_name, &locations, &[]).map(|(scenario, _)| scenario)
 }
 
@@ -160,6 +170,7 @@ fn resolve(
     locations: &Locations,
     overrides: &[Assignment],
 ) -> Result<(Scenario, ScenarioSource), ScenarioError> {
+    flatten_campaign_sets(&mut document, file, locations)?;
     let set_by = apply_assignments(&mut document, overrides, file)?;
     let default_name = Path::new(file)
         .file_stem()
@@ -189,11 +200,13 @@ fn resolve(
 
 /// Byte spans of every key path of the file, to turn a path into a line number.
 #[derive(Debug, Default)]
-struct Locations {
+pub(super) struct Locations {
     spans: HashMap<String, Range<usize>>,
     line_starts: Vec<usize>,
     /// Integers beyond 64 bits (which TOML does not allow), as path and text.
     oversized: Vec<(String, String)>,
+    /// Where the rows of an embedded schedule file came from.
+    pub(super) schedule: Option<ScheduleOrigin>,
 }
 
 impl Locations {
@@ -205,6 +218,7 @@ impl Locations {
             spans: HashMap::new(),
             line_starts,
             oversized: Vec::new(),
+            schedule: None,
         };
         locations.record_table(String::new(), root);
         locations
@@ -242,7 +256,7 @@ impl Locations {
             .max(1)
     }
 
-    fn line(&self, path: &str) -> Option<usize> {
+    pub(super) fn line(&self, path: &str) -> Option<usize> {
         self.spans.get(path).map(|span| self.line_at(span.start))
     }
 
@@ -332,7 +346,7 @@ pub(super) enum Bound {
 }
 
 impl Bound {
-    fn contains(self, x: f64) -> bool {
+    pub(super) fn contains(self, x: f64) -> bool {
         x.is_finite()
             && match self {
                 Bound::Finite => true,
@@ -365,6 +379,13 @@ pub(super) enum Kind {
     Text,
     OneOf(&'static [&'static str]),
     Table,
+    /// `true` or `false`.
+    Boolean,
+    /// A TOML local date, `2026-06-01`.
+    Date,
+    /// A day: an integer >= 0, or a TOML local date (with `start_date`); whether it
+    /// lies in the horizon is checked with the calendar.
+    Day,
     /// A table of names to numbers (`topics`, `targeting`).
     Weights(Bound),
     /// An array of tables (`[[content]]`).
@@ -389,7 +410,7 @@ const SEED: Kind = Kind::Integer {
 };
 
 impl Kind {
-    fn describe(self) -> String {
+    pub(super) fn describe(self) -> String {
         match self {
             Kind::Integer { min, max: i64::MAX } => format!("an integer >= {min}"),
             Kind::Integer { min, max } => format!("an integer in [{min}, {max}]"),
@@ -400,6 +421,9 @@ impl Kind {
                 format!("one of {}", quoted.join(", "))
             }
             Kind::Table => "a table".to_string(),
+            Kind::Boolean => "true or false".to_string(),
+            Kind::Date => "a date like 2026-01-01".to_string(),
+            Kind::Day => "a day number >= 0 or a date like 2026-06-01".to_string(),
             Kind::Weights(bound) => format!("a table of weights (each {})", bound.describe()),
             Kind::Tables => "an array of tables".to_string(),
         }
@@ -439,12 +463,16 @@ pub(super) const TOP_FIELDS: &[Field] = &[
     required("brand", Kind::Table),
     optional("optimize", Kind::Table),
     optional("variants", Kind::Tables),
+    optional("campaigns", Kind::Tables),
+    optional("schedule", Kind::Table),
 ];
 
 pub(super) const SIMULATION_FIELDS: &[Field] = &[
     required("days", COUNT),
     required("seed", SEED),
     required("replications", COUNT),
+    optional("start_date", Kind::Date),
+    optional("discount_rate", Kind::Number(Bound::NonNegative)),
 ];
 
 pub(super) const MARKET_FIELDS: &[Field] = &[
@@ -476,6 +504,7 @@ pub(super) const CONTENT_FIELDS: &[Field] = &[
     required("quality", Kind::Number(Bound::Unit)),
     optional("promotion", Kind::Number(Bound::NonNegative)),
     required("renewal_days", DAYS),
+    optional("available", Kind::Boolean),
 ];
 
 pub(super) const CHANNEL_FIELDS: &[Field] = &[
@@ -516,7 +545,7 @@ pub(super) fn unknown_key_message(key: &str, fields: &[Field]) -> String {
 }
 
 /// How a value appears in a message: `-0.2`, `nan`, `string "10"`, `a table`.
-fn describe_found(value: &Value, as_number: bool) -> String {
+pub(super) fn describe_found(value: &Value, as_number: bool) -> String {
     let number = |x: f64| {
         if x.is_nan() {
             "nan".to_string()
@@ -539,7 +568,7 @@ fn describe_found(value: &Value, as_number: bool) -> String {
     }
 }
 
-fn number_of(value: &Value) -> Option<f64> {
+pub(super) fn number_of(value: &Value) -> Option<f64> {
     match value {
         Value::Float(x) => Some(*x),
         Value::Integer(i) => Some(*i as f64),
@@ -550,14 +579,14 @@ fn number_of(value: &Value) -> Option<f64> {
 // ---------------------------------------------------------------------------------
 // Validation
 
-struct Validator<'a> {
-    file: &'a str,
-    locations: &'a Locations,
+pub(super) struct Validator<'a> {
+    pub(super) file: &'a str,
+    pub(super) locations: &'a Locations,
     /// Key paths set by `--set`, to the key as the user gave it.
-    set_by: &'a HashMap<String, String>,
+    pub(super) set_by: &'a HashMap<String, String>,
 }
 
-type Checked<T> = Result<T, ScenarioError>;
+pub(super) type Checked<T> = Result<T, ScenarioError>;
 
 /// The largest revenue or spend a scenario may produce over its horizon: far
 /// beyond any real market, and far enough below `f64::MAX` that sums and
@@ -566,7 +595,7 @@ pub const MAX_MONEY: f64 = 1e100;
 
 impl Validator<'_> {
     /// An error at `path`: its line, or `(from --set)` if an override put it there.
-    fn error(&self, path: &str, message: impl Into<String>) -> ScenarioError {
+    pub(super) fn error(&self, path: &str, message: impl Into<String>) -> ScenarioError {
         let message = message.into();
         match self.set_by.get(path) {
             Some(key) => ScenarioError {
@@ -584,7 +613,7 @@ impl Validator<'_> {
         }
     }
 
-    fn child(path: &str, key: &str) -> String {
+    pub(super) fn child(path: &str, key: &str) -> String {
         let mut child = path.to_string();
         push_key(&mut child, key);
         child
@@ -592,7 +621,7 @@ impl Validator<'_> {
 
     /// Checks every entry of `table` (in file order: unknown keys, types, ranges),
     /// then that required keys are present; `path` is the table's key path.
-    fn check_table(&self, path: &str, table: &Table, fields: &[Field]) -> Checked<()> {
+    pub(super) fn check_table(&self, path: &str, table: &Table, fields: &[Field]) -> Checked<()> {
         self.check_entries(path, table, fields)?;
         self.check_required(path, table, fields)
     }
@@ -628,7 +657,7 @@ impl Validator<'_> {
         Ok(())
     }
 
-    fn check_value(&self, path: &str, value: &Value, kind: Kind) -> Checked<()> {
+    pub(super) fn check_value(&self, path: &str, value: &Value, kind: Kind) -> Checked<()> {
         let expected = |as_number: bool| {
             self.error(
                 path,
@@ -653,6 +682,18 @@ impl Validator<'_> {
             (Kind::Text, Value::String(_)) => Ok(()),
             (Kind::OneOf(options), Value::String(s)) if options.contains(&s.as_str()) => Ok(()),
             (Kind::Table, Value::Table(_)) => Ok(()),
+            (Kind::Boolean, Value::Boolean(_)) => Ok(()),
+            (Kind::Date, value) if super::calendar::toml_local_date(value).is_some() => Ok(()),
+            (Kind::Day, Value::Integer(i)) if *i >= 0 => Ok(()),
+            (Kind::Day, Value::Integer(_)) => Err(self.error(
+                path,
+                format!(
+                    "a negative day ({}); expected {}",
+                    describe_found(value, true),
+                    kind.describe()
+                ),
+            )),
+            (Kind::Day, value) if super::calendar::toml_local_date(value).is_some() => Ok(()),
             (Kind::Weights(bound), Value::Table(weights)) => {
                 for (name, weight) in weights {
                     self.check_value(&Self::child(path, name), weight, Kind::Number(bound))?;
@@ -731,8 +772,12 @@ impl Validator<'_> {
             brand,
             optimize,
             variants,
+            calendar: super::Calendar::default(),
         };
         self.check_derived_quantities(&scenario)?;
+        let mut scenario = scenario;
+        scenario.calendar = self.calendar(document, &scenario)?;
+        self.check_days_derived_quantities(&scenario)?;
         Ok(scenario)
     }
 
@@ -749,7 +794,7 @@ impl Validator<'_> {
     /// Values that are each in range but whose products in the model overflow a
     /// 64-bit float (e.g. `daily_budget = 1e300` with `cpm = 1e-300`): the model
     /// would then compute `inf − inf` or `0·inf`, so they are rejected here.
-    fn check_derived_quantities(&self, scenario: &Scenario) -> Checked<()> {
+    pub(super) fn check_derived_quantities(&self, scenario: &Scenario) -> Checked<()> {
         let overflow = |path: &str, what: String, hint: &str| {
             Err(self.error(
                 path,
@@ -1053,6 +1098,10 @@ impl Validator<'_> {
                 quality: get_f64(item, "quality"),
                 promotion: item.get("promotion").and_then(number_of).unwrap_or(1.0),
                 renewal_days: get_u32(item, "renewal_days"),
+                available: item
+                    .get("available")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(true),
             });
         }
         Ok((topics, items))
@@ -1188,7 +1237,7 @@ impl Validator<'_> {
     }
 }
 
-static EMPTY: std::sync::LazyLock<Table> = std::sync::LazyLock::new(Table::new);
+pub(super) static EMPTY: std::sync::LazyLock<Table> = std::sync::LazyLock::new(Table::new);
 
 /// A segment's `topics` and `targeting`, kept by name until content and channels are known.
 struct RawSegment {
@@ -1197,20 +1246,20 @@ struct RawSegment {
 }
 
 /// Names seen so far in one list (to the key path of their first use), to reject duplicates.
-struct Names {
+pub(super) struct Names {
     what: &'static str,
     first: HashMap<String, String>,
 }
 
 impl Names {
-    fn new(what: &'static str) -> Self {
+    pub(super) fn new(what: &'static str) -> Self {
         Names {
             what,
             first: HashMap::new(),
         }
     }
 
-    fn add(&mut self, validator: &Validator<'_>, path: &str, name: &str) -> Checked<()> {
+    pub(super) fn add(&mut self, validator: &Validator<'_>, path: &str, name: &str) -> Checked<()> {
         let name_path = Validator::child(path, "name");
         if let Some(first) = self.first.get(name) {
             return Err(validator.error(
@@ -1240,7 +1289,7 @@ fn get_u32(table: &Table, key: &str) -> u32 {
     u32::try_from(get_i64(table, key)).unwrap_or(0)
 }
 
-fn get_str(table: &Table, key: &str) -> String {
+pub(super) fn get_str(table: &Table, key: &str) -> String {
     table
         .get(key)
         .and_then(Value::as_str)

@@ -3,9 +3,13 @@
 //! Parsing and validation live in `load`; `--set` overrides in `overrides`. Nothing
 //! downstream re-checks a `Scenario`: every invariant listed on these types holds.
 
+pub mod calendar;
+mod campaigns;
 mod load;
 mod overrides;
+mod schedule;
 
+pub use calendar::{Calendar, Campaign, ScheduleRow, TimeVaryingKey, Timeline};
 pub use load::{MAX_FILE_BYTES, MAX_LIST_LEN, ScenarioError, ScenarioSource, load_file, parse_str};
 pub use overrides::{Assignment, parse_assignment};
 
@@ -26,6 +30,9 @@ pub struct Scenario {
     /// `[[variants]]`: what-ifs of this scenario for `brandsim compare`, each valid
     /// when its `set` is applied on top of this scenario. They never change it.
     pub variants: Vec<Variant>,
+    /// The start date, discount rate, campaigns and schedule (MODEL.md v2); empty
+    /// for a version-1 scenario, whose values never change.
+    pub calendar: Calendar,
 }
 
 /// One `[[variants]]` entry: the scenario with `set` applied like `--set`.
@@ -99,6 +106,8 @@ pub struct ContentItem {
     pub promotion: f64,
     /// 0 = one-off purchase.
     pub renewal_days: u32,
+    /// Whether the item can be chosen (MODEL.md v2); default true.
+    pub available: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]

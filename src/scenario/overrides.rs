@@ -83,7 +83,7 @@ pub(super) fn apply_assignments(
 
 /// One step from a table to a value: a key of a table or an index into a list.
 #[derive(Debug, Clone, PartialEq)]
-enum Step {
+pub(super) enum Step {
     Key(String),
     Index(usize),
 }
@@ -105,7 +105,7 @@ fn key(name: &str) -> Step {
 }
 
 /// The steps to the value that `key` names in `document`.
-fn locate(document: &Table, key: &str) -> Result<Vec<Step>, String> {
+pub(super) fn locate(document: &Table, key: &str) -> Result<Vec<Step>, String> {
     let split = key.find(['.', '[']).unwrap_or(key.len());
     let (head, rest) = key.split_at(split);
     match head {
@@ -136,6 +136,11 @@ fn locate(document: &Table, key: &str) -> Result<Vec<Step>, String> {
             rest,
             List::CHANNELS,
         ),
+        "campaigns" => campaign_key(document, rest),
+        "schedule" => Err(
+            "the schedule cannot be set with --set; edit its file, or set the key with a campaign"
+                .to_string(),
+        ),
         "variants" => Err(
             "variants cannot be set with --set; edit them in the file (brandsim compare runs each)"
                 .to_string(),
@@ -145,6 +150,66 @@ fn locate(document: &Table, key: &str) -> Result<Vec<Step>, String> {
         )),
         _ => Err(unknown_key_message(head, TOP_FIELDS)),
     }
+}
+
+/// `campaigns.<name>.start`, `.end` or `.<time-varying key path>` (`rest` after
+/// `campaigns`): the campaign by its name (the longest that fits), then its
+/// `start`, `end` or the key of its `set`. Whether the key is time-varying is
+/// checked by validation, like every value.
+fn campaign_key(document: &Table, rest: &str) -> Result<Vec<Step>, String> {
+    let entries = document
+        .get("campaigns")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let names: Vec<&str> = entries
+        .iter()
+        .map(|entry| {
+            entry
+                .as_table()
+                .and_then(|table| table.get("name"))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+        })
+        .collect();
+    let Some(named) = rest.strip_prefix('.') else {
+        return Err(format!(
+            "expected campaigns.<name>.start, .end or .<key path>, found \"campaigns{rest}\""
+        ));
+    };
+    let best = names
+        .iter()
+        .enumerate()
+        .filter(|(_, name)| {
+            named
+                .strip_prefix(**name)
+                .is_some_and(|after| after.starts_with('.') && after.len() > 1)
+        })
+        .max_by_key(|(i, name)| (name.len(), std::cmp::Reverse(*i)));
+    let Some((index, name)) = best else {
+        let known = if names.is_empty() {
+            "there are no [[campaigns]]".to_string()
+        } else {
+            format!("campaigns are: {}", names.join(", "))
+        };
+        let guess = named.split('.').next().unwrap_or(named);
+        return Err(format!("no campaign named {guess:?}; {known}"));
+    };
+    let key_path = &named[name.len() + 1..];
+    let mut steps = vec![key("campaigns"), Step::Index(index)];
+    match key_path {
+        "start" | "end" => steps.push(key(key_path)),
+        "name" | "set" => {
+            return Err(format!(
+                "campaigns.{name}.{key_path} cannot be set; set start, end or a key path it sets"
+            ));
+        }
+        _ => {
+            steps.push(key("set"));
+            steps.push(key(key_path));
+        }
+    }
+    Ok(steps)
 }
 
 /// A list of named tables that keys address by name or index.
