@@ -52,6 +52,16 @@ fn render(
     format: PlotFormat,
     draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), String>,
 ) -> Result<PlotFile, PlotError> {
+    render_sized(stem, format, SIZE, draw)
+}
+
+/// [`render`] on a canvas of `size` pixels.
+fn render_sized(
+    stem: &str,
+    format: PlotFormat,
+    size: (u32, u32),
+    draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), String>,
+) -> Result<PlotFile, PlotError> {
     let name = format!("{stem}.{}", format.extension());
     let error = |message: String| PlotError {
         name: name.clone(),
@@ -59,7 +69,7 @@ fn render(
     };
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
         root.fill(&WHITE).map_err(|e| error(e.to_string()))?;
         draw(&root).map_err(error)?;
         root.present().map_err(|e| error(e.to_string()))?;
@@ -202,11 +212,82 @@ fn daily_values(outcomes: &[Outcome], series: &str) -> Vec<Vec<f64>> {
         .collect()
 }
 
+/// The time axis of a study's plots: dates instead of day numbers when the
+/// scenario has a start date, and the campaign windows to shade (MODEL.md v2).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TimeAxis {
+    /// Day 0, if the scenario has a `start_date`.
+    pub start_date: Option<chrono::NaiveDate>,
+    /// Each campaign: its name and first and last day (inclusive; may lie past the
+    /// horizon).
+    pub windows: Vec<(String, u32, u32)>,
+}
+
+impl TimeAxis {
+    /// The label of day `day` on the x axis: its date (`2026-06-01`), or the number.
+    fn label(&self, day: &f64) -> String {
+        match self.start_date {
+            Some(start) if day.fract() == 0.0 && *day >= 0.0 => start
+                .checked_add_days(chrono::Days::new(*day as u64))
+                .map_or_else(|| tick(day), |date| date.format("%Y-%m-%d").to_string()),
+            _ => tick(day),
+        }
+    }
+
+    fn description(&self) -> &'static str {
+        if self.start_date.is_some() {
+            "date"
+        } else {
+            "day"
+        }
+    }
+
+    /// Shades each campaign window over `y` (of a chart of `days` days) and labels it
+    /// at the top, each campaign in its own colour.
+    fn shade_windows<DB: DrawingBackend>(
+        &self,
+        chart: &mut ChartContext<'_, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>,
+        days: usize,
+        y: std::ops::Range<f64>,
+    ) -> Result<(), String> {
+        let last_day = days.max(1) as f64 - 1.0;
+        for (i, (name, start, end)) in self.windows.iter().enumerate() {
+            let colour = Palette99::pick(i + 1).to_rgba();
+            let x0 = (f64::from(*start) - 0.5).max(0.0);
+            let x1 = (f64::from(*end) + 0.5).min(last_day);
+            if x0 > last_day {
+                continue;
+            }
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(x0, y.start), (x1, y.end)],
+                    colour.mix(0.15).filled(),
+                )))
+                .map_err(text_error)?;
+            let label_y = y.end - (y.end - y.start) * (0.04 + 0.05 * (i % 3) as f64);
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    name.clone(),
+                    (x0, label_y),
+                    (FONT, 12).into_font().color(&RGBColor(
+                        colour.0 / 2,
+                        colour.1 / 2,
+                        colour.2 / 2,
+                    )),
+                )))
+                .map_err(text_error)?;
+        }
+        Ok(())
+    }
+}
+
 /// Fan charts of `run`: for active payers, registrations, revenue and cumulative
-/// profit, the mean over replications and the 5–95% band, day by day.
+/// profit, the mean over replications and the 5–95% band, day by day; x axes in
+/// dates and campaign windows shaded when `axis` says so.
 pub fn fan_charts(
     scenario_name: &str,
     outcomes: &[Outcome],
+    axis: &TimeAxis,
     format: PlotFormat,
 ) -> Result<Vec<PlotFile>, PlotError> {
     let cumulative_profit = outcomes
@@ -251,7 +332,7 @@ pub fn fan_charts(
     ];
     series
         .iter()
-        .map(|s| fan_chart(scenario_name, s, outcomes.len(), format))
+        .map(|s| fan_chart(scenario_name, s, outcomes.len(), axis, format))
         .collect()
 }
 
@@ -259,6 +340,7 @@ fn fan_chart(
     scenario_name: &str,
     series: &FanSeries,
     replications: usize,
+    axis: &TimeAxis,
     format: PlotFormat,
 ) -> Result<PlotFile, PlotError> {
     let days = series.values.first().map_or(0, Vec::len);
@@ -277,21 +359,23 @@ fn fan_chart(
         series.label
     );
     render(&format!("fan-{}", series.key), format, |root| {
+        let y = padded(lo, hi);
         let mut chart = ChartBuilder::on(root)
             .caption(&title, (FONT, 20))
             .margin(15)
             .x_label_area_size(45)
             .y_label_area_size(80)
-            .build_cartesian_2d(0.0..(days.max(2) - 1) as f64, padded(lo, hi))
+            .build_cartesian_2d(0.0..(days.max(2) - 1) as f64, y.clone())
             .map_err(text_error)?;
         chart
             .configure_mesh()
-            .x_desc("day")
+            .x_desc(axis.description())
             .y_desc(series.unit)
-            .x_label_formatter(&tick)
+            .x_label_formatter(&|day| axis.label(day))
             .y_label_formatter(&tick)
             .draw()
             .map_err(text_error)?;
+        axis.shade_windows(&mut chart, days, y)?;
         let mut outline: Vec<(f64, f64)> = bands
             .iter()
             .enumerate()
@@ -313,6 +397,62 @@ fn fan_chart(
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], MEAN.stroke_width(2)));
         draw_legend(&mut chart)
     })
+}
+
+/// The resolved daily value of each time-varying key that changes over the
+/// horizon (MODEL.md v2; spend by channel, prices, ...): one panel per key, in
+/// `values.svg`, with the campaign windows shaded. `keys` holds each key path and
+/// its value on each day. `None` when no key changes.
+pub fn time_varying_values(
+    scenario_name: &str,
+    keys: &[(String, Vec<f64>)],
+    axis: &TimeAxis,
+    format: PlotFormat,
+) -> Result<Option<PlotFile>, PlotError> {
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    let panel_height = 170u32;
+    let size = (SIZE.0, 60 + panel_height * keys.len() as u32);
+    let file = render_sized("values", format, size, |root| {
+        let title = format!("{scenario_name}: the daily value of each time-varying key that changes");
+        let root = root
+            .titled(&title, (FONT, 20))
+            .map_err(text_error)?;
+        let panels = root.split_evenly((keys.len(), 1));
+        for ((key, values), panel) in keys.iter().zip(&panels) {
+            let days = values.len();
+            let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let y = padded(lo.min(0.0), hi);
+            let mut chart = ChartBuilder::on(panel)
+                .caption(key, (FONT, 14))
+                .margin(8)
+                .x_label_area_size(30)
+                .y_label_area_size(80)
+                .build_cartesian_2d(0.0..(days.max(2) - 1) as f64, y.clone())
+                .map_err(text_error)?;
+            chart
+                .configure_mesh()
+                .x_labels(8)
+                .y_labels(4)
+                .x_label_formatter(&|day| axis.label(day))
+                .y_label_formatter(&tick)
+                .draw()
+                .map_err(text_error)?;
+            axis.shade_windows(&mut chart, days, y)?;
+            // A value holds for its whole day: a step line.
+            let steps = values.iter().enumerate().flat_map(|(d, &v)| {
+                let d = d as f64;
+                [((d - 0.5).max(0.0), v), ((d + 0.5).min(days as f64 - 1.0), v)]
+            });
+            chart
+                .draw_series(LineSeries::new(steps, MEAN.stroke_width(2)))
+                .map_err(text_error)?;
+        }
+        Ok(())
+    })?;
+    Ok(Some(file))
 }
 
 /// One point of a line with a confidence interval.

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::memory;
 use crate::metrics::{METRIC_NAMES, SERIES_NAMES};
 use crate::outcome::Outcome;
-use crate::scenario::Scenario;
+use crate::scenario::{Calendar, Scenario};
 use crate::study::StudySummary;
 
 /// Simulation work and wall time of a study.
@@ -144,10 +144,15 @@ pub fn replications_csv(outcomes: &[Outcome]) -> Vec<u8> {
     writer.into_inner().expect("write to memory")
 }
 
-/// `daily.csv`: `day`, then `<series>_mean`, `_p05`, `_p50`, `_p95` per series.
-pub fn daily_csv(summary: &StudySummary) -> Vec<u8> {
+/// `daily.csv`: `day` (and `date` when the scenario has a start date, MODEL.md
+/// v2), then `<series>_mean`, `_p05`, `_p50`, `_p95` per series.
+pub fn daily_csv(summary: &StudySummary, calendar: &Calendar) -> Vec<u8> {
     let mut writer = csv::Writer::from_writer(Vec::new());
     let mut header = vec!["day".to_string()];
+    let dated = calendar.start_date.is_some();
+    if dated {
+        header.push("date".to_string());
+    }
     for series in SERIES_NAMES {
         for stat in ["mean", "p05", "p50", "p95"] {
             header.push(format!("{series}_{stat}"));
@@ -157,6 +162,9 @@ pub fn daily_csv(summary: &StudySummary) -> Vec<u8> {
     let days = summary.daily.first().map_or(0, Vec::len);
     for day in 0..days {
         let mut row = vec![day.to_string()];
+        if dated {
+            row.push(calendar.date_text(day as u32).unwrap_or_default());
+        }
         for series in &summary.daily {
             let band = series[day];
             for v in [band.mean, band.p05, band.p50, band.p95] {

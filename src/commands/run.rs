@@ -99,8 +99,36 @@ fn write_fan_charts(
     if plot_args.no_plots {
         return Ok(());
     }
-    let files = plots::fan_charts(&scenario.name, outcomes, plot_args.plot_format)?;
+    let axis = time_axis(scenario);
+    let mut files = plots::fan_charts(&scenario.name, outcomes, &axis, plot_args.plot_format)?;
+    let scenario = Arc::new(scenario.clone());
+    let changing: Vec<(String, Vec<f64>)> = crate::scenario::Timeline::new(&scenario)
+        .changing_keys()
+        .into_iter()
+        .map(|(key, values)| (key.path(&scenario), values))
+        .collect();
+    if let Some(file) = plots::time_varying_values(
+        &scenario.name,
+        &changing,
+        &axis,
+        plot_args.plot_format,
+    )? {
+        files.push(file);
+    }
     write_plots(dir, &files)
+}
+
+/// The time axis of the plots of `scenario`: its start date and campaign windows.
+pub fn time_axis(scenario: &Scenario) -> plots::TimeAxis {
+    let calendar = &scenario.calendar;
+    plots::TimeAxis {
+        start_date: calendar.start_date,
+        windows: calendar
+            .campaigns
+            .iter()
+            .map(|c| (c.name.clone(), c.start, c.end))
+            .collect(),
+    }
 }
 
 /// `run --precision`: batches of replications 0, 1, 2, ... until the target is
