@@ -246,7 +246,14 @@ impl TimeAxis {
     /// at the top, each campaign in its own colour.
     fn shade_windows<DB: DrawingBackend>(
         &self,
-        chart: &mut ChartContext<'_, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>,
+        chart: &mut ChartContext<
+            '_,
+            DB,
+            Cartesian2d<
+                plotters::coord::types::RangedCoordf64,
+                plotters::coord::types::RangedCoordf64,
+            >,
+        >,
         days: usize,
         y: std::ops::Range<f64>,
     ) -> Result<(), String> {
@@ -415,10 +422,9 @@ pub fn time_varying_values(
     let panel_height = 170u32;
     let size = (SIZE.0, 60 + panel_height * keys.len() as u32);
     let file = render_sized("values", format, size, |root| {
-        let title = format!("{scenario_name}: the daily value of each time-varying key that changes");
-        let root = root
-            .titled(&title, (FONT, 20))
-            .map_err(text_error)?;
+        let title =
+            format!("{scenario_name}: the daily value of each time-varying key that changes");
+        let root = root.titled(&title, (FONT, 20)).map_err(text_error)?;
         let panels = root.split_evenly((keys.len(), 1));
         for ((key, values), panel) in keys.iter().zip(&panels) {
             let days = values.len();
@@ -444,7 +450,10 @@ pub fn time_varying_values(
             // A value holds for its whole day: a step line.
             let steps = values.iter().enumerate().flat_map(|(d, &v)| {
                 let d = d as f64;
-                [((d - 0.5).max(0.0), v), ((d + 0.5).min(days as f64 - 1.0), v)]
+                [
+                    ((d - 0.5).max(0.0), v),
+                    ((d + 0.5).min(days as f64 - 1.0), v),
+                ]
             });
             chart
                 .draw_series(LineSeries::new(steps, MEAN.stroke_width(2)))

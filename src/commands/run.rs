@@ -107,12 +107,9 @@ fn write_fan_charts(
         .into_iter()
         .map(|(key, values)| (key.path(&scenario), values))
         .collect();
-    if let Some(file) = plots::time_varying_values(
-        &scenario.name,
-        &changing,
-        &axis,
-        plot_args.plot_format,
-    )? {
+    if let Some(file) =
+        plots::time_varying_values(&scenario.name, &changing, &axis, plot_args.plot_format)?
+    {
         files.push(file);
     }
     write_plots(dir, &files)

@@ -333,7 +333,11 @@ pub fn write_study_outputs(
     }
     let json_text = serde_json::to_string_pretty(&json).expect("plain JSON");
     write_output(dir, "replications.csv", &report::replications_csv(outcomes))?;
-    write_output(dir, "daily.csv", &report::daily_csv(&summary, &scenario.calendar))?;
+    write_output(
+        dir,
+        "daily.csv",
+        &report::daily_csv(&summary, &scenario.calendar),
+    )?;
     write_output(dir, "summary.json", json_text.as_bytes())?;
     Ok((summary, json_text))
 }
