@@ -7,11 +7,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::study_dir::{
-    interrupt_flag, open_study, print_study, run_stored, stored_throughput, study_dir,
-    write_study_outputs,
+    interrupt_flag, open_study, print_study, run_stored, stored_throughput, write_study_outputs,
 };
 use super::{
-    CliError, check_output_dir, create_output_dir, load_scenario, metric_name, output_dir,
+    CliError, Reuse, check_output_dir, create_output_dir, load_scenario, lock_output, metric_name,
     plan_study, progress_bar, write_output, write_plots,
 };
 use crate::cli::{PlotArgs, PrecisionArgs, StudyArgs};
@@ -36,7 +35,6 @@ pub fn run(
     if let Some(target) = target {
         return run_to_precision(&scenario, &source, &target, args, plot_args);
     }
-    let dir = study_dir(args, || output_dir(args, &scenario))?;
     let pool = thread_pool(args.threads);
     let shard = args.shard.unwrap_or(Shard::WHOLE);
     let plan = plan_study(
@@ -44,6 +42,8 @@ pub fn run(
         shard.replications(scenario.simulation.replications).len(),
         &pool,
     )?;
+    let lock = lock_output(args, &scenario)?;
+    let dir = lock.dir().to_path_buf();
     let mut store = open_study(&dir, &scenario, &source, args)?;
     let stored = run_stored(
         &mut store,
@@ -118,11 +118,12 @@ fn run_to_precision(
             "--precision decides the number of replications as it goes, so it cannot be combined with --shard or --resume".into(),
         ));
     }
-    let dir = output_dir(args, scenario);
     let study = format!("brandsim run --precision\n{}", source.resolved_toml());
-    check_output_dir(&dir, &study, args.force)?;
     let pool = thread_pool(args.threads);
     plan_study(scenario, target.max_replications as usize, &pool)?;
+    let lock = lock_output(args, scenario)?;
+    let dir = lock.dir().to_path_buf();
+    check_output_dir(&dir, &study, args.force, Reuse::Rewrite)?;
     let bar = progress_bar(
         u64::from(target.max_replications),
         "replications (cap)",
@@ -139,7 +140,7 @@ fn run_to_precision(
         precise.seconds,
         pool.current_num_threads(),
     );
-    create_output_dir(&dir, &study, args.force)?;
+    create_output_dir(&dir, &study, args.force, Reuse::Rewrite)?;
     write_output(&dir, "scenario.toml", source.resolved_toml().as_bytes())?;
     let precision = precision_json(target, &precise, outcomes.len());
     let (summary, json_text) =

@@ -2,7 +2,7 @@
 //! study directory (new, or resumed with `--resume`), `--shard`, Ctrl-C, and the
 //! outputs and printout of a whole study.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -39,19 +39,6 @@ pub fn interrupt_flag() -> &'static AtomicBool {
     &INTERRUPTED
 }
 
-/// The study directory of a command: `--resume DIR`, else `--out` or the default.
-pub fn study_dir(args: &StudyArgs, default: impl FnOnce() -> PathBuf) -> Result<PathBuf, CliError> {
-    match (&args.resume, &args.out) {
-        (Some(resume), Some(out)) if resume != out => Err(CliError::Usage(format!(
-            "--out {} and --resume {} name different directories; --resume continues the study in its own directory",
-            out.display(),
-            resume.display()
-        ))),
-        (Some(resume), _) => Ok(resume.clone()),
-        (None, _) => Ok(default()),
-    }
-}
-
 /// Opens the study directory `dir` for `scenario`: with `--resume`, the study
 /// there, checked to be the same study; otherwise a new one (refusing a directory
 /// that already holds a study).
@@ -63,8 +50,8 @@ pub fn open_study(
 ) -> Result<StudyStore, CliError> {
     let opening = if args.resume.is_none() {
         let study = format!("brandsim run\n{}", source.resolved_toml());
-        super::create_output_dir(dir, &study, args.force)?;
-        Opening::New { force: args.force }
+        super::create_output_dir(dir, &study, args.force, super::Reuse::Resume)?;
+        Opening::New
     } else {
         Opening::Resume
     };
@@ -96,8 +83,8 @@ pub fn open_study(
 /// How [`open_store`] treats a study directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Opening {
-    /// A new study; with `force`, any study already there is discarded.
-    New { force: bool },
+    /// A new study (with `--force`, the directory was cleared before).
+    New,
     /// The study there, which must exist.
     Resume,
     /// The study there if there is one, else a new one (a grid point or arm that
@@ -116,12 +103,7 @@ pub fn open_store(
     hint: &str,
 ) -> Result<StudyStore, CliError> {
     let opened = match opening {
-        Opening::New { force } => {
-            if force {
-                StudyStore::discard(dir)?;
-            }
-            return Ok(StudyStore::create(dir, wanted, resolved_toml)?);
-        }
+        Opening::New => return Ok(StudyStore::create(dir, wanted, resolved_toml)?),
         Opening::Resume | Opening::ResumeOrNew => StudyStore::open(dir),
     };
     let store = match opened {
@@ -226,7 +208,13 @@ pub fn fill_store(
     plan: &StudyPlan,
     bar: &ProgressBar,
 ) -> Result<Filled, CliError> {
-    let finished = store.finished()?;
+    // Every stored outcome is checked (name, study, index, checksum) before
+    // anything is computed, so a bad file is refused at once, not after hours.
+    let finished: Vec<u32> = store
+        .load_outcomes()?
+        .iter()
+        .map(|o| o.replication)
+        .collect();
     let due = store.meta().replications_due();
     let todo: Vec<u32> = due
         .iter()
@@ -301,7 +289,7 @@ pub fn run_stored(
         return Err(CliError::Interrupted);
     }
     Ok(StoredStudy {
-        outcomes: store.load_outcomes()?,
+        outcomes: store.load_complete()?,
         reused: filled.reused,
         computed: filled.computed,
     })
