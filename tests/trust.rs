@@ -501,3 +501,161 @@ fn merge_applies_the_rules_of_run_to_its_out() {
         &["different study"],
     );
 }
+
+// ------------------------------------------------------------ 4. failed writes
+
+/// Runs `brandsim args` with stdout into `/dev/full`.
+fn into_dev_full(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_brandsim"))
+        .args(args)
+        .stdout(std::fs::File::create("/dev/full").unwrap())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_failed_write_to_stdout_is_an_error_not_a_panic() {
+    let scratch = Scratch::new("dev-full");
+    let shard = scratch.join("shard");
+    assert!(
+        tiny("run", "scenarios/bass.toml", &shard, "2", &["--no-plots"])
+            .status
+            .success()
+    );
+    let out = |name: &str| scratch.arg(name);
+    let (a, b, c, d, e, f) = (out("a"), out("b"), out("c"), out("d"), out("e"), out("f"));
+    let mut cases: Vec<Vec<&str>> = vec![
+        vec!["validate", "scenarios/bass.toml"],
+        vec!["run", "scenarios/bass.toml", "--out", &a],
+        vec!["run", "scenarios/bass.toml", "--json", "--out", &b],
+        vec![
+            "sweep",
+            "scenarios/bass.toml",
+            "--vary",
+            "brand.value=0,1",
+            "--out",
+            &c,
+        ],
+        vec!["compare", "scenarios/strategies.toml", "--out", &d],
+        vec![
+            "optimize",
+            "scenarios/bass.toml",
+            "--iterations",
+            "1",
+            "--out",
+            &e,
+        ],
+        vec!["merge", s(&shard), "--out", &f],
+    ];
+    for args in &mut cases {
+        if args[0] != "validate" && args[0] != "merge" {
+            args.extend(["-r", "2"]);
+            args.extend(TINY);
+        }
+        if matches!(args[0], "run" | "sweep" | "compare") {
+            args.push("--no-plots");
+        }
+        let output = into_dev_full(args);
+        assert_refused(&output, args, &["error: cannot write stdout"]);
+    }
+}
+
+#[test]
+fn a_full_disk_during_the_outputs_is_an_error_and_leaves_no_partial_file() {
+    let scratch = Scratch::new("file-limit");
+    let out = scratch.join("study");
+    // A file size limit (ulimit -f, with SIGXFSZ ignored) makes larger writes
+    // fail like a full disk: the outcomes fit, daily.csv or the plots do not.
+    let script = format!(
+        "trap '' XFSZ; ulimit -f 10; exec {} run scenarios/bass.toml -q -r 2 --set market.population=300 --out {}",
+        env!("CARGO_BIN_EXE_brandsim"),
+        s(&out)
+    );
+    let output = Command::new("sh").args(["-c", &script]).output().unwrap();
+    assert_refused(&output, &script, &["error: cannot write", "File too large"]);
+    let files = files_below(&out);
+    assert!(
+        files.iter().any(|f| f.starts_with("outcomes/")),
+        "{files:?}"
+    );
+    assert!(!files.iter().any(|f| f.ends_with(".partial")), "{files:?}");
+}
+
+#[test]
+fn a_closed_pipe_stays_quiet() {
+    let scratch = Scratch::new("pipe");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_brandsim"))
+        .args([
+            "run",
+            "scenarios/bass.toml",
+            "--out",
+            &scratch.arg("o"),
+            "-r",
+            "2",
+        ])
+        .args(TINY)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = text(&output.stderr);
+    assert!(
+        !stderr.contains("error") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+}
+
+// --------------------------------------------------------------- 5. throughput
+
+#[test]
+fn throughput_counts_only_this_process_and_peak_memory_includes_the_outputs() {
+    let scratch = Scratch::new("throughput");
+    let dir = scratch.join("study");
+    let output = tiny("run", "scenarios/bass.toml", &dir, "8", &["--no-plots"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    for j in 2..8 {
+        std::fs::remove_file(dir.join(format!("outcomes/{j:06}.json"))).unwrap();
+    }
+    let resumed = common::json_of(&[
+        "run",
+        s(&dir.join("scenario.toml")),
+        "-q",
+        "--json",
+        "--no-plots",
+        "--resume",
+        s(&dir),
+    ]);
+    let throughput = &resumed["throughput"];
+    assert_eq!(throughput["user_days"], 300.0 * 10.0 * 6.0, "{throughput}");
+    let study = common::read_json(&dir.join("study.json"));
+    let this_process = throughput["seconds"].as_f64().unwrap();
+    assert!(this_process < study["work"]["seconds"].as_f64().unwrap());
+
+    // 10^5 days of one user: the simulation is small, the outputs are not.
+    let long = scratch.join("long");
+    let summary = common::json_of(&[
+        "run",
+        "scenarios/bass.toml",
+        "-q",
+        "--json",
+        "--no-plots",
+        "-r",
+        "1",
+        "--set",
+        "market.population=1",
+        "--set",
+        "simulation.days=100000",
+        "--out",
+        s(&long),
+    ]);
+    let reported = summary["throughput"]["peak_memory_bytes"].as_f64().unwrap();
+    let study = common::read_json(&long.join("study.json"));
+    let simulating = study["work"]["peak_memory_bytes"].as_f64().unwrap();
+    assert!(
+        reported > simulating + 10e6,
+        "the output phase ({reported}) peaks above the simulation ({simulating})"
+    );
+}

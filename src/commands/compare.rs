@@ -85,7 +85,7 @@ pub fn run(
     };
     let filled = run_whatif(&mut stored, &points, &plans, &pool, args.quiet, &resume)?;
     if !stored.meta.shard.is_whole() {
-        print_shard_done(&stored, &filled);
+        print_shard_done(&stored, &filled)?;
         return Ok(());
     }
     let outcomes = (0..arms.len())
@@ -170,15 +170,15 @@ pub fn write_compare_outputs(
     write_plots(dir, &plot_files)?;
 
     if json {
-        println!("{json_text}");
+        outln!("{json_text}");
     } else {
-        print!("{}", ranking_table(&comparison, base, metric));
-        print!("{}", differences_table(&comparison));
-        println!(
+        out!("{}", ranking_table(&comparison, base, metric));
+        out!("{}", differences_table(&comparison));
+        outln!(
             "{} arms x {replications} replications in {seconds:.2} s",
             names.len(),
         );
-        println!("wrote {}", dir.display());
+        outln!("wrote {}", dir.display());
     }
     Ok(())
 }

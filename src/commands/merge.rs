@@ -46,11 +46,17 @@ pub fn run(dirs: &[PathBuf], out: &Path, json: bool) -> Result<(), CliError> {
         store.save(outcome)?;
     }
     store.replace_meta(merged.meta.clone())?;
-    let throughput = stored_throughput(&scenario, merged.outcomes.len(), &merged.meta.work);
-    let (summary, json_text) =
-        write_study_outputs(out, &scenario, &merged.outcomes, &throughput, None)?;
+    let mut throughput = stored_throughput(&scenario, merged.outcomes.len(), &merged.meta.work);
+    let (summary, json_text) = write_study_outputs(
+        out,
+        &scenario,
+        &merged.outcomes,
+        &mut throughput,
+        None,
+        None,
+    )?;
     if !json {
-        println!(
+        outln!(
             "merged {} shards of {}: {} replications",
             dirs.len(),
             scenario.name,
@@ -65,7 +71,7 @@ pub fn run(dirs: &[PathBuf], out: &Path, json: bool) -> Result<(), CliError> {
         &json_text,
         json,
         out,
-    );
+    )?;
     Ok(())
 }
 
@@ -87,7 +93,7 @@ fn merge_whatif_shards(dirs: &[PathBuf], out: &Path, json: bool) -> Result<(), C
     }
     let seconds: f64 = merged.points.iter().map(|p| p.meta.work.seconds).sum();
     if !json {
-        println!(
+        outln!(
             "merged {} shards of the {} of {}: {} {} x {} replications",
             dirs.len(),
             meta.study.command(),

@@ -1,6 +1,22 @@
 //! One module per subcommand, plus what they share: loading a scenario with the
 //! common options, the output directory, the progress bar and the CLI error.
 
+/// `print!` that returns `CliError::Output` (`cannot write stdout: ...`) from
+/// the enclosing function when stdout cannot be written (a full disk, `/dev/full`).
+/// A closed pipe ends the process quietly (SIGPIPE, see `main`).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::commands::print_out(&format!($($arg)*))?
+    };
+}
+
+/// `println!` that returns `CliError::Output` when stdout cannot be written.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::commands::print_out(&format!("{}\n", format_args!($($arg)*)))?
+    };
+}
+
 pub mod compare;
 pub mod merge;
 pub mod optimize;
@@ -19,6 +35,20 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::cli::StudyArgs;
 use crate::scenario::{self, Assignment, Scenario, ScenarioError, ScenarioSource};
 use crate::study::output_dir::{self, Acquire, DirLock, Marker, MarkerState};
+
+/// Writes `text` to stdout and flushes it; a failed write is an error naming
+/// stdout (exit code 2), never a panic.
+pub fn print_out(text: &str) -> Result<(), CliError> {
+    use std::io::Write;
+    let mut stdout = io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|source| CliError::Output {
+            path: PathBuf::from("stdout"),
+            source,
+        })
+}
 
 /// Why a command failed; each kind has its exit code.
 #[derive(Debug, thiserror::Error)]

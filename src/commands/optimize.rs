@@ -66,10 +66,10 @@ pub fn run(file: &Path, tuning: &OptimizeArgs, args: &StudyArgs) -> Result<(), C
     write_output(&dir, "optimize.json", json_text.as_bytes())?;
 
     if args.json {
-        println!("{json_text}");
+        outln!("{json_text}");
     } else {
-        print!("{}", answer_table(&problem, &settings, &optimum));
-        println!("wrote {}", dir.display());
+        out!("{}", answer_table(&problem, &settings, &optimum));
+        outln!("wrote {}", dir.display());
     }
     Ok(())
 }

@@ -7,15 +7,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::study_dir::{
-    interrupt_flag, open_study, print_study, run_stored, stored_throughput, write_study_outputs,
+    interrupt_flag, open_study, print_study, process_throughput, run_stored, write_study_outputs,
 };
 use super::{
     CliError, Reuse, check_output_dir, create_output_dir, load_scenario, lock_output, metric_name,
-    plan_study, progress_bar, write_output, write_plots,
+    plan_study, progress_bar, write_output,
 };
 use crate::cli::{PlotArgs, PrecisionArgs, StudyArgs};
-use crate::outcome::Outcome;
-use crate::plots;
 use crate::precision::{PreciseRun, PrecisionTarget, run_until_precise};
 use crate::report::{self, Throughput};
 use crate::scenario::{Scenario, ScenarioSource};
@@ -64,7 +62,7 @@ pub fn run(
 
     let shard = store.meta().shard;
     if !shard.is_whole() {
-        println!(
+        outln!(
             "shard {shard} of {}: {} of {} replications saved in {}; merge all {} shards with: brandsim merge DIR... --out DIR",
             scenario.name,
             stored.outcomes.len(),
@@ -74,10 +72,15 @@ pub fn run(
         );
         return Ok(());
     }
-    let throughput = stored_throughput(&scenario, stored.outcomes.len(), &store.meta().work);
-    let (summary, json_text) =
-        write_study_outputs(&dir, &scenario, &stored.outcomes, &throughput, None)?;
-    write_fan_charts(&dir, &scenario, &stored.outcomes, plot_args)?;
+    let mut throughput = process_throughput(&scenario, &stored);
+    let (summary, json_text) = write_study_outputs(
+        &dir,
+        &scenario,
+        &stored.outcomes,
+        &mut throughput,
+        None,
+        Some(plot_args),
+    )?;
     print_study(
         &scenario,
         stored.outcomes.len(),
@@ -86,21 +89,8 @@ pub fn run(
         &json_text,
         args.json,
         &dir,
-    );
+    )?;
     Ok(())
-}
-
-fn write_fan_charts(
-    dir: &Path,
-    scenario: &Scenario,
-    outcomes: &[Outcome],
-    plot_args: &PlotArgs,
-) -> Result<(), CliError> {
-    if plot_args.no_plots {
-        return Ok(());
-    }
-    let files = plots::fan_charts(&scenario.name, outcomes, plot_args.plot_format)?;
-    write_plots(dir, &files)
 }
 
 /// `run --precision`: batches of replications 0, 1, 2, ... until the target is
@@ -134,7 +124,7 @@ fn run_to_precision(
     bar.finish_and_clear();
     let outcomes = &precise.outcomes;
 
-    let throughput = Throughput::new(
+    let mut throughput = Throughput::new(
         scenario,
         outcomes.len(),
         precise.seconds,
@@ -143,11 +133,16 @@ fn run_to_precision(
     create_output_dir(&dir, &study, args.force, Reuse::Rewrite)?;
     write_output(&dir, "scenario.toml", source.resolved_toml().as_bytes())?;
     let precision = precision_json(target, &precise, outcomes.len());
-    let (summary, json_text) =
-        write_study_outputs(&dir, scenario, outcomes, &throughput, Some(precision))?;
-    write_fan_charts(&dir, scenario, outcomes, plot_args)?;
+    let (summary, json_text) = write_study_outputs(
+        &dir,
+        scenario,
+        outcomes,
+        &mut throughput,
+        Some(precision),
+        Some(plot_args),
+    )?;
     if !args.json {
-        print!("{}", precision_table(target, &precise, outcomes.len()));
+        out!("{}", precision_table(target, &precise, outcomes.len()));
     }
     print_study(
         scenario,
@@ -157,7 +152,7 @@ fn run_to_precision(
         &json_text,
         args.json,
         &dir,
-    );
+    )?;
     Ok(())
 }
 

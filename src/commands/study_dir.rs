@@ -171,10 +171,12 @@ pub struct StoredStudy {
     pub reused: usize,
     /// Replications computed by this process.
     pub computed: usize,
+    /// The work of this process alone (its throughput counts only this).
+    pub work: Work,
 }
 
 /// How far [`fill_store`] brought a study directory.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Filled {
     /// Replications found already finished.
     pub reused: usize,
@@ -182,6 +184,8 @@ pub struct Filled {
     pub computed: usize,
     /// Replications the directory is to hold.
     pub due: usize,
+    /// The work of this process.
+    pub work: Work,
 }
 
 impl Filled {
@@ -193,6 +197,7 @@ impl Filled {
         self.reused += other.reused;
         self.computed += other.computed;
         self.due += other.due;
+        self.work.add(&other.work);
     }
 }
 
@@ -246,12 +251,13 @@ pub fn fill_store(
         study.outcomes.extend(run.outcomes);
         study.seconds += run.seconds;
     }
-    store.record_work(&Work {
+    let work = Work {
         seconds: study.seconds,
         threads: pool.current_num_threads(),
         peak_memory_bytes: memory::peak_bytes(),
         start_memory_bytes: memory::at_start_bytes(),
-    })?;
+    };
+    store.record_work(&work)?;
     if let Some(error) = save_error.into_inner().expect("not poisoned") {
         return Err(error.into());
     }
@@ -259,6 +265,7 @@ pub fn fill_store(
         reused,
         computed: study.outcomes.len(),
         due: due.len(),
+        work,
     })
 }
 
@@ -292,10 +299,27 @@ pub fn run_stored(
         outcomes: store.load_complete()?,
         reused: filled.reused,
         computed: filled.computed,
+        work: filled.work,
     })
 }
 
-/// The throughput of the whole study in `store`, from the work recorded there.
+/// The throughput of this process: the replications it computed (not those a
+/// resumed study found done) in its own wall time.
+pub fn process_throughput(scenario: &Scenario, stored: &StoredStudy) -> Throughput {
+    Throughput {
+        peak_memory_bytes: stored.work.peak_memory_bytes,
+        start_memory_bytes: stored.work.start_memory_bytes,
+        ..Throughput::new(
+            scenario,
+            stored.computed,
+            stored.work.seconds,
+            stored.work.threads.max(1),
+        )
+    }
+}
+
+/// The throughput of the whole study in `store`, from the work recorded there
+/// (`merge`: the shards' summed wall time over every replication).
 pub fn stored_throughput(scenario: &Scenario, replications: usize, work: &Work) -> Throughput {
     Throughput {
         peak_memory_bytes: work.peak_memory_bytes,
@@ -304,24 +328,37 @@ pub fn stored_throughput(scenario: &Scenario, replications: usize, work: &Work) 
     }
 }
 
-/// Writes `replications.csv`, `daily.csv` and `summary.json` of a whole study into
-/// `dir` (`summary.json` with `precision` under its key, for `run --precision`);
-/// returns the summary and the JSON text.
+/// Writes `replications.csv`, `daily.csv`, `summary.json` and the fan charts
+/// (unless `plot_args` says no plots) of a whole study into `dir` (`summary.json`
+/// with `precision` under its key, for `run --precision`); returns the summary
+/// and the JSON text. Every output is made in memory first, so the peak memory
+/// reported in `throughput` includes the output phase.
 pub fn write_study_outputs(
     dir: &Path,
     scenario: &Scenario,
     outcomes: &[Outcome],
-    throughput: &Throughput,
+    throughput: &mut Throughput,
     precision: Option<serde_json::Value>,
+    plot_args: Option<&crate::cli::PlotArgs>,
 ) -> Result<(StudySummary, String), CliError> {
     let summary = summarize_study(outcomes);
+    let replications_csv = report::replications_csv(outcomes);
+    let daily_csv = report::daily_csv(&summary);
+    let plots = match plot_args {
+        Some(args) if !args.no_plots => {
+            crate::plots::fan_charts(&scenario.name, outcomes, args.plot_format)?
+        }
+        _ => Vec::new(),
+    };
+    throughput.peak_memory_bytes = throughput.peak_memory_bytes.max(memory::peak_bytes());
     let mut json = report::summary_json(scenario, outcomes.len(), &summary, throughput);
     if let Some(precision) = precision {
         json["precision"] = precision;
     }
     let json_text = serde_json::to_string_pretty(&json).expect("plain JSON");
-    write_output(dir, "replications.csv", &report::replications_csv(outcomes))?;
-    write_output(dir, "daily.csv", &report::daily_csv(&summary))?;
+    write_output(dir, "replications.csv", &replications_csv)?;
+    write_output(dir, "daily.csv", &daily_csv)?;
+    super::write_plots(dir, &plots)?;
     write_output(dir, "summary.json", json_text.as_bytes())?;
     Ok((summary, json_text))
 }
@@ -336,13 +373,13 @@ pub fn print_study(
     json_text: &str,
     json: bool,
     dir: &Path,
-) {
+) -> Result<(), CliError> {
     if json {
-        println!("{json_text}");
-        return;
+        outln!("{json_text}");
+        return Ok(());
     }
-    print!("{}", report::metrics_table(scenario, replications, summary));
-    println!(
+    out!("{}", report::metrics_table(scenario, replications, summary));
+    outln!(
         "throughput: {:.3e} user-days in {:.2} s = {:.3e} user-days/s on {} threads; peak memory {}",
         throughput.user_days,
         throughput.seconds,
@@ -350,5 +387,6 @@ pub fn print_study(
         throughput.threads,
         throughput.peak_memory_text()
     );
-    println!("wrote {}", dir.display());
+    outln!("wrote {}", dir.display());
+    Ok(())
 }

@@ -87,7 +87,7 @@ pub fn run(
         &resume,
     )?;
     if !stored.meta.shard.is_whole() {
-        print_shard_done(&stored, &filled);
+        print_shard_done(&stored, &filled)?;
         return Ok(());
     }
 
@@ -173,18 +173,18 @@ pub fn write_sweep_outputs(
     write_plots(dir, &plot_files)?;
 
     if json {
-        println!("{json_text}");
+        outln!("{json_text}");
     } else {
-        print!("{}", sweep_table(&base.name, axes, summaries, metrics));
-        println!(
+        out!("{}", sweep_table(&base.name, axes, summaries, metrics));
+        outln!(
             "{} grid points x {} replications (common random numbers) in {seconds:.2} s",
             summaries.len(),
             base.simulation.replications
         );
         if axes.len() > 2 && !plot_args.no_plots {
-            println!("no plots: they are drawn for one or two varied keys");
+            outln!("no plots: they are drawn for one or two varied keys");
         }
-        println!("wrote {}", dir.display());
+        outln!("wrote {}", dir.display());
     }
     Ok(())
 }

@@ -282,9 +282,9 @@ pub fn run_whatif(
 }
 
 /// Prints where a shard's replications are and how to merge them.
-pub fn print_shard_done(study: &WhatIfStudy, filled: &Filled) {
+pub fn print_shard_done(study: &WhatIfStudy, filled: &Filled) -> Result<(), CliError> {
     let meta = &study.meta;
-    println!(
+    outln!(
         "shard {} of the {} of {}: {} replications of {} {} saved in {}; merge all {} shards with: brandsim merge DIR... --out DIR",
         meta.shard,
         meta.study.command(),
@@ -298,6 +298,7 @@ pub fn print_shard_done(study: &WhatIfStudy, filled: &Filled) {
         study.dir.display(),
         meta.shard.count
     );
+    Ok(())
 }
 
 /// Every outcome of point `i`, in replication order.

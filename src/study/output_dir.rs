@@ -144,7 +144,10 @@ impl DirLock {
         let (dir, created) = match how {
             Acquire::Existing => {
                 if !dir.is_dir() {
-                    return Err(refused(dir, "no such directory".into()));
+                    return Err(refused(
+                        dir,
+                        "no study to resume there (no such directory)".into(),
+                    ));
                 }
                 (dir.to_path_buf(), false)
             }
