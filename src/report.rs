@@ -176,15 +176,18 @@ pub fn daily_csv(summary: &StudySummary, calendar: &Calendar) -> Vec<u8> {
     writer.into_inner().expect("write to memory")
 }
 
-/// Writes `contents` to `path` through a temporary file in the same directory.
+/// Writes `contents` to `path` through a temporary file in the same directory
+/// (`path.partial`), renamed into place; if any step fails (a full disk, a file
+/// size limit), the temporary file is removed, so none is left behind.
 pub fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
     let mut temporary = path.as_os_str().to_owned();
     temporary.push(".partial");
     let temporary = PathBuf::from(temporary);
-    fs::write(&temporary, contents)?;
-    fs::rename(&temporary, path).inspect_err(|_| {
-        let _ = fs::remove_file(&temporary);
-    })
+    fs::write(&temporary, contents)
+        .and_then(|()| fs::rename(&temporary, path))
+        .inspect_err(|_| {
+            let _ = fs::remove_file(&temporary);
+        })
 }
 
 /// The human-readable table of the main metrics.

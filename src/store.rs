@@ -24,8 +24,12 @@ use crate::outcome::Outcome;
 use crate::scenario::{Scenario, ScenarioSource};
 use crate::shard::Shard;
 
-/// The `format` of a study directory this version writes and reads.
-pub const FORMAT: &str = "brandsim-study/1";
+/// The `format` of a study directory this version writes and reads. Format 2
+/// stores each outcome in an [`OutcomeFile`] envelope; directories of format 1
+/// are refused with a message saying so.
+pub const FORMAT: &str = "brandsim-study/2";
+/// The `format` of one stored outcome file.
+pub const OUTCOME_FORMAT: &str = "brandsim-outcome/2";
 pub const META_FILE: &str = "study.json";
 pub const SCENARIO_FILE: &str = "scenario.toml";
 pub const OUTCOMES_DIR: &str = "outcomes";
@@ -244,7 +248,7 @@ fn read_description<T: serde::de::DeserializeOwned>(
         return Err(StoreError::Corrupt {
             path: path.to_path_buf(),
             message: format!(
-                "format {found:?}, expected {format:?} (written by brandsim {written_by})"
+                "format {found:?}, expected {format:?} (written by brandsim {written_by}); this brandsim cannot resume or merge it: run the study again into a new --out"
             ),
         });
     }
@@ -288,19 +292,6 @@ impl StudyStore {
         Ok(store)
     }
 
-    /// Removes the study that `dir` holds, if any (for `--force`).
-    pub fn discard(dir: &Path) -> Result<(), StoreError> {
-        let meta = dir.join(META_FILE);
-        if meta.exists() {
-            fs::remove_file(&meta).map_err(io_error(&meta))?;
-        }
-        let outcomes = dir.join(OUTCOMES_DIR);
-        if outcomes.exists() {
-            fs::remove_dir_all(&outcomes).map_err(io_error(&outcomes))?;
-        }
-        Ok(())
-    }
-
     /// Opens the study in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let meta = read_description(&dir.join(META_FILE), "study", FORMAT, |meta: &StudyMeta| {
@@ -335,15 +326,20 @@ impl StudyStore {
             .join(format!("{replication:06}.json"))
     }
 
-    /// Stores a finished replication: complete on disk when this returns.
+    /// Stores a finished replication: complete on disk when this returns. The file
+    /// is an [`OutcomeFile`]: the outcome with the study's scenario hash, its
+    /// replication index and a checksum of its content.
     pub fn save(&self, outcome: &Outcome) -> Result<(), StoreError> {
         let path = self.outcome_path(outcome.replication);
-        let json = serde_json::to_vec(outcome).expect("an outcome is plain data");
+        let json = OutcomeFile::new(&self.meta.scenario_hash, outcome).to_json();
         write_synced(&path, &json).map_err(io_error(&path))
     }
 
-    /// The replications stored so far, in order. Temporary files of writes that
-    /// were cut off are not replications and are ignored.
+    /// The replications stored so far, in order, after checking that every entry
+    /// of `outcomes/` is an outcome file of its canonical name (`NNNNNN.json`) for
+    /// a replication of this directory's shard. Temporary files of writes that
+    /// were cut off (`*.partial`) are not replications and are ignored. Only the
+    /// names are checked here; [`StudyStore::load_outcomes`] checks the contents.
     pub fn finished(&self) -> Result<Vec<u32>, StoreError> {
         let dir = self.dir.join(OUTCOMES_DIR);
         let entries = match fs::read_dir(&dir) {
@@ -355,44 +351,66 @@ impl StudyStore {
         for entry in entries {
             let name = entry.map_err(io_error(&dir))?.file_name();
             let name = name.to_string_lossy();
-            if let Some(j) = name
-                .strip_suffix(".json")
-                .filter(|stem| !stem.is_empty() && stem.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|stem| stem.parse::<u32>().ok())
-            {
-                finished.push(j);
+            if name.ends_with(".partial") {
+                continue;
             }
+            let path = dir.join(name.as_ref());
+            let j = outcome_index(&name).ok_or_else(|| StoreError::Corrupt {
+                path: path.clone(),
+                message: "not a replication outcome: expected only files named NNNNNN.json (the replication index in six or more digits) in outcomes/".into(),
+            })?;
+            if j >= self.meta.replications || !self.meta.shard.contains(j) {
+                return Err(StoreError::Corrupt {
+                    path,
+                    message: format!(
+                        "replication {j} is not one of shard {} of a {}-replication study",
+                        self.meta.shard, self.meta.replications
+                    ),
+                });
+            }
+            finished.push(j);
         }
         finished.sort_unstable();
         Ok(finished)
     }
 
-    /// Every stored outcome, in replication order, checked to belong to this
-    /// directory's shard of the study.
+    /// Every stored outcome, in replication order, each checked: its file name,
+    /// scenario hash, replication index and checksum must match (see
+    /// [`OutcomeFile::check`]). Errors name the file and the reason.
     pub fn load_outcomes(&self) -> Result<Vec<Outcome>, StoreError> {
         self.finished()?
             .into_iter()
             .map(|j| {
                 let path = self.outcome_path(j);
                 let bytes = fs::read(&path).map_err(io_error(&path))?;
-                let outcome: Outcome =
-                    serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+                OutcomeFile::check(&bytes, &self.meta.scenario_hash, j).map_err(|message| {
+                    StoreError::Corrupt {
                         path: path.clone(),
-                        message: format!("not a replication outcome ({e})"),
-                    })?;
-                let belongs = j < self.meta.replications && self.meta.shard.contains(j);
-                if outcome.replication != j || !belongs {
-                    return Err(StoreError::Corrupt {
-                        path,
-                        message: format!(
-                            "holds replication {}, which is not replication {j} of shard {} of a {}-replication study",
-                            outcome.replication, self.meta.shard, self.meta.replications
-                        ),
-                    });
-                }
-                Ok(outcome)
+                        message,
+                    }
+                })
             })
             .collect()
+    }
+
+    /// [`StudyStore::load_outcomes`], which must find every replication this
+    /// directory is to hold: the check `--resume` and `merge` make before
+    /// computing anything.
+    pub fn load_complete(&self) -> Result<Vec<Outcome>, StoreError> {
+        let outcomes = self.load_outcomes()?;
+        let due = self.meta.replications_due();
+        if outcomes.len() != due.len() {
+            return Err(StoreError::Corrupt {
+                path: self.dir.join(OUTCOMES_DIR),
+                message: format!(
+                    "holds {} outcomes; the study (shard {}) has {}",
+                    outcomes.len(),
+                    self.meta.shard,
+                    due.len()
+                ),
+            });
+        }
+        Ok(outcomes)
     }
 
     /// Adds the work of one process to `study.json`.
@@ -412,6 +430,99 @@ impl StudyStore {
         let json = serde_json::to_vec_pretty(&self.meta).expect("plain data");
         write_synced(&path, &json).map_err(io_error(&path))
     }
+}
+
+/// The replication index of an outcome file name in canonical form: six or more
+/// digits (`000003.json`, `1234567.json`), no extra leading zeros beyond six.
+fn outcome_index(name: &str) -> Option<u32> {
+    let stem = name.strip_suffix(".json")?;
+    if stem.len() < 6 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let j: u32 = stem.parse().ok()?;
+    (format!("{j:06}") == stem).then_some(j)
+}
+
+/// One stored outcome (`outcomes/NNNNNN.json`): the outcome with what ties it to
+/// its study, so that a file copied from another study, stored under another
+/// name or edited by hand is refused rather than summarised.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutcomeFile {
+    /// [`OUTCOME_FORMAT`].
+    pub format: String,
+    /// The [`scenario_hash`] of the study that computed it.
+    pub scenario_hash: String,
+    /// Its replication index (also in the file name).
+    pub replication: u32,
+    /// [`fnv1a64`] of the compact JSON of `outcome`: catches edits and damage,
+    /// not a deliberate forgery (FNV-1a is no cryptographic hash).
+    pub checksum: String,
+    pub outcome: Outcome,
+}
+
+impl OutcomeFile {
+    /// The envelope of `outcome` for a study of scenario hash `scenario_hash`.
+    pub fn new(scenario_hash: &str, outcome: &Outcome) -> Self {
+        OutcomeFile {
+            format: OUTCOME_FORMAT.to_string(),
+            scenario_hash: scenario_hash.to_string(),
+            replication: outcome.replication,
+            checksum: outcome_checksum(outcome),
+            outcome: outcome.clone(),
+        }
+    }
+
+    /// The file's bytes.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("an outcome is plain data")
+    }
+
+    /// Parses an outcome file that is to hold replication `replication` of the
+    /// study of scenario hash `scenario_hash`; the reason it is refused otherwise.
+    pub fn check(bytes: &[u8], scenario_hash: &str, replication: u32) -> Result<Outcome, String> {
+        let file: OutcomeFile = serde_json::from_slice(bytes).map_err(|e| {
+            if serde_json::from_slice::<Outcome>(bytes).is_ok() {
+                format!(
+                    "an outcome in the format of an earlier brandsim (without scenario hash and checksum); expected {OUTCOME_FORMAT}: run the study again"
+                )
+            } else {
+                format!("not a replication outcome ({e})")
+            }
+        })?;
+        if file.format != OUTCOME_FORMAT {
+            return Err(format!(
+                "format {:?}, expected {OUTCOME_FORMAT:?}",
+                file.format
+            ));
+        }
+        if file.scenario_hash != scenario_hash {
+            return Err(format!(
+                "belongs to another study: scenario hash {}, this study's is {scenario_hash}",
+                file.scenario_hash
+            ));
+        }
+        if file.replication != replication || file.outcome.replication != replication {
+            return Err(format!(
+                "holds replication {} (outcome of replication {}), but its name says replication {replication}",
+                file.replication, file.outcome.replication
+            ));
+        }
+        let checksum = outcome_checksum(&file.outcome);
+        if file.checksum != checksum {
+            return Err(format!(
+                "its content does not match its checksum ({} stored, {checksum} computed): the file was changed after brandsim wrote it",
+                file.checksum
+            ));
+        }
+        Ok(file.outcome)
+    }
+}
+
+/// [`fnv1a64`] of the compact JSON of `outcome` (exact for every `f64`, so equal
+/// checksums mean equal numbers as written).
+fn outcome_checksum(outcome: &Outcome) -> String {
+    let json = serde_json::to_string(outcome).expect("an outcome is plain data");
+    fnv1a64(&json)
 }
 
 /// Writes `contents` to `path` through a synced temporary file and a rename, so

@@ -7,6 +7,8 @@
 //! the same pool, so every core is busy whether a study has 1 replication or 1000
 //! (rayon's work stealing balances the two levels). Results never depend on it.
 
+pub mod output_dir;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;

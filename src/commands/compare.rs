@@ -7,13 +7,12 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::study_dir::study_dir;
 use super::whatif_dir::{
     WhatIfPoint, open_whatif, plan_points, point_outcomes, print_shard_done, run_whatif,
     whatif_meta,
 };
 use super::{
-    CliError, assignments, load_scenario, metric_name, output_dir, write_output, write_plots,
+    CliError, assignments, load_scenario, lock_output, metric_name, write_output, write_plots,
 };
 use crate::cli::{PlotArgs, StudyArgs};
 use crate::compare::{self, Arm, Comparison};
@@ -36,7 +35,6 @@ pub fn run(
     let metric = metric_name("--metric", metric)?;
     let (arms, sources) = load_arms(files, args)?;
     let base = arms[0].scenario.clone();
-    let dir = study_dir(args, || output_dir(args, &base))?;
     let arms_text: Vec<String> = sources.iter().map(|s| s.resolved_toml()).collect();
     let study = super::study_identity(
         "compare",
@@ -63,6 +61,8 @@ pub fn run(
     let wanted = whatif_meta(kind, &points, shard, plot_args);
     let pool = thread_pool(args.threads);
     let plans = plan_points(&points, shard, &pool)?;
+    let lock = lock_output(args, &base)?;
+    let dir = lock.dir().to_path_buf();
     let mut stored = open_whatif(
         &dir,
         wanted,
@@ -85,7 +85,7 @@ pub fn run(
     };
     let filled = run_whatif(&mut stored, &points, &plans, &pool, args.quiet, &resume)?;
     if !stored.meta.shard.is_whole() {
-        print_shard_done(&stored, &filled);
+        print_shard_done(&stored, &filled)?;
         return Ok(());
     }
     let outcomes = (0..arms.len())
@@ -170,15 +170,15 @@ pub fn write_compare_outputs(
     write_plots(dir, &plot_files)?;
 
     if json {
-        println!("{json_text}");
+        outln!("{json_text}");
     } else {
-        print!("{}", ranking_table(&comparison, base, metric));
-        print!("{}", differences_table(&comparison));
-        println!(
+        out!("{}", ranking_table(&comparison, base, metric));
+        out!("{}", differences_table(&comparison));
+        outln!(
             "{} arms x {replications} replications in {seconds:.2} s",
             names.len(),
         );
-        println!("wrote {}", dir.display());
+        outln!("wrote {}", dir.display());
     }
     Ok(())
 }

@@ -8,10 +8,11 @@ use super::compare::{CompareResults, write_compare_outputs};
 use super::study_dir::{print_study, stored_throughput, write_study_outputs};
 use super::sweep::{SweepResults, metric_names, parse_axes, write_sweep_outputs};
 use super::whatif_dir::stored_plot_args;
-use super::{CliError, STUDY_MARKER, create_output_dir, write_output};
+use super::{CliError, Reuse, create_output_dir, write_output};
 use crate::scenario;
 use crate::shard::{Merged, merge, merge_whatif};
-use crate::store::{META_FILE, SCENARIO_FILE, StudyStore, WHATIF_FILE, WhatIf, WhatIfMeta};
+use crate::store::{SCENARIO_FILE, StudyStore, WhatIf, WhatIfMeta};
+use crate::study::output_dir::{self, Acquire, DirLock, Marker, MarkerState};
 use crate::sweep;
 
 /// Entry point of `brandsim merge`.
@@ -23,6 +24,11 @@ pub fn run(dirs: &[PathBuf], out: &Path, json: bool) -> Result<(), CliError> {
             dir.display()
         )));
     }
+    // Shards being written by another process are refused; held while merging.
+    let _shard_locks = dirs
+        .iter()
+        .map(|dir| output_dir::lock_shared(dir))
+        .collect::<Result<Vec<_>, _>>()?;
     if WhatIfMeta::read(&dirs[0])?.is_some() {
         return merge_whatif_shards(dirs, out, json);
     }
@@ -32,17 +38,25 @@ pub fn run(dirs: &[PathBuf], out: &Path, json: bool) -> Result<(), CliError> {
         &merged.resolved_toml,
         &stored_scenario.display().to_string(),
     )?;
+    let fallback = format!("brandsim run\n{}", merged.resolved_toml);
+    let _lock = prepare_out(out, &dirs[0], &fallback)?;
 
     let mut store = StudyStore::create(out, merged.meta.clone(), &merged.resolved_toml)?;
     for outcome in &merged.outcomes {
         store.save(outcome)?;
     }
     store.replace_meta(merged.meta.clone())?;
-    let throughput = stored_throughput(&scenario, merged.outcomes.len(), &merged.meta.work);
-    let (summary, json_text) =
-        write_study_outputs(out, &scenario, &merged.outcomes, &throughput, None)?;
+    let mut throughput = stored_throughput(&scenario, merged.outcomes.len(), &merged.meta.work);
+    let (summary, json_text) = write_study_outputs(
+        out,
+        &scenario,
+        &merged.outcomes,
+        &mut throughput,
+        None,
+        None,
+    )?;
     if !json {
-        println!(
+        outln!(
             "merged {} shards of {}: {} replications",
             dirs.len(),
             scenario.name,
@@ -57,7 +71,7 @@ pub fn run(dirs: &[PathBuf], out: &Path, json: bool) -> Result<(), CliError> {
         &json_text,
         json,
         out,
-    );
+    )?;
     Ok(())
 }
 
@@ -66,23 +80,12 @@ pub fn run(dirs: &[PathBuf], out: &Path, json: bool) -> Result<(), CliError> {
 fn merge_whatif_shards(dirs: &[PathBuf], out: &Path, json: bool) -> Result<(), CliError> {
     let merged = merge_whatif(dirs)?;
     let meta = &merged.meta;
-    if out.join(WHATIF_FILE).exists() || out.join(META_FILE).exists() {
-        return Err(CliError::Usage(format!(
-            "--out {} already holds a study; merge into a new directory",
-            out.display()
-        )));
-    }
-    let marker_path = dirs[0].join(STUDY_MARKER);
-    let marker = std::fs::read_to_string(&marker_path).map_err(|source| CliError::Output {
-        path: marker_path,
-        source,
-    })?;
     let base = scenario::parse_str(
         &merged.base_toml,
         &dirs[0].join(SCENARIO_FILE).display().to_string(),
     )?;
-
-    create_output_dir(out, &marker, false)?;
+    let fallback = format!("brandsim {}\n{}", meta.study.command(), merged.base_toml);
+    let _lock = prepare_out(out, &dirs[0], &fallback)?;
     meta.write(out)?;
     write_output(out, SCENARIO_FILE, merged.base_toml.as_bytes())?;
     for (i, point) in merged.points.iter().enumerate() {
@@ -90,7 +93,7 @@ fn merge_whatif_shards(dirs: &[PathBuf], out: &Path, json: bool) -> Result<(), C
     }
     let seconds: f64 = merged.points.iter().map(|p| p.meta.work.seconds).sum();
     if !json {
-        println!(
+        outln!(
             "merged {} shards of the {} of {}: {} {} x {} replications",
             dirs.len(),
             meta.study.command(),
@@ -142,6 +145,20 @@ fn merge_whatif_shards(dirs: &[PathBuf], out: &Path, json: bool) -> Result<(), C
             write_compare_outputs(out, &results, &plot_args, json)
         }
     }
+}
+
+/// Locks `out` and marks it as holding the study of the shard `first` (its
+/// marker's identity, or `fallback`), with the rules of `run`'s `--out`: it must
+/// be absent or empty; one that holds any study, this one included, or files
+/// brandsim did not write is refused (merge takes no `--resume` nor `--force`).
+fn prepare_out(out: &Path, first: &Path, fallback: &str) -> Result<DirLock, CliError> {
+    let identity = match Marker::read(first) {
+        MarkerState::Current(marker) => marker.identity,
+        _ => fallback.to_string(),
+    };
+    let lock = DirLock::acquire(out, Acquire::CreateIfMissing, "--out")?;
+    create_output_dir(out, &identity, false, Reuse::Never)?;
+    Ok(lock)
 }
 
 /// Writes a merged grid point or arm as a complete study directory.

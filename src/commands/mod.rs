@@ -1,6 +1,22 @@
 //! One module per subcommand, plus what they share: loading a scenario with the
 //! common options, the output directory, the progress bar and the CLI error.
 
+/// `print!` that returns `CliError::Output` (`cannot write stdout: ...`) from
+/// the enclosing function when stdout cannot be written (a full disk, `/dev/full`).
+/// A closed pipe ends the process quietly (SIGPIPE, see `main`).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::commands::print_out(&format!($($arg)*))?
+    };
+}
+
+/// `println!` that returns `CliError::Output` when stdout cannot be written.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::commands::print_out(&format!("{}\n", format_args!($($arg)*)))?
+    };
+}
+
 pub mod compare;
 pub mod merge;
 pub mod optimize;
@@ -18,6 +34,21 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::StudyArgs;
 use crate::scenario::{self, Assignment, Scenario, ScenarioError, ScenarioSource};
+use crate::study::output_dir::{self, Acquire, DirLock, Marker, MarkerState};
+
+/// Writes `text` to stdout and flushes it; a failed write is an error naming
+/// stdout (exit code 2), never a panic.
+pub fn print_out(text: &str) -> Result<(), CliError> {
+    use std::io::Write;
+    let mut stdout = io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|source| CliError::Output {
+            path: PathBuf::from("stdout"),
+            source,
+        })
+}
 
 /// Why a command failed; each kind has its exit code.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +69,8 @@ pub enum CliError {
     Plot(#[from] crate::plots::PlotError),
     #[error("{0}")]
     Resources(#[from] crate::guard::GuardError),
+    #[error("{0}")]
+    OutputDir(#[from] crate::study::output_dir::OutputDirError),
 }
 
 impl CliError {
@@ -101,23 +134,37 @@ pub fn load_scenario(
     Ok(scenario::load_file(file, &assignments)?)
 }
 
-/// The output directory: `--out`, or `runs/<scenario>-<UTC timestamp>/`.
-pub fn output_dir(args: &StudyArgs, scenario: &Scenario) -> PathBuf {
-    if let Some(dir) = &args.out {
-        return dir.clone();
-    }
-    let base = format!("runs/{}-{}", file_safe(&scenario.name), utc_timestamp());
-    let mut dir = PathBuf::from(&base);
-    let mut n = 2;
-    while dir.exists() {
-        dir = PathBuf::from(format!("{base}-{n}"));
-        n += 1;
-    }
-    dir
+/// The output directory of a command that writes a study, locked for the whole
+/// command (see `crate::study::output_dir`): `--resume DIR`, `--out DIR`
+/// (created if missing), or a new `runs/<scenario>-<UTC timestamp>/` (created
+/// exclusively, with `-2`, `-3`, ... appended if the name is taken).
+pub fn lock_output(args: &StudyArgs, scenario: &Scenario) -> Result<DirLock, CliError> {
+    let lock = match (&args.resume, &args.out) {
+        (Some(resume), Some(out)) if resume != out => {
+            return Err(CliError::Usage(format!(
+                "--out {} and --resume {} name different directories; --resume continues the study in its own directory",
+                out.display(),
+                resume.display()
+            )));
+        }
+        (Some(resume), _) => DirLock::acquire(resume, Acquire::Existing, "--resume")?,
+        (None, Some(out)) => DirLock::acquire(out, Acquire::CreateIfMissing, "--out")?,
+        (None, None) => DirLock::acquire(&default_dir(scenario), Acquire::Fresh, "--out")?,
+    };
+    Ok(lock)
+}
+
+/// `runs/<scenario>-<UTC timestamp>`.
+fn default_dir(scenario: &Scenario) -> PathBuf {
+    PathBuf::from(format!(
+        "runs/{}-{}",
+        file_safe(&scenario.name),
+        utc_timestamp()
+    ))
 }
 
 /// The file in an output directory that says which study wrote it.
-pub const STUDY_MARKER: &str = ".brandsim-study";
+pub const STUDY_MARKER: &str = output_dir::MARKER;
 
 /// The text that identifies a study in its output directory's marker: the
 /// command, what it varies or tunes, and the resolved scenario.
@@ -125,11 +172,28 @@ pub fn study_identity(command: &str, details: &str, source: &ScenarioSource) -> 
     format!("brandsim {command}\n{details}\n{}", source.resolved_toml())
 }
 
+/// What a command does with an output directory that already holds its study.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reuse {
+    /// Continue it (`run`, `sweep`, `compare`: the store decides, with `--resume`).
+    Resume,
+    /// Write it again (`optimize`, `run --precision`: they keep no per-replication results).
+    Rewrite,
+    /// Refuse (`merge`, which writes a whole study and takes no `--resume`).
+    Never,
+}
+
 /// Checks, without writing, that `dir` may receive the outputs of `study` (a
 /// text that identifies the study, e.g. the command and its resolved scenario):
-/// it is absent, empty, or holds the same study, or `force` is set. Commands call
-/// it before simulating, so that a long study is not run for nothing.
-pub fn check_output_dir(dir: &Path, study: &str, force: bool) -> Result<(), CliError> {
+/// it is absent, empty, or holds the same study (see [`Reuse`]), or `force` is set
+/// and no file brandsim did not write would be deleted or overwritten. Commands
+/// call it before simulating, so that a long study is not run for nothing.
+pub fn check_output_dir(
+    dir: &Path,
+    study: &str,
+    force: bool,
+    reuse: Reuse,
+) -> Result<(), CliError> {
     let usage = |what: String| CliError::Usage(format!("--out {}: {what}", dir.display()));
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -146,29 +210,72 @@ pub fn check_output_dir(dir: &Path, study: &str, force: bool) -> Result<(), CliE
             });
         }
     };
-    if force || entries.count() == 0 {
+    let empty = entries.flatten().all(|e| e.file_name() == output_dir::LOCK);
+    if empty {
         return Ok(());
     }
-    match std::fs::read_to_string(dir.join(STUDY_MARKER)) {
-        Ok(marker) if marker == study => Ok(()),
-        Ok(_) => Err(usage(
-            "already holds the results of a different study; choose another --out, or pass --force to overwrite them".into(),
-        )),
-        Err(_) => Err(usage(
-            "is not empty and holds no brandsim study; choose another --out, or pass --force to write into it".into(),
-        )),
+    let or_force = if reuse == Reuse::Never {
+        ""
+    } else {
+        ", or pass --force to replace it"
+    };
+    match Marker::read(dir) {
+        MarkerState::Current(marker) if marker.identity == study && !force => match reuse {
+            Reuse::Never => Err(usage(
+                "already holds this merged study; merge into a new, empty directory (merge writes a whole study; it does not continue one)".into(),
+            )),
+            Reuse::Resume | Reuse::Rewrite => Ok(()),
+        },
+        _ if force => {
+            output_dir::plan_force(dir, "--out")?;
+            Ok(())
+        }
+        MarkerState::Current(_) => Err(usage(format!(
+            "already holds the results of a different study; choose another --out{or_force}"
+        ))),
+        MarkerState::Old => Err(usage(format!(
+            "holds a study written by an earlier brandsim (its {STUDY_MARKER} is in an older format); choose another --out{or_force}"
+        ))),
+        MarkerState::Absent => Err(usage(format!(
+            "is not empty and holds no brandsim study; choose another --out{}",
+            if reuse == Reuse::Never {
+                ""
+            } else {
+                ", or pass --force to write into it (files brandsim did not write are kept, and refused if in the way)"
+            }
+        ))),
     }
 }
 
-/// Creates the output directory (and parents) for `study` after
-/// [`check_output_dir`], and marks it as holding that study.
-pub fn create_output_dir(dir: &Path, study: &str, force: bool) -> Result<(), CliError> {
-    check_output_dir(dir, study, force)?;
+/// Prepares the output directory `dir` (already created and locked) for `study`
+/// after [`check_output_dir`]: with `force`, deletes the previous study's files
+/// (only brandsim's own); marks it as holding `study`.
+pub fn create_output_dir(
+    dir: &Path,
+    study: &str,
+    force: bool,
+    reuse: Reuse,
+) -> Result<(), CliError> {
+    check_output_dir(dir, study, force, reuse)?;
     std::fs::create_dir_all(dir).map_err(|source| CliError::Output {
         path: dir.to_path_buf(),
         source,
     })?;
-    write_output(dir, STUDY_MARKER, study.as_bytes())
+    if force {
+        output_dir::clear_for_force(dir, "--out")?;
+    }
+    if let MarkerState::Current(marker) = Marker::read(dir)
+        && marker.identity == study
+    {
+        return Ok(());
+    }
+    Marker {
+        format: output_dir::MARKER_FORMAT.to_string(),
+        identity: study.to_string(),
+        files: Vec::new(),
+    }
+    .write(dir)?;
+    Ok(())
 }
 
 /// Plans a study within the available memory (see `crate::guard`): fewer
@@ -190,11 +297,24 @@ pub fn plan_study(
     Ok(plan)
 }
 
-/// Writes one output file atomically.
+/// Writes one output file atomically and records it in the directory's marker
+/// as brandsim's (what `--force` may later delete). Refuses to replace a file
+/// that brandsim did not write.
 pub fn write_output(dir: &Path, name: &str, contents: &[u8]) -> Result<(), CliError> {
     let path = dir.join(name);
+    if path.exists()
+        && let MarkerState::Current(marker) = Marker::read(dir)
+        && !output_dir::is_own(Path::new(name), &marker.files)
+    {
+        return Err(CliError::Usage(format!(
+            "cannot write {}: the file exists and brandsim did not write it; move it away",
+            path.display()
+        )));
+    }
     crate::report::write_atomically(&path, contents)
-        .map_err(|source| CliError::Output { path, source })
+        .map_err(|source| CliError::Output { path, source })?;
+    Marker::record(dir, name)?;
+    Ok(())
 }
 
 fn file_safe(name: &str) -> String {

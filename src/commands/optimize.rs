@@ -6,7 +6,9 @@ use std::path::Path;
 
 use serde_json::{Map, Value, json};
 
-use super::{CliError, assignments, create_output_dir, output_dir, progress_bar, write_output};
+use super::{
+    CliError, Reuse, assignments, create_output_dir, lock_output, progress_bar, write_output,
+};
 use crate::cli::{OptimizeArgs, StudyArgs};
 use crate::optimize::{self, OptimizeError, Optimum, Problem, Step, TunedParameter};
 use crate::report;
@@ -36,8 +38,9 @@ pub fn run(file: &Path, tuning: &OptimizeArgs, args: &StudyArgs) -> Result<(), C
     let study = super::study_identity("optimize", &format!("{:?}", tuning.params), &source);
     let problem = Problem::new(source, parameters)?;
     let settings = scenario.optimize.clone();
-    let dir = output_dir(args, &scenario);
-    super::check_output_dir(&dir, &study, args.force)?;
+    let lock = lock_output(args, &scenario)?;
+    let dir = lock.dir().to_path_buf();
+    super::check_output_dir(&dir, &study, args.force, Reuse::Rewrite)?;
     let pool = thread_pool(args.threads);
 
     let bar = progress_bar(u64::from(settings.iterations), "steps", args.quiet);
@@ -56,17 +59,17 @@ pub fn run(file: &Path, tuning: &OptimizeArgs, args: &StudyArgs) -> Result<(), C
     let plot = optimize::plot::trace_svg(&optimum.steps, &keys, &settings.objective)
         .map_err(|message| CliError::Usage(format!("cannot draw trace.svg: {message}")))?;
     let resolved = problem.source_at(&optimum.parameters)?.resolved_toml();
-    create_output_dir(&dir, &study, args.force)?;
+    create_output_dir(&dir, &study, args.force, Reuse::Rewrite)?;
     write_output(&dir, "scenario.toml", resolved.as_bytes())?;
     write_output(&dir, "trace.csv", &trace_csv(&keys, &optimum.steps))?;
     write_output(&dir, "trace.svg", plot.as_bytes())?;
     write_output(&dir, "optimize.json", json_text.as_bytes())?;
 
     if args.json {
-        println!("{json_text}");
+        outln!("{json_text}");
     } else {
-        print!("{}", answer_table(&problem, &settings, &optimum));
-        println!("wrote {}", dir.display());
+        out!("{}", answer_table(&problem, &settings, &optimum));
+        outln!("wrote {}", dir.display());
     }
     Ok(())
 }

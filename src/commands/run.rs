@@ -7,17 +7,16 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::study_dir::{
-    interrupt_flag, open_study, print_study, run_stored, stored_throughput, study_dir,
-    write_study_outputs,
+    interrupt_flag, open_study, print_study, process_throughput, run_stored, write_study_outputs,
 };
 use super::{
-    CliError, check_output_dir, create_output_dir, load_scenario, metric_name, output_dir,
-    plan_study, progress_bar, write_output, write_plots,
+    CliError, Reuse, check_output_dir, create_output_dir, load_scenario, lock_output, metric_name,
+    plan_study, progress_bar, write_output,
 };
 use crate::cli::{PlotArgs, PrecisionArgs, StudyArgs};
+use crate::precision::{PreciseRun, PrecisionTarget, run_until_precise};
 use crate::outcome::Outcome;
 use crate::plots;
-use crate::precision::{PreciseRun, PrecisionTarget, run_until_precise};
 use crate::report::{self, Throughput};
 use crate::scenario::{Scenario, ScenarioSource};
 use crate::shard::Shard;
@@ -36,7 +35,6 @@ pub fn run(
     if let Some(target) = target {
         return run_to_precision(&scenario, &source, &target, args, plot_args);
     }
-    let dir = study_dir(args, || output_dir(args, &scenario))?;
     let pool = thread_pool(args.threads);
     let shard = args.shard.unwrap_or(Shard::WHOLE);
     let plan = plan_study(
@@ -44,6 +42,8 @@ pub fn run(
         shard.replications(scenario.simulation.replications).len(),
         &pool,
     )?;
+    let lock = lock_output(args, &scenario)?;
+    let dir = lock.dir().to_path_buf();
     let mut store = open_study(&dir, &scenario, &source, args)?;
     let stored = run_stored(
         &mut store,
@@ -64,7 +64,7 @@ pub fn run(
 
     let shard = store.meta().shard;
     if !shard.is_whole() {
-        println!(
+        outln!(
             "shard {shard} of {}: {} of {} replications saved in {}; merge all {} shards with: brandsim merge DIR... --out DIR",
             scenario.name,
             stored.outcomes.len(),
@@ -74,10 +74,15 @@ pub fn run(
         );
         return Ok(());
     }
-    let throughput = stored_throughput(&scenario, stored.outcomes.len(), &store.meta().work);
-    let (summary, json_text) =
-        write_study_outputs(&dir, &scenario, &stored.outcomes, &throughput, None)?;
-    write_fan_charts(&dir, &scenario, &stored.outcomes, plot_args)?;
+    let mut throughput = process_throughput(&scenario, &stored);
+    let (summary, json_text) = write_study_outputs(
+        &dir,
+        &scenario,
+        &stored.outcomes,
+        &mut throughput,
+        None,
+        Some(plot_args),
+    )?;
     print_study(
         &scenario,
         stored.outcomes.len(),
@@ -86,18 +91,19 @@ pub fn run(
         &json_text,
         args.json,
         &dir,
-    );
+    )?;
     Ok(())
 }
 
-fn write_fan_charts(
-    dir: &Path,
+/// The plots of a whole `run` (none when `plot_args` says no plots): the fan
+/// charts, and the daily value of each time-varying key that changes.
+pub fn run_plots(
     scenario: &Scenario,
     outcomes: &[Outcome],
     plot_args: &PlotArgs,
-) -> Result<(), CliError> {
+) -> Result<Vec<plots::PlotFile>, CliError> {
     if plot_args.no_plots {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let axis = time_axis(scenario);
     let mut files = plots::fan_charts(&scenario.name, outcomes, &axis, plot_args.plot_format)?;
@@ -112,7 +118,7 @@ fn write_fan_charts(
     {
         files.push(file);
     }
-    write_plots(dir, &files)
+    Ok(files)
 }
 
 /// The time axis of the plots of `scenario`: its start date and campaign windows.
@@ -143,11 +149,12 @@ fn run_to_precision(
             "--precision decides the number of replications as it goes, so it cannot be combined with --shard or --resume".into(),
         ));
     }
-    let dir = output_dir(args, scenario);
     let study = format!("brandsim run --precision\n{}", source.resolved_toml());
-    check_output_dir(&dir, &study, args.force)?;
     let pool = thread_pool(args.threads);
     plan_study(scenario, target.max_replications as usize, &pool)?;
+    let lock = lock_output(args, scenario)?;
+    let dir = lock.dir().to_path_buf();
+    check_output_dir(&dir, &study, args.force, Reuse::Rewrite)?;
     let bar = progress_bar(
         u64::from(target.max_replications),
         "replications (cap)",
@@ -158,20 +165,25 @@ fn run_to_precision(
     bar.finish_and_clear();
     let outcomes = &precise.outcomes;
 
-    let throughput = Throughput::new(
+    let mut throughput = Throughput::new(
         scenario,
         outcomes.len(),
         precise.seconds,
         pool.current_num_threads(),
     );
-    create_output_dir(&dir, &study, args.force)?;
+    create_output_dir(&dir, &study, args.force, Reuse::Rewrite)?;
     write_output(&dir, "scenario.toml", source.resolved_toml().as_bytes())?;
     let precision = precision_json(target, &precise, outcomes.len());
-    let (summary, json_text) =
-        write_study_outputs(&dir, scenario, outcomes, &throughput, Some(precision))?;
-    write_fan_charts(&dir, scenario, outcomes, plot_args)?;
+    let (summary, json_text) = write_study_outputs(
+        &dir,
+        scenario,
+        outcomes,
+        &mut throughput,
+        Some(precision),
+        Some(plot_args),
+    )?;
     if !args.json {
-        print!("{}", precision_table(target, &precise, outcomes.len()));
+        out!("{}", precision_table(target, &precise, outcomes.len()));
     }
     print_study(
         scenario,
@@ -181,7 +193,7 @@ fn run_to_precision(
         &json_text,
         args.json,
         &dir,
-    );
+    )?;
     Ok(())
 }
 

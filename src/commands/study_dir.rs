@@ -2,7 +2,7 @@
 //! study directory (new, or resumed with `--resume`), `--shard`, Ctrl-C, and the
 //! outputs and printout of a whole study.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -39,19 +39,6 @@ pub fn interrupt_flag() -> &'static AtomicBool {
     &INTERRUPTED
 }
 
-/// The study directory of a command: `--resume DIR`, else `--out` or the default.
-pub fn study_dir(args: &StudyArgs, default: impl FnOnce() -> PathBuf) -> Result<PathBuf, CliError> {
-    match (&args.resume, &args.out) {
-        (Some(resume), Some(out)) if resume != out => Err(CliError::Usage(format!(
-            "--out {} and --resume {} name different directories; --resume continues the study in its own directory",
-            out.display(),
-            resume.display()
-        ))),
-        (Some(resume), _) => Ok(resume.clone()),
-        (None, _) => Ok(default()),
-    }
-}
-
 /// Opens the study directory `dir` for `scenario`: with `--resume`, the study
 /// there, checked to be the same study; otherwise a new one (refusing a directory
 /// that already holds a study).
@@ -63,8 +50,8 @@ pub fn open_study(
 ) -> Result<StudyStore, CliError> {
     let opening = if args.resume.is_none() {
         let study = format!("brandsim run\n{}", source.resolved_toml());
-        super::create_output_dir(dir, &study, args.force)?;
-        Opening::New { force: args.force }
+        super::create_output_dir(dir, &study, args.force, super::Reuse::Resume)?;
+        Opening::New
     } else {
         Opening::Resume
     };
@@ -96,8 +83,8 @@ pub fn open_study(
 /// How [`open_store`] treats a study directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Opening {
-    /// A new study; with `force`, any study already there is discarded.
-    New { force: bool },
+    /// A new study (with `--force`, the directory was cleared before).
+    New,
     /// The study there, which must exist.
     Resume,
     /// The study there if there is one, else a new one (a grid point or arm that
@@ -116,12 +103,7 @@ pub fn open_store(
     hint: &str,
 ) -> Result<StudyStore, CliError> {
     let opened = match opening {
-        Opening::New { force } => {
-            if force {
-                StudyStore::discard(dir)?;
-            }
-            return Ok(StudyStore::create(dir, wanted, resolved_toml)?);
-        }
+        Opening::New => return Ok(StudyStore::create(dir, wanted, resolved_toml)?),
         Opening::Resume | Opening::ResumeOrNew => StudyStore::open(dir),
     };
     let store = match opened {
@@ -189,10 +171,12 @@ pub struct StoredStudy {
     pub reused: usize,
     /// Replications computed by this process.
     pub computed: usize,
+    /// The work of this process alone (its throughput counts only this).
+    pub work: Work,
 }
 
 /// How far [`fill_store`] brought a study directory.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Filled {
     /// Replications found already finished.
     pub reused: usize,
@@ -200,6 +184,8 @@ pub struct Filled {
     pub computed: usize,
     /// Replications the directory is to hold.
     pub due: usize,
+    /// The work of this process.
+    pub work: Work,
 }
 
 impl Filled {
@@ -211,6 +197,7 @@ impl Filled {
         self.reused += other.reused;
         self.computed += other.computed;
         self.due += other.due;
+        self.work.add(&other.work);
     }
 }
 
@@ -226,7 +213,13 @@ pub fn fill_store(
     plan: &StudyPlan,
     bar: &ProgressBar,
 ) -> Result<Filled, CliError> {
-    let finished = store.finished()?;
+    // Every stored outcome is checked (name, study, index, checksum) before
+    // anything is computed, so a bad file is refused at once, not after hours.
+    let finished: Vec<u32> = store
+        .load_outcomes()?
+        .iter()
+        .map(|o| o.replication)
+        .collect();
     let due = store.meta().replications_due();
     let todo: Vec<u32> = due
         .iter()
@@ -258,12 +251,13 @@ pub fn fill_store(
         study.outcomes.extend(run.outcomes);
         study.seconds += run.seconds;
     }
-    store.record_work(&Work {
+    let work = Work {
         seconds: study.seconds,
         threads: pool.current_num_threads(),
         peak_memory_bytes: memory::peak_bytes(),
         start_memory_bytes: memory::at_start_bytes(),
-    })?;
+    };
+    store.record_work(&work)?;
     if let Some(error) = save_error.into_inner().expect("not poisoned") {
         return Err(error.into());
     }
@@ -271,6 +265,7 @@ pub fn fill_store(
         reused,
         computed: study.outcomes.len(),
         due: due.len(),
+        work,
     })
 }
 
@@ -301,13 +296,30 @@ pub fn run_stored(
         return Err(CliError::Interrupted);
     }
     Ok(StoredStudy {
-        outcomes: store.load_outcomes()?,
+        outcomes: store.load_complete()?,
         reused: filled.reused,
         computed: filled.computed,
+        work: filled.work,
     })
 }
 
-/// The throughput of the whole study in `store`, from the work recorded there.
+/// The throughput of this process: the replications it computed (not those a
+/// resumed study found done) in its own wall time.
+pub fn process_throughput(scenario: &Scenario, stored: &StoredStudy) -> Throughput {
+    Throughput {
+        peak_memory_bytes: stored.work.peak_memory_bytes,
+        start_memory_bytes: stored.work.start_memory_bytes,
+        ..Throughput::new(
+            scenario,
+            stored.computed,
+            stored.work.seconds,
+            stored.work.threads.max(1),
+        )
+    }
+}
+
+/// The throughput of the whole study in `store`, from the work recorded there
+/// (`merge`: the shards' summed wall time over every replication).
 pub fn stored_throughput(scenario: &Scenario, replications: usize, work: &Work) -> Throughput {
     Throughput {
         peak_memory_bytes: work.peak_memory_bytes,
@@ -316,28 +328,35 @@ pub fn stored_throughput(scenario: &Scenario, replications: usize, work: &Work) 
     }
 }
 
-/// Writes `replications.csv`, `daily.csv` and `summary.json` of a whole study into
-/// `dir` (`summary.json` with `precision` under its key, for `run --precision`);
-/// returns the summary and the JSON text.
+/// Writes `replications.csv`, `daily.csv`, `summary.json` and the fan charts
+/// (unless `plot_args` says no plots) of a whole study into `dir` (`summary.json`
+/// with `precision` under its key, for `run --precision`); returns the summary
+/// and the JSON text. Every output is made in memory first, so the peak memory
+/// reported in `throughput` includes the output phase.
 pub fn write_study_outputs(
     dir: &Path,
     scenario: &Scenario,
     outcomes: &[Outcome],
-    throughput: &Throughput,
+    throughput: &mut Throughput,
     precision: Option<serde_json::Value>,
+    plot_args: Option<&crate::cli::PlotArgs>,
 ) -> Result<(StudySummary, String), CliError> {
     let summary = summarize_study(outcomes);
+    let replications_csv = report::replications_csv(outcomes);
+    let daily_csv = report::daily_csv(&summary, &scenario.calendar);
+    let plots = match plot_args {
+        Some(args) => super::run::run_plots(scenario, outcomes, args)?,
+        None => Vec::new(),
+    };
+    throughput.peak_memory_bytes = throughput.peak_memory_bytes.max(memory::peak_bytes());
     let mut json = report::summary_json(scenario, outcomes.len(), &summary, throughput);
     if let Some(precision) = precision {
         json["precision"] = precision;
     }
     let json_text = serde_json::to_string_pretty(&json).expect("plain JSON");
-    write_output(dir, "replications.csv", &report::replications_csv(outcomes))?;
-    write_output(
-        dir,
-        "daily.csv",
-        &report::daily_csv(&summary, &scenario.calendar),
-    )?;
+    write_output(dir, "replications.csv", &replications_csv)?;
+    write_output(dir, "daily.csv", &daily_csv)?;
+    super::write_plots(dir, &plots)?;
     write_output(dir, "summary.json", json_text.as_bytes())?;
     Ok((summary, json_text))
 }
@@ -352,13 +371,13 @@ pub fn print_study(
     json_text: &str,
     json: bool,
     dir: &Path,
-) {
+) -> Result<(), CliError> {
     if json {
-        println!("{json_text}");
-        return;
+        outln!("{json_text}");
+        return Ok(());
     }
-    print!("{}", report::metrics_table(scenario, replications, summary));
-    println!(
+    out!("{}", report::metrics_table(scenario, replications, summary));
+    outln!(
         "throughput: {:.3e} user-days in {:.2} s = {:.3e} user-days/s on {} threads; peak memory {}",
         throughput.user_days,
         throughput.seconds,
@@ -366,5 +385,6 @@ pub fn print_study(
         throughput.threads,
         throughput.peak_memory_text()
     );
-    println!("wrote {}", dir.display());
+    outln!("wrote {}", dir.display());
+    Ok(())
 }

@@ -5,12 +5,11 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::study_dir::study_dir;
 use super::whatif_dir::{
     WhatIfPoint, open_whatif, plan_points, point_outcomes, print_shard_done, run_whatif,
     whatif_meta,
 };
-use super::{CliError, load_scenario, metric_name, output_dir, write_output, write_plots};
+use super::{CliError, load_scenario, lock_output, metric_name, write_output, write_plots};
 use crate::cli::{PlotArgs, StudyArgs};
 use crate::plots::{self, PlotFile, PointCi};
 use crate::report::number;
@@ -43,7 +42,6 @@ pub fn run(
     let metrics = metric_names(metrics)?;
     let (base, source) = load_scenario(file, args)?;
     let points = sweep::grid(&source, &axes)?;
-    let dir = study_dir(args, || output_dir(args, &base))?;
     let study = super::study_identity("sweep", &format!("{vary:?} {metrics:?}"), &source);
 
     let whatif_points: Vec<WhatIfPoint> = points
@@ -62,6 +60,8 @@ pub fn run(
     let wanted = whatif_meta(kind, &whatif_points, shard, plot_args);
     let pool = thread_pool(args.threads);
     let plans = plan_points(&whatif_points, shard, &pool)?;
+    let lock = lock_output(args, &base)?;
+    let dir = lock.dir().to_path_buf();
     let mut stored = open_whatif(
         &dir,
         wanted,
@@ -87,7 +87,7 @@ pub fn run(
         &resume,
     )?;
     if !stored.meta.shard.is_whole() {
-        print_shard_done(&stored, &filled);
+        print_shard_done(&stored, &filled)?;
         return Ok(());
     }
 
@@ -173,18 +173,18 @@ pub fn write_sweep_outputs(
     write_plots(dir, &plot_files)?;
 
     if json {
-        println!("{json_text}");
+        outln!("{json_text}");
     } else {
-        print!("{}", sweep_table(&base.name, axes, summaries, metrics));
-        println!(
+        out!("{}", sweep_table(&base.name, axes, summaries, metrics));
+        outln!(
             "{} grid points x {} replications (common random numbers) in {seconds:.2} s",
             summaries.len(),
             base.simulation.replications
         );
         if axes.len() > 2 && !plot_args.no_plots {
-            println!("no plots: they are drawn for one or two varied keys");
+            outln!("no plots: they are drawn for one or two varied keys");
         }
-        println!("wrote {}", dir.display());
+        outln!("wrote {}", dir.display());
     }
     Ok(())
 }

@@ -11,7 +11,7 @@ pub fn run(files: &[PathBuf]) -> Result<(), CliError> {
     let mut errors = Vec::new();
     for file in files {
         match scenario::load_file(file, &[]) {
-            Ok((s, _)) => println!(
+            Ok((s, _)) => outln!(
                 "{}: ok: \"{}\", population {}, {} days, {} segments, {} items, {} channels",
                 file.display(),
                 s.name,

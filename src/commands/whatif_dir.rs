@@ -123,31 +123,6 @@ pub fn plan_points(
     Ok(plans)
 }
 
-/// With `--force`, a new what-if study replaces the one in `dir`: the grid
-/// points or arms of the old study that the new one does not have are removed
-/// (only folders that hold a brandsim study), so that `dir` holds one study.
-fn remove_stale_points(dir: &Path, meta: &WhatIfMeta, points: usize) -> Result<(), CliError> {
-    let kept: Vec<PathBuf> = (0..points).map(|i| meta.point_dir(dir, i)).collect();
-    let output_error = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| CliError::Output { path, source }
-    };
-    for folder in ["points", "arms"].map(|name| dir.join(name)) {
-        let Ok(entries) = std::fs::read_dir(&folder) else {
-            continue;
-        };
-        for entry in entries {
-            let point = entry.map_err(output_error(&folder))?.path();
-            if !kept.contains(&point) && point.join(crate::store::META_FILE).is_file() {
-                std::fs::remove_dir_all(&point).map_err(output_error(&point))?;
-            }
-        }
-        // Left in place if it still holds anything.
-        let _ = std::fs::remove_dir(&folder);
-    }
-    Ok(())
-}
-
 /// Entry point of a what-if command's directory `dir`: with `--resume`, the study
 /// there, checked to be the same (`wanted`, up to its shard when `--shard` is not
 /// given); otherwise a new one: the output directory checked and marked with
@@ -177,7 +152,7 @@ pub fn open_whatif(
                 dir.display()
             )));
         }
-        super::create_output_dir(dir, identity, args.force)?;
+        super::create_output_dir(dir, identity, args.force, super::Reuse::Resume)?;
         wanted.write(dir)?;
         write_output(dir, crate::store::SCENARIO_FILE, base_toml.as_bytes())?;
         let stores = points
@@ -188,14 +163,11 @@ pub fn open_whatif(
                     &wanted.point_dir(dir, i),
                     point.meta(wanted.shard),
                     &point.source.resolved_toml(),
-                    Opening::New { force: args.force },
+                    Opening::New,
                     "",
                 )
             })
             .collect::<Result<Vec<_>, _>>()?;
-        if args.force {
-            remove_stale_points(dir, &wanted, points.len())?;
-        }
         return Ok(WhatIfStudy {
             dir: dir.to_path_buf(),
             meta: wanted,
@@ -310,9 +282,9 @@ pub fn run_whatif(
 }
 
 /// Prints where a shard's replications are and how to merge them.
-pub fn print_shard_done(study: &WhatIfStudy, filled: &Filled) {
+pub fn print_shard_done(study: &WhatIfStudy, filled: &Filled) -> Result<(), CliError> {
     let meta = &study.meta;
-    println!(
+    outln!(
         "shard {} of the {} of {}: {} replications of {} {} saved in {}; merge all {} shards with: brandsim merge DIR... --out DIR",
         meta.shard,
         meta.study.command(),
@@ -326,6 +298,7 @@ pub fn print_shard_done(study: &WhatIfStudy, filled: &Filled) {
         study.dir.display(),
         meta.shard.count
     );
+    Ok(())
 }
 
 /// Every outcome of point `i`, in replication order.
