@@ -21,6 +21,7 @@
 pub mod cli;
 pub mod commands;
 pub mod compare;
+pub mod distributions;
 pub mod engine;
 pub mod guard;
 pub mod memory;

@@ -86,13 +86,31 @@ pub fn churn_probability(
     satisfaction_effect: f64,
     satisfaction: f64,
 ) -> f64 {
-    if let Some(p) = exact_rate(logit(churn_propensity)) {
+    churn_probability_of_logit(
+        logit(churn_propensity),
+        retention_effect,
+        brand_value,
+        satisfaction_effect,
+        satisfaction,
+    )
+}
+
+/// [`churn_probability`] given `logit(π_u)` (`∓inf` for `π_u` of exactly 0 or
+/// 1), which is how the engine draws `π_u`: a Beta draw within 1e-16 of 1
+/// keeps its logit.
+#[inline]
+pub fn churn_probability_of_logit(
+    churn_logit: f64,
+    retention_effect: f64,
+    brand_value: f64,
+    satisfaction_effect: f64,
+    satisfaction: f64,
+) -> f64 {
+    if let Some(p) = exact_rate(churn_logit) {
         return p;
     }
     sigmoid(
-        logit(churn_propensity)
-            - retention_effect * brand_value
-            - satisfaction_effect * (satisfaction - 0.5),
+        churn_logit - retention_effect * brand_value - satisfaction_effect * (satisfaction - 0.5),
     )
 }
 

@@ -237,6 +237,13 @@ impl DrawRng {
         unit_interval(self.next())
     }
 
+    /// A uniform number in the open interval (0, 1): the top 53 bits and a
+    /// half, so its logarithm is always finite.
+    #[inline]
+    pub fn open_uniform(&mut self) -> f64 {
+        ((self.next() >> 11) as f64 + 0.5) * (1.0 / (1u64 << 53) as f64)
+    }
+
     #[inline(always)]
     fn next(&mut self) -> u64 {
         self.state = self.state.wrapping_add(GOLDEN_GAMMA);

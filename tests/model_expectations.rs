@@ -329,3 +329,59 @@ fn churn_is_shifted_by_brand_value_and_satisfaction() {
     let expected = subscribers * 0.4;
     assert!((churned - expected).abs() < 5.0 * (subscribers * 0.24).sqrt());
 }
+
+/// Issue 12, points 10 and 17: the churn at the first renewal of a market where
+/// everyone subscribes on day 0, against the formula, where the float range
+/// and the stored precision used to bend it: Beta shapes down to the smallest
+/// doubles and up to the largest, and a satisfaction a hair above 0.5 times a
+/// huge `satisfaction_effect` (stored as f32 it was exactly 0.5: h = 50%).
+#[test]
+fn churn_follows_the_formula_at_the_edges_of_shapes_and_precision() {
+    // E[σ(logit π − s)] for π ~ Uniform(0, 1) = c·(ln(1/c)/k² − 1/k), with
+    // c = e^−s, k = 1 − c.
+    let uniform_churn = |shift: f64| {
+        let c = (-shift).exp();
+        let k = 1.0 - c;
+        c * (-c.ln() / (k * k) - 1.0 / k)
+    };
+    let cases = [
+        // (alpha, beta, quality, satisfaction_effect, expected churn)
+        (1e-309, 1e-309, 0.8, 0.0, 0.5),
+        (1e-308, 1e-308, 0.8, 0.0, 0.5),
+        (5e-324, 1.5e-323, 0.8, 0.0, 0.25),
+        (1e300, 3e300, 0.8, 0.0, 0.25),
+        (f64::MAX, f64::MAX, 0.8, 0.0, 0.5),
+        (1.0, 1.0, 0.500_000_029, 1e8, uniform_churn(2.9)),
+    ];
+    for (alpha, beta, quality, satisfaction_effect, churn) in cases {
+        let mut scenario = market();
+        scenario.simulation.days = 2;
+        scenario.market.population = 100_000;
+        scenario.market.satisfaction_noise = 0.0;
+        scenario.channels[0].daily_budget = 1e9;
+        scenario.market.segments.truncate(1);
+        scenario.market.segments[0].share = 1.0;
+        scenario.market.segments[0].churn_alpha = alpha;
+        scenario.market.segments[0].churn_beta = beta;
+        scenario.market.segments[0].targeting = vec![1.0, 1.0];
+        for item in &mut scenario.content {
+            item.click_rate = 1.0;
+            item.conversion_rate = 1.0;
+            item.quality = quality;
+            item.renewal_days = 1;
+        }
+        scenario.brand.value = 0.0;
+        scenario.brand.satisfaction_effect = satisfaction_effect;
+        let outcome = run(&scenario, 0);
+        let subscribers = outcome.daily.active_payers[0] as f64;
+        assert_eq!(subscribers, 100_000.0);
+        let churned = outcome.daily.churned[1] as f64;
+        let expected = subscribers * churn;
+        let se = (subscribers * churn * (1.0 - churn)).sqrt();
+        assert!(
+            (churned - expected).abs() < 5.0 * se,
+            "Beta({alpha:e}, {beta:e}), quality {quality}, δ_sat {satisfaction_effect:e}: \
+             churned {churned}, expected {expected:.1} ± {se:.1}"
+        );
+    }
+}

@@ -328,21 +328,25 @@ impl FunnelDraws<'_> {
         }
         scan.conversions[i] += 1;
         let z: f64 = StandardNormal.sample(&mut self.satisfaction.generator(user));
-        let satisfaction = model::satisfaction(
+        let exact_satisfaction = model::satisfaction(
             self.catalogue.quality[i],
             self.scenario.market.satisfaction_noise,
             z,
-        ) as f32;
+        );
+        // `S_t` and the satisfaction metric sum the stored f32 (in fixed
+        // point); `h` is computed from the f64, before rounding, because a
+        // large `satisfaction_effect` multiplies the rounding error.
+        let satisfaction = exact_satisfaction as f32;
         scan.payers += 1;
         scan.payers_satisfaction += satisfaction_units(satisfaction);
         if self.catalogue.renewal_days[i] > 0 {
             // Kept at the base `V`; a renewal on a day of another `V` recomputes it.
-            let churn_probability = model::churn_probability(
-                self.randomness.traits.churn_propensity(segment, user),
+            let churn_probability = model::churn_probability_of_logit(
+                self.randomness.traits.churn_propensity_logit(segment, user),
                 brand.retention_effect,
                 self.base_brand_value,
                 brand.satisfaction_effect,
-                f64::from(satisfaction),
+                exact_satisfaction,
             );
             let subscription = Subscription {
                 item,
@@ -395,8 +399,8 @@ pub fn renew_or_churn(
                     .get(entity)
                     .expect("a booked renewal belongs to a subscriber");
                 let h = if brand_value_differs {
-                    model::churn_probability(
-                        randomness.traits.churn_propensity(
+                    model::churn_probability_of_logit(
+                        randomness.traits.churn_propensity_logit(
                             &market.scenario.market.segments[usize::from(profile.segment)],
                             profile.user,
                         ),

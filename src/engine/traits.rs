@@ -2,7 +2,7 @@
 //! function of its key `(seed, replication, user, INITIAL_DAY, event)`. So a
 //! trait can be drawn when first needed, or again, and is always the same.
 
-use rand_distr::{Beta, Distribution, StandardNormal};
+use rand_distr::{Distribution, StandardNormal};
 
 use crate::rng::{Event, INITIAL_DAY, ReplicationKey};
 use crate::scenario::Segment;
@@ -47,10 +47,14 @@ impl TraitDraws {
         segment.click_heterogeneity * z
     }
 
-    /// `π_u ~ Beta(α_s, β_s)`.
-    pub fn churn_propensity(&self, segment: &Segment, user: u32) -> f64 {
-        Beta::new(segment.churn_alpha, segment.churn_beta)
-            .expect("validated Beta parameters")
-            .sample(&mut self.churn_propensity.generator(user))
+    /// `logit(π_u)` with `π_u ~ Beta(α_s, β_s)`, exact for any positive
+    /// finite shapes (see [`crate::distributions::beta_logit`]); the churn
+    /// formula needs only the logit.
+    pub fn churn_propensity_logit(&self, segment: &Segment, user: u32) -> f64 {
+        crate::distributions::beta_logit(
+            segment.churn_alpha,
+            segment.churn_beta,
+            &mut self.churn_propensity.generator(user),
+        )
     }
 }

@@ -178,49 +178,65 @@ impl Default for OptimizeSettings {
 }
 
 impl Scenario {
-    /// Segment sizes `N·share` rounded by the largest-remainder method (MODEL.md,
-    /// "The population"): floors first, then one more to the largest remainders,
-    /// ties to the earlier segment.
+    /// Segment sizes (MODEL.md version 2, "The population"): the quotas
+    /// `N·share_s / Σ_s' share_s'` rounded by the largest-remainder method.
+    /// Floors first, then one more each to the largest remainders, where
+    /// remainders that differ by at most `1e-9 + 1e-12·N` are ties and ties go
+    /// to the earlier segment in file order. So 0.3/0.6/0.1 of N = 114 give
+    /// 34/69/11, as exact decimal arithmetic would, whatever the binary
+    /// rounding of 0.3 and 0.1.
+    ///
+    /// Each extra user goes to the earliest segment whose remainder is within
+    /// the tolerance of the largest remainder still unserved (a tie is not
+    /// transitive, so it is always judged against that largest one).
     pub fn segment_sizes(&self) -> Vec<u32> {
-        let n = self.market.population as f64;
-        // Shares sum to 1 within 1e-9; dividing by their sum keeps the floors
-        // from ever exceeding N.
-        let total: f64 = self.market.segments.iter().map(|s| s.share).sum();
-        let exact: Vec<f64> = self
-            .market
-            .segments
-            .iter()
-            .map(|s| n * s.share / total)
-            .collect();
-        let mut sizes: Vec<u32> = exact.iter().map(|x| x.floor() as u32).collect();
-        let mut assigned: u64 = sizes.iter().map(|&s| s as u64).sum();
-        // Shares may sum to 1 + 1e-9: with billions of users the floors can then
-        // exceed N by a few, which the largest segment gives back.
-        while assigned > u64::from(self.market.population) {
-            let largest = (0..sizes.len())
-                .rev()
-                .max_by_key(|&s| sizes[s])
-                .unwrap_or(0);
-            sizes[largest] -= 1;
-            assigned -= 1;
-        }
-        let mut left = (self.market.population as u64).saturating_sub(assigned);
-        let mut order: Vec<usize> = (0..sizes.len()).collect();
-        // Stable sort keeps file order among equal remainders.
-        order.sort_by(|&a, &b| {
-            let ra = exact[a] - exact[a].floor();
-            let rb = exact[b] - exact[b].floor();
-            rb.total_cmp(&ra)
-        });
-        for &s in order.iter().cycle() {
-            if left == 0 {
-                break;
-            }
-            sizes[s] += 1;
-            left -= 1;
-        }
-        sizes
+        let population = self.market.population;
+        let shares: Vec<f64> = self.market.segments.iter().map(|s| s.share).collect();
+        largest_remainder_sizes(population, &shares)
     }
+}
+
+/// The largest-remainder rounding of [`Scenario::segment_sizes`] for `shares`
+/// (non-negative, with a positive sum) of `population` users.
+fn largest_remainder_sizes(population: u32, shares: &[f64]) -> Vec<u32> {
+    let n = f64::from(population);
+    let total: f64 = shares.iter().sum();
+    let quotas: Vec<f64> = shares.iter().map(|share| n * share / total).collect();
+    let mut sizes: Vec<u32> = quotas.iter().map(|q| q.floor() as u32).collect();
+    let mut assigned: u64 = sizes.iter().map(|&s| u64::from(s)).sum();
+    // Rounding of the quotas can make the floors exceed N by a few with
+    // billions of users: the largest segment gives them back.
+    while assigned > u64::from(population) {
+        let largest = (0..sizes.len())
+            .rev()
+            .max_by_key(|&s| sizes[s])
+            .unwrap_or(0);
+        sizes[largest] -= 1;
+        assigned -= 1;
+    }
+    let tolerance = 1e-9 + 1e-12 * n;
+    let remainders: Vec<f64> = quotas.iter().map(|q| q - q.floor()).collect();
+    let mut served = vec![false; sizes.len()];
+    let mut left = u64::from(population).saturating_sub(assigned);
+    while left > 0 {
+        let largest = (0..sizes.len())
+            .filter(|&s| !served[s])
+            .map(|s| remainders[s])
+            .max_by(f64::total_cmp);
+        let Some(largest) = largest else {
+            // More users left than segments: only binary rounding of the
+            // quotas can get here; start another round.
+            served.fill(false);
+            continue;
+        };
+        let s = (0..sizes.len())
+            .find(|&s| !served[s] && remainders[s] >= largest - tolerance)
+            .expect("the largest remainder is among the unserved");
+        served[s] = true;
+        sizes[s] += 1;
+        left -= 1;
+    }
+    sizes
 }
 
 #[cfg(test)]
@@ -248,6 +264,48 @@ mod tests {
         scenario.market.segments[1].share = 1.0 / 3.0;
         scenario.market.segments[2].share = 1.0 / 3.0;
         assert_eq!(scenario.segment_sizes(), vec![3, 2, 2]);
+    }
+
+    #[test]
+    fn segment_sizes_follow_the_contract_examples_whatever_the_binary_rounding() {
+        // MODEL.md version 2, "The population": exact decimal arithmetic gives
+        // quotas 34.2/68.4/11.4; 68.4 and 11.4 tie (in binary 11.4 comes out
+        // larger) and the tie goes to the earlier segment.
+        assert_eq!(
+            largest_remainder_sizes(114, &[0.3, 0.6, 0.1]),
+            vec![34, 69, 11]
+        );
+        // Quotas normalised by the sum 1.0000000009: remainders 0.4999999986
+        // and 0.4999999995 differ by less than 1e-9 + 4e-12, a tie.
+        assert_eq!(
+            largest_remainder_sizes(4, &[0.375, 0.125, 0.500_000_000_9]),
+            vec![2, 0, 2]
+        );
+        // Remainders farther apart than the tolerance are not ties.
+        assert_eq!(
+            largest_remainder_sizes(4, &[0.375, 0.125, 0.5]),
+            vec![2, 0, 2]
+        );
+        assert_eq!(
+            largest_remainder_sizes(10, &[0.24, 0.26, 0.5]),
+            vec![2, 3, 5]
+        );
+        // Ties are judged against the largest remainder, 0.4 + 5e-10, not 0.2:
+        // 0.2: the first two tie, and the one user goes to the earlier.
+        assert_eq!(
+            largest_remainder_sizes(1, &[0.4, 0.400_000_000_5, 0.199_999_999_5]),
+            vec![1, 0, 0]
+        );
+        for n in [1, 7, 28, 114, 1000, 99_999] {
+            let sizes = largest_remainder_sizes(n, &[0.45, 0.35, 0.20]);
+            assert_eq!(sizes.iter().sum::<u32>(), n);
+        }
+        // 0.45/0.35/0.2 of 28: quotas 12.6/9.8/5.6; 9.8 first, then the tie
+        // 12.6 ≈ 5.6 goes to the earlier segment.
+        assert_eq!(
+            largest_remainder_sizes(28, &[0.45, 0.35, 0.20]),
+            vec![13, 10, 5]
+        );
     }
 
     #[test]

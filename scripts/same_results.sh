@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Checks that two brandsim binaries give bit-identical results on every bundled
+# scenario: usage `scripts/same_results.sh OLD_BINARY NEW_BINARY [run options]`
+# (default options: 8 replications of the file's population). Compares
+# replications.csv and daily.csv of each scenario, and every arm of
+# strategies.toml's comparison; prints one line per scenario and exits 1 on a
+# difference.
+set -euo pipefail
+old=$1
+new=$2
+shift 2
+options=("$@")
+[ ${#options[@]} -eq 0 ] && options=(-r 8)
+cd "$(dirname "$0")/.."
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+status=0
+for scenario in scenarios/*.toml; do
+    name=$(basename "$scenario" .toml)
+    for which in old new; do
+        binary=${!which}
+        "$binary" run "$scenario" -q --no-plots "${options[@]}" --out "$work/$which-$name" >/dev/null
+    done
+    if cmp -s "$work/old-$name/replications.csv" "$work/new-$name/replications.csv" &&
+        cmp -s "$work/old-$name/daily.csv" "$work/new-$name/daily.csv"; then
+        echo "same: $name"
+    else
+        echo "DIFFERENT: $name"
+        status=1
+    fi
+done
+for which in old new; do
+    binary=${!which}
+    "$binary" compare scenarios/strategies.toml -q --no-plots "${options[@]}" --out "$work/$which-compare" >/dev/null
+done
+if cmp -s "$work/old-compare/compare.csv" "$work/new-compare/compare.csv"; then
+    echo "same: compare strategies"
+else
+    echo "DIFFERENT: compare strategies"
+    status=1
+fi
+exit $status
