@@ -41,6 +41,7 @@ pub fn run(dirs: &[PathBuf], out: &Path, json: bool) -> Result<(), CliError> {
     let throughput = stored_throughput(&scenario, merged.outcomes.len(), &merged.meta.work);
     let (summary, json_text) =
         write_study_outputs(out, &scenario, &merged.outcomes, &throughput, None)?;
+    super::report::write_for_study(out)?;
     if !json {
         println!(
             "merged {} shards of {}: {} replications",

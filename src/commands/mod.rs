@@ -4,6 +4,7 @@
 pub mod compare;
 pub mod merge;
 pub mod optimize;
+pub mod report;
 pub mod run;
 pub mod study_dir;
 pub mod sweep;
@@ -38,6 +39,8 @@ pub enum CliError {
     Plot(#[from] crate::plots::PlotError),
     #[error("{0}")]
     Resources(#[from] crate::guard::GuardError),
+    #[error("{0}")]
+    Report(#[from] crate::output::html_report::ReportError),
 }
 
 impl CliError {

@@ -78,6 +78,7 @@ pub fn run(
     let (summary, json_text) =
         write_study_outputs(&dir, &scenario, &stored.outcomes, &throughput, None)?;
     write_fan_charts(&dir, &scenario, &stored.outcomes, plot_args)?;
+    super::report::write_for_study(&dir)?;
     print_study(
         &scenario,
         stored.outcomes.len(),
@@ -145,6 +146,7 @@ fn run_to_precision(
     let (summary, json_text) =
         write_study_outputs(&dir, scenario, outcomes, &throughput, Some(precision))?;
     write_fan_charts(&dir, scenario, outcomes, plot_args)?;
+    super::report::write_for_study(&dir)?;
     if !args.json {
         print!("{}", precision_table(target, &precise, outcomes.len()));
     }
