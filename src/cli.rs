@@ -91,6 +91,12 @@ pub enum Command {
         #[command(flatten)]
         study: StudyArgs,
     },
+    /// (Re)build report.html, the self-contained HTML report, for an existing
+    /// study directory (of run, sweep, compare, optimize or merge).
+    Report {
+        /// The study's output directory.
+        dir: PathBuf,
+    },
 }
 
 /// Plot options of `run`, `sweep` and `compare`.

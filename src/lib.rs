@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod model;
 pub mod optimize;
 pub mod outcome;
+pub mod output;
 pub mod plots;
 pub mod precision;
 pub mod report;

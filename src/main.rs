@@ -37,6 +37,7 @@ fn main() {
             tuning,
             study,
         } => commands::optimize::run(&file, &tuning, &study),
+        Command::Report { dir } => commands::report::run(&dir),
     };
     if let Err(error) = result {
         eprintln!("error: {error}");

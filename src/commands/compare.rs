@@ -168,6 +168,7 @@ pub fn write_compare_outputs(
     write_output(dir, "compare.csv", &compare::compare_csv(&comparison))?;
     write_output(dir, "compare.json", json_text.as_bytes())?;
     write_plots(dir, &plot_files)?;
+    super::report::write_for_study(dir)?;
 
     if json {
         outln!("{json_text}");

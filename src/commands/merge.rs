@@ -55,6 +55,7 @@ pub fn run(dirs: &[PathBuf], out: &Path, json: bool) -> Result<(), CliError> {
         None,
         None,
     )?;
+    super::report::write_for_study(out)?;
     if !json {
         outln!(
             "merged {} shards of {}: {} replications",

@@ -20,6 +20,7 @@ macro_rules! outln {
 pub mod compare;
 pub mod merge;
 pub mod optimize;
+pub mod report;
 pub mod run;
 pub mod study_dir;
 pub mod sweep;
@@ -71,6 +72,8 @@ pub enum CliError {
     Resources(#[from] crate::guard::GuardError),
     #[error("{0}")]
     OutputDir(#[from] crate::study::output_dir::OutputDirError),
+    #[error("{0}")]
+    Report(#[from] crate::output::html_report::ReportError),
 }
 
 impl CliError {

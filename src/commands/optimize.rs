@@ -64,6 +64,7 @@ pub fn run(file: &Path, tuning: &OptimizeArgs, args: &StudyArgs) -> Result<(), C
     write_output(&dir, "trace.csv", &trace_csv(&keys, &optimum.steps))?;
     write_output(&dir, "trace.svg", plot.as_bytes())?;
     write_output(&dir, "optimize.json", json_text.as_bytes())?;
+    super::report::write_for_study(&dir)?;
 
     if args.json {
         outln!("{json_text}");

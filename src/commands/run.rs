@@ -14,9 +14,9 @@ use super::{
     plan_study, progress_bar, write_output,
 };
 use crate::cli::{PlotArgs, PrecisionArgs, StudyArgs};
-use crate::precision::{PreciseRun, PrecisionTarget, run_until_precise};
 use crate::outcome::Outcome;
 use crate::plots;
+use crate::precision::{PreciseRun, PrecisionTarget, run_until_precise};
 use crate::report::{self, Throughput};
 use crate::scenario::{Scenario, ScenarioSource};
 use crate::shard::Shard;
@@ -83,6 +83,7 @@ pub fn run(
         None,
         Some(plot_args),
     )?;
+    super::report::write_for_study(&dir)?;
     print_study(
         &scenario,
         stored.outcomes.len(),
@@ -182,6 +183,7 @@ fn run_to_precision(
         Some(precision),
         Some(plot_args),
     )?;
+    super::report::write_for_study(&dir)?;
     if !args.json {
         out!("{}", precision_table(target, &precise, outcomes.len()));
     }

@@ -171,6 +171,7 @@ pub fn write_sweep_outputs(
     write_output(dir, "sweep.csv", &sweep::sweep_csv(axes, summaries))?;
     write_output(dir, "sweep.json", json_text.as_bytes())?;
     write_plots(dir, &plot_files)?;
+    super::report::write_for_study(dir)?;
 
     if json {
         outln!("{json_text}");
