@@ -22,6 +22,7 @@ pub mod cli;
 pub mod commands;
 pub mod compare;
 pub mod engine;
+pub mod fit;
 pub mod guard;
 pub mod memory;
 pub mod metrics;

@@ -37,6 +37,7 @@ fn main() {
             tuning,
             study,
         } => commands::optimize::run(&file, &tuning, &study),
+        Command::Fit { model } => commands::fit::run(&model),
     };
     if let Err(error) = result {
         eprintln!("error: {error}");

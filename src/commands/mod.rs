@@ -2,6 +2,7 @@
 //! common options, the output directory, the progress bar and the CLI error.
 
 pub mod compare;
+pub mod fit;
 pub mod merge;
 pub mod optimize;
 pub mod run;
@@ -103,10 +104,15 @@ pub fn load_scenario(
 
 /// The output directory: `--out`, or `runs/<scenario>-<UTC timestamp>/`.
 pub fn output_dir(args: &StudyArgs, scenario: &Scenario) -> PathBuf {
-    if let Some(dir) = &args.out {
-        return dir.clone();
+    named_output_dir(args.out.as_deref(), &scenario.name)
+}
+
+/// The output directory: `out`, or `runs/<name>-<UTC timestamp>/`.
+pub fn named_output_dir(out: Option<&Path>, name: &str) -> PathBuf {
+    if let Some(dir) = out {
+        return dir.to_path_buf();
     }
-    let base = format!("runs/{}-{}", file_safe(&scenario.name), utc_timestamp());
+    let base = format!("runs/{}-{}", file_safe(name), utc_timestamp());
     let mut dir = PathBuf::from(&base);
     let mut n = 2;
     while dir.exists() {
