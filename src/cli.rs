@@ -97,6 +97,12 @@ pub enum Command {
         /// The study's output directory.
         dir: PathBuf,
     },
+    /// Fit a model of customer behaviour to data: churn (shifted-beta-geometric)
+    /// from cohort survival tables, or Bass diffusion from adoptions per period.
+    Fit {
+        #[command(subcommand)]
+        model: FitModel,
+    },
 }
 
 /// Plot options of `run`, `sweep` and `compare`.
@@ -190,4 +196,63 @@ pub struct StudyArgs {
     /// Write into --out even if it holds files of a different study.
     #[arg(long)]
     pub force: bool,
+}
+
+/// The models of `brandsim fit`.
+#[derive(Debug, Subcommand)]
+pub enum FitModel {
+    /// Maximum-likelihood fit of the shifted-beta-geometric churn model (Fader &
+    /// Hardie 2007) to cohorts: CSV with a `period` column (0, 1, 2, ...; period 0
+    /// holds each cohort's size), then one column of active customers per cohort.
+    Churn {
+        /// Cohort table (CSV).
+        file: PathBuf,
+        /// Periods of the projected curves (default: twice the longest cohort's).
+        #[arg(long, value_name = "N")]
+        periods: Option<u32>,
+        #[command(flatten)]
+        output: FitOutputArgs,
+    },
+    /// Nonlinear least-squares fit of the Bass diffusion model (m, p, q) to
+    /// adoptions per period: CSV with a `period` column (1, 2, 3, ...), then the
+    /// adoptions of each period.
+    Bass {
+        /// Adoption table (CSV).
+        file: PathBuf,
+        /// What the adoptions of period t are fitted to: m·(F(t) − F(t−1)) (period)
+        /// or the density m·f(t) (density).
+        #[arg(long, value_enum, default_value_t = crate::fit::bass::BassForm::Period)]
+        form: crate::fit::bass::BassForm,
+        /// Days in one period of the data (365 for years, 7 for weeks), to turn p
+        /// and q into the scenario's daily rates.
+        #[arg(long, value_name = "D", default_value_t = 1.0)]
+        period_days: f64,
+        /// Cost per 1000 impressions of the channel that carries p.
+        #[arg(long, value_name = "C", default_value_t = 10.0)]
+        cpm: f64,
+        /// Mean satisfaction of payers (q = word_of_mouth · satisfaction).
+        #[arg(long, value_name = "S", default_value_t = 1.0)]
+        satisfaction: f64,
+        #[command(flatten)]
+        output: FitOutputArgs,
+    },
+}
+
+/// Output options of `brandsim fit`.
+#[derive(Debug, Clone, Args)]
+pub struct FitOutputArgs {
+    /// Output directory (default: runs/<data file>-<model>-<timestamp>/).
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print the JSON result on stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress output (a fit takes well under a second).
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// Write into --out even if it holds files of a different study.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub plots: PlotArgs,
 }

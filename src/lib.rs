@@ -23,6 +23,7 @@ pub mod commands;
 pub mod compare;
 pub mod distributions;
 pub mod engine;
+pub mod fit;
 pub mod guard;
 pub mod memory;
 pub mod metrics;

@@ -38,6 +38,7 @@ fn main() {
             study,
         } => commands::optimize::run(&file, &tuning, &study),
         Command::Report { dir } => commands::report::run(&dir),
+        Command::Fit { model } => commands::fit::run(&model),
     };
     if let Err(error) = result {
         eprintln!("error: {error}");

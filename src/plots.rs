@@ -733,3 +733,110 @@ pub fn compare_bars(
         draw_legend(&mut chart)
     })
 }
+
+/// A fitted or simulated curve of [`fit_chart`]: a line, with an optional band.
+pub struct FitCurve {
+    pub label: String,
+    /// `(x, y)` points of the line.
+    pub line: Vec<(f64, f64)>,
+    /// `(x, low, high)` of a band around it (empty: no band).
+    pub band: Vec<(f64, f64, f64)>,
+}
+
+/// Observed points of [`fit_chart`]: one marker series.
+pub struct FitPoints {
+    pub label: String,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// Observed data against a fitted model (`fit churn`, `fit bass`) or simulated
+/// bands (`calibrate`): lines with optional shaded bands, and markers for the data.
+pub fn fit_chart(
+    stem: &str,
+    title: &str,
+    axes: (&str, &str),
+    curves: &[FitCurve],
+    observed: &[FitPoints],
+    format: PlotFormat,
+) -> Result<PlotFile, PlotError> {
+    let xs = curves
+        .iter()
+        .flat_map(|c| c.line.iter().map(|p| p.0))
+        .chain(observed.iter().flat_map(|o| o.points.iter().map(|p| p.0)));
+    let (x_lo, x_hi) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
+        (lo.min(x), hi.max(x))
+    });
+    let ys = curves
+        .iter()
+        .flat_map(|c| {
+            c.line
+                .iter()
+                .map(|p| p.1)
+                .chain(c.band.iter().flat_map(|b| [b.1, b.2]))
+        })
+        .chain(observed.iter().flat_map(|o| o.points.iter().map(|p| p.1)));
+    let (y_lo, y_hi) = ys
+        .filter(|y| y.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), y| {
+            (lo.min(y), hi.max(y))
+        });
+    const COLORS: [RGBColor; 6] = [
+        RGBColor(20, 60, 120),
+        RGBColor(200, 80, 20),
+        RGBColor(30, 130, 60),
+        RGBColor(150, 40, 140),
+        RGBColor(120, 120, 20),
+        RGBColor(20, 140, 150),
+    ];
+    render(stem, format, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, (FONT, 20))
+            .margin(15)
+            .x_label_area_size(45)
+            .y_label_area_size(80)
+            .build_cartesian_2d(padded(x_lo, x_hi), padded(y_lo, y_hi))
+            .map_err(text_error)?;
+        chart
+            .configure_mesh()
+            .x_desc(axes.0)
+            .y_desc(axes.1)
+            .x_label_formatter(&tick)
+            .y_label_formatter(&tick)
+            .draw()
+            .map_err(text_error)?;
+        for (i, curve) in curves.iter().enumerate() {
+            let color = COLORS[i % COLORS.len()];
+            if !curve.band.is_empty() {
+                let mut outline: Vec<(f64, f64)> = curve.band.iter().map(|b| (b.0, b.2)).collect();
+                outline.extend(curve.band.iter().rev().map(|b| (b.0, b.1)));
+                chart
+                    .draw_series(std::iter::once(Polygon::new(outline, color.mix(0.25))))
+                    .map_err(text_error)?;
+            }
+            chart
+                .draw_series(LineSeries::new(
+                    curve.line.iter().copied(),
+                    color.stroke_width(2),
+                ))
+                .map_err(text_error)?
+                .label(curve.label.as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+                });
+        }
+        for (i, series) in observed.iter().enumerate() {
+            let color = COLORS[(i + 1) % COLORS.len()];
+            chart
+                .draw_series(
+                    series
+                        .points
+                        .iter()
+                        .map(|&p| Circle::new(p, 3, color.filled())),
+                )
+                .map_err(text_error)?
+                .label(series.label.as_str())
+                .legend(move |(x, y)| Circle::new((x + 8, y), 3, color.filled()));
+        }
+        draw_legend(&mut chart)
+    })
+}

@@ -18,6 +18,7 @@ macro_rules! outln {
 }
 
 pub mod compare;
+pub mod fit;
 pub mod merge;
 pub mod optimize;
 pub mod report;
@@ -152,18 +153,25 @@ pub fn lock_output(args: &StudyArgs, scenario: &Scenario) -> Result<DirLock, Cli
         }
         (Some(resume), _) => DirLock::acquire(resume, Acquire::Existing, "--resume")?,
         (None, Some(out)) => DirLock::acquire(out, Acquire::CreateIfMissing, "--out")?,
-        (None, None) => DirLock::acquire(&default_dir(scenario), Acquire::Fresh, "--out")?,
+        (None, None) => return lock_named_output(None, &scenario.name),
     };
     Ok(lock)
 }
 
-/// `runs/<scenario>-<UTC timestamp>`.
-fn default_dir(scenario: &Scenario) -> PathBuf {
-    PathBuf::from(format!(
-        "runs/{}-{}",
-        file_safe(&scenario.name),
-        utc_timestamp()
-    ))
+/// The output directory of a command without a study store (`fit`), locked
+/// like [`lock_output`]'s: `out` (created if missing), or a new
+/// `runs/<name>-<UTC timestamp>/` created exclusively.
+pub fn lock_named_output(out: Option<&Path>, name: &str) -> Result<DirLock, CliError> {
+    let lock = match out {
+        Some(out) => DirLock::acquire(out, Acquire::CreateIfMissing, "--out")?,
+        None => DirLock::acquire(&default_dir(name), Acquire::Fresh, "--out")?,
+    };
+    Ok(lock)
+}
+
+/// `runs/<name>-<UTC timestamp>`.
+fn default_dir(name: &str) -> PathBuf {
+    PathBuf::from(format!("runs/{}-{}", file_safe(name), utc_timestamp()))
 }
 
 /// The file in an output directory that says which study wrote it.
