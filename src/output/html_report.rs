@@ -505,7 +505,11 @@ h3 { font-size: 1rem; margin: 1.2rem 0 .4rem; }
 .card .label { color: var(--muted); font-size: .85rem; }
 .card .value { font-size: 1.35rem; font-weight: 650; font-variant-numeric: tabular-nums; }
 .card .ci { color: var(--muted); font-size: .85rem; font-variant-numeric: tabular-nums; }
-.table-wrap { overflow-x: auto; margin: .4rem 0 1rem; }
+.table-wrap { overflow-x: auto; margin: .4rem 0 1rem;
+  /* Shadows at an edge that hides more of the table: a hint to scroll. */
+  background: linear-gradient(to right, #fff 30%, rgba(255,255,255,0)), linear-gradient(to left, #fff 30%, rgba(255,255,255,0)) 100% 0,
+    radial-gradient(farthest-side at 0 50%, rgba(0,0,0,.18), rgba(0,0,0,0)), radial-gradient(farthest-side at 100% 50%, rgba(0,0,0,.18), rgba(0,0,0,0)) 100% 0;
+  background-repeat: no-repeat; background-size: 40px 100%, 40px 100%, 14px 100%, 14px 100%; background-attachment: local, local, scroll, scroll; }
 table { border-collapse: collapse; width: 100%; font-size: .92rem; }
 th, td { text-align: left; padding: .35rem .55rem; border-bottom: 1px solid var(--rule); vertical-align: top; }
 th { background: var(--soft); font-weight: 600; }
@@ -893,7 +897,7 @@ fn compare_results(compare: &Json) -> String {
                 .collect()
         });
     let mut html = format!(
-        "<h3>Ranking by {}</h3><div class=\"table-wrap\"><table><thead><tr><th class=\"num\">rank</th><th>arm</th><th class=\"num\">mean [95% CI]</th><th class=\"num\">difference from base [95% CI]</th><th class=\"num\">paired SE</th><th class=\"num\">unpaired SE</th><th class=\"num\">SE ratio</th></tr></thead><tbody>",
+        "<h3>Ranking by {}</h3><div class=\"table-wrap\"><table><thead><tr><th class=\"num\">rank</th><th>arm</th><th class=\"num\">difference from base<span class=\"ci-line\">95% CI</span></th><th class=\"num\">mean<span class=\"ci-line\">95% CI</span></th><th class=\"num wide-only\">paired SE</th><th class=\"num wide-only\">unpaired SE</th><th class=\"num wide-only\">SE ratio</th></tr></thead><tbody>",
         text(metric)
     );
     for (rank, name) in ranking.iter().enumerate() {
@@ -913,21 +917,33 @@ fn compare_results(compare: &Json) -> String {
         };
         let _ = write!(
             html,
-            "<tr{}><td class=\"num\">{}</td><td>{}</td><td class=\"num\">{}<span class=\"ci-line\">{}</span></td>",
+            "<tr{}><td class=\"num\">{}</td><td>{}</td>",
             if is_base { " class=\"base\"" } else { "" },
             rank + 1,
             text(name),
+        );
+        if is_base {
+            html.push_str("<td class=\"num\">(base)</td>");
+        } else {
+            let _ = write!(
+                html,
+                "<td class=\"num\"><strong>{}</strong><span class=\"ci-line\">{}</span></td>",
+                num_text(diff.and_then(|d| json_f64(d, &["mean"]))),
+                ci_text(diff.and_then(json_ci)),
+            );
+        }
+        let _ = write!(
+            html,
+            "<td class=\"num\">{}<span class=\"ci-line\">{}</span></td>",
             num_text(summary.and_then(|s| json_f64(s, &["mean"]))),
             ci_text(summary.and_then(json_ci))
         );
         if is_base {
-            html.push_str("<td class=\"num\">(base)</td><td></td><td></td><td></td></tr>");
+            html.push_str("<td class=\"wide-only\"></td><td class=\"wide-only\"></td><td class=\"wide-only\"></td></tr>");
         } else {
             let _ = write!(
                 html,
-                "<td class=\"num\">{}<span class=\"ci-line\">{}</span></td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{ratio}</td></tr>",
-                num_text(diff.and_then(|d| json_f64(d, &["mean"]))),
-                ci_text(diff.and_then(json_ci)),
+                "<td class=\"num wide-only\">{}</td><td class=\"num wide-only\">{}</td><td class=\"num wide-only\">{ratio}</td></tr>",
                 num_text(paired),
                 num_text(unpaired)
             );
