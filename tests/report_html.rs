@@ -482,4 +482,24 @@ fn report_of_a_directory_that_is_no_study_is_refused_writing_nothing() {
         before,
         "the old report is kept"
     );
+
+    let mut args = vec![
+        "run",
+        SCENARIO,
+        "-q",
+        "-r",
+        "2",
+        "-o",
+        path(&out),
+        "--force",
+    ];
+    args.extend(SMALL);
+    succeed(&args);
+    std::fs::write(out.join("scenario.toml"), "name = \"x\"\n[simulation\n").unwrap();
+    let output = brandsim(&["report", path(&out)]);
+    common::assert_refused(
+        &output,
+        &"damaged scenario",
+        &["scenario.toml: not a scenario file", "line 2"],
+    );
 }

@@ -23,7 +23,9 @@ use base64::Engine as _;
 use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
 use serde_json::Value as Json;
 
-use super::calendar::{CalendarEntry, calendar_entries, calendar_svg, flatten_set, scalar_text};
+use super::calendar::{
+    CalendarEntry, calendar_entries, calendar_svg, flatten_set, scalar_text, utc_text,
+};
 use crate::metrics::METRIC_NAMES;
 use crate::plots::{self, PlotFormat};
 use crate::report::{number, write_atomically};
@@ -472,7 +474,7 @@ fn page(study: &Study, figures: &[Figure]) -> String {
         "How the study was run",
         &how_section(study),
     ));
-    let now = humantime::format_rfc3339_seconds(SystemTime::now());
+    let now = utc_text(SystemTime::now()).unwrap_or_else(|| "an unknown time".to_string());
     let _ = write!(
         body,
         "<footer>Built by brandsim {} at {now} from the files of <code>{}</code>. This page is self-contained: it loads nothing from anywhere.</footer>",
@@ -1378,15 +1380,11 @@ fn how_section(study: &Study) -> String {
     } else {
         META_FILE
     };
-    if let Ok(modified) =
-        std::fs::metadata(study.dir.join(finished_file)).and_then(|m| m.modified())
-    {
+    let modified = std::fs::metadata(study.dir.join(finished_file)).and_then(|m| m.modified());
+    if let Some(written) = modified.ok().and_then(utc_text) {
         facts.push((
             "results written",
-            format!(
-                "{} (UTC, {finished_file})",
-                humantime::format_rfc3339_seconds(modified)
-            ),
+            format!("{written} (UTC, {finished_file})"),
         ));
     }
     facts.push(("directory", study.dir.display().to_string()));
