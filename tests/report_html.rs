@@ -360,6 +360,9 @@ fn sweep_report_renders_with_every_plot() {
     succeed(&args);
     let html = assert_rebuilt_identically(&out);
     assert!(html.contains("sweep of brand.value"));
+    // A grid point alone is no study to report: its report points to the sweep's.
+    let output = succeed(&["report", &format!("{}/points/1", path(&out))]);
+    assert!(text(&output.stderr).contains("one grid point or arm of the what-if study"));
     let Some(page) = check_in_browser(&out.join("report.html"), "sweep") else {
         return;
     };
@@ -407,6 +410,49 @@ fn optimize_report_renders_with_its_trace() {
     succeed(&args);
     let html = assert_rebuilt_identically(&out);
     assert!(html.contains("<code>brand.value</code>") && html.contains("J at the answer"));
+    // A run forced into the directory leaves optimize.json behind; the report
+    // is of the study written last.
+    let mut args = vec![
+        "run",
+        SCENARIO,
+        "-q",
+        "-r",
+        "2",
+        "-o",
+        path(&out),
+        "--force",
+    ];
+    args.extend(SMALL);
+    succeed(&args);
+    let html = read(&out.join("report.html"));
+    assert!(out.join("optimize.json").exists());
+    assert!(
+        html.contains("brandsim · run report"),
+        "not the run's report"
+    );
+    succeed(&[
+        "optimize",
+        SCENARIO,
+        "-q",
+        "-r",
+        "2",
+        "--iterations",
+        "2",
+        "--replications-per-step",
+        "2",
+        "-o",
+        path(&out),
+        "--force",
+        "--set",
+        "market.population=1500",
+        "--set",
+        "simulation.days=20",
+    ]);
+    let html = read(&out.join("report.html"));
+    assert!(
+        html.contains("brandsim · optimize report"),
+        "not the optimizer's report"
+    );
     let Some(page) = check_in_browser(&out.join("report.html"), "optimize") else {
         return;
     };
