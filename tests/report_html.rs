@@ -549,3 +549,39 @@ fn report_of_a_directory_that_is_no_study_is_refused_writing_nothing() {
         &["scenario.toml: not a scenario file", "line 2"],
     );
 }
+
+#[test]
+fn precision_run_report_says_whether_the_target_was_reached() {
+    let scratch = Scratch::new("report-precision");
+    let out = scratch.join("run");
+    let mut args = vec![
+        "run",
+        SCENARIO,
+        "-q",
+        "-r",
+        "2",
+        "--precision",
+        "0.5",
+        "--max-replications",
+        "4",
+        "-o",
+        path(&out),
+    ];
+    args.extend(SMALL);
+    succeed(&args);
+    let html = assert_rebuilt_identically(&out);
+    let precision = &common::read_json(&out.join("summary.json"))["precision"];
+    let expected = format!(
+        "Adaptive precision: {} after {} replications in {} batches",
+        if precision["reached"] == json!(true) {
+            "reached"
+        } else {
+            "<strong>not reached</strong>"
+        },
+        precision["replications"],
+        precision["batches"]
+    );
+    assert!(html.contains(&expected), "report lacks {expected:?}");
+    // No stored replications and no rerun command: --precision decides the count as it goes.
+    assert!(html.contains("fan-revenue.svg") && !html.contains("The same results again"));
+}
