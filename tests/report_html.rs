@@ -360,6 +360,9 @@ fn sweep_report_renders_with_every_plot() {
     succeed(&args);
     let html = assert_rebuilt_identically(&out);
     assert!(html.contains("sweep of brand.value"));
+    // A grid point alone is no study to report: its report points to the sweep's.
+    let output = succeed(&["report", &format!("{}/points/1", path(&out))]);
+    assert!(text(&output.stderr).contains("one grid point or arm of the what-if study"));
     let Some(page) = check_in_browser(&out.join("report.html"), "sweep") else {
         return;
     };
@@ -407,6 +410,49 @@ fn optimize_report_renders_with_its_trace() {
     succeed(&args);
     let html = assert_rebuilt_identically(&out);
     assert!(html.contains("<code>brand.value</code>") && html.contains("J at the answer"));
+    // A run forced into the directory leaves optimize.json behind; the report
+    // is of the study written last.
+    let mut args = vec![
+        "run",
+        SCENARIO,
+        "-q",
+        "-r",
+        "2",
+        "-o",
+        path(&out),
+        "--force",
+    ];
+    args.extend(SMALL);
+    succeed(&args);
+    let html = read(&out.join("report.html"));
+    assert!(out.join("optimize.json").exists());
+    assert!(
+        html.contains("brandsim · run report"),
+        "not the run's report"
+    );
+    succeed(&[
+        "optimize",
+        SCENARIO,
+        "-q",
+        "-r",
+        "2",
+        "--iterations",
+        "2",
+        "--replications-per-step",
+        "2",
+        "-o",
+        path(&out),
+        "--force",
+        "--set",
+        "market.population=1500",
+        "--set",
+        "simulation.days=20",
+    ]);
+    let html = read(&out.join("report.html"));
+    assert!(
+        html.contains("brandsim · optimize report"),
+        "not the optimizer's report"
+    );
     let Some(page) = check_in_browser(&out.join("report.html"), "optimize") else {
         return;
     };
@@ -482,4 +528,60 @@ fn report_of_a_directory_that_is_no_study_is_refused_writing_nothing() {
         before,
         "the old report is kept"
     );
+
+    let mut args = vec![
+        "run",
+        SCENARIO,
+        "-q",
+        "-r",
+        "2",
+        "-o",
+        path(&out),
+        "--force",
+    ];
+    args.extend(SMALL);
+    succeed(&args);
+    std::fs::write(out.join("scenario.toml"), "name = \"x\"\n[simulation\n").unwrap();
+    let output = brandsim(&["report", path(&out)]);
+    common::assert_refused(
+        &output,
+        &"damaged scenario",
+        &["scenario.toml: not a scenario file", "line 2"],
+    );
+}
+
+#[test]
+fn precision_run_report_says_whether_the_target_was_reached() {
+    let scratch = Scratch::new("report-precision");
+    let out = scratch.join("run");
+    let mut args = vec![
+        "run",
+        SCENARIO,
+        "-q",
+        "-r",
+        "2",
+        "--precision",
+        "0.5",
+        "--max-replications",
+        "4",
+        "-o",
+        path(&out),
+    ];
+    args.extend(SMALL);
+    succeed(&args);
+    let html = assert_rebuilt_identically(&out);
+    let precision = &common::read_json(&out.join("summary.json"))["precision"];
+    let expected = format!(
+        "Adaptive precision: {} after {} replications in {} batches",
+        if precision["reached"] == json!(true) {
+            "reached"
+        } else {
+            "<strong>not reached</strong>"
+        },
+        precision["replications"],
+        precision["batches"]
+    );
+    assert!(html.contains(&expected), "report lacks {expected:?}");
+    // No stored replications and no rerun command: --precision decides the count as it goes.
+    assert!(html.contains("fan-revenue.svg") && !html.contains("The same results again"));
 }

@@ -132,14 +132,26 @@ fn date_of(value: &toml::Value) -> Option<SystemTime> {
     humantime::parse_rfc3339(&format!("{date}T00:00:00Z")).ok()
 }
 
-/// The date of day `t` after `start` as `YYYY-MM-DD`.
-fn date_label(start: SystemTime, t: i64) -> String {
-    let moment = if t >= 0 {
-        start + Duration::from_secs(t.unsigned_abs() * 86_400)
+/// The date of day `t` after `start` as `YYYY-MM-DD`; `None` outside the years
+/// 1970–9999 that RFC 3339 formatting covers.
+fn date_label(start: SystemTime, t: i64) -> Option<String> {
+    utc_text(day_after(start, t)?).map(|text| text[..10].to_string())
+}
+
+fn day_after(start: SystemTime, t: i64) -> Option<SystemTime> {
+    let offset = Duration::from_secs(t.unsigned_abs().checked_mul(86_400)?);
+    if t >= 0 {
+        start.checked_add(offset)
     } else {
-        start - Duration::from_secs(t.unsigned_abs() * 86_400)
-    };
-    humantime::format_rfc3339_seconds(moment).to_string()[..10].to_string()
+        start.checked_sub(offset)
+    }
+}
+
+/// `moment` as RFC 3339 in UTC to the second (`2026-06-01T00:00:00Z`); `None`
+/// before 1970 or after 9999, which the formatting does not cover.
+pub fn utc_text(moment: SystemTime) -> Option<String> {
+    let seconds = moment.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+    (seconds < 253_402_300_800).then(|| humantime::format_rfc3339_seconds(moment).to_string())
 }
 
 const WIDTH: f64 = 900.0;
@@ -193,10 +205,9 @@ pub fn calendar_svg(scenario: &toml::Table, entries: &[CalendarEntry]) -> Option
     let mut t = 0;
     while t <= days {
         let at = x(t as f64);
-        let label = match start_date {
-            Some(start) => date_label(start, t),
-            None => t.to_string(),
-        };
+        let label = start_date
+            .and_then(|start| date_label(start, t))
+            .unwrap_or_else(|| t.to_string());
         // A label at the right end would run off the image: it ends at its tick.
         let anchor = if at > RIGHT - 45.0 { "end" } else { "middle" };
         let _ = write!(
@@ -319,10 +330,9 @@ mod tests {
             ]
         );
         assert_eq!(entries[1].days, Some((3, 4)));
-        assert_eq!(
-            date_label(date_of(&scenario["simulation"]["start_date"]).unwrap(), 151),
-            "2026-06-01"
-        );
+        let start = date_of(&scenario["simulation"]["start_date"]).unwrap();
+        assert_eq!(date_label(start, 151).as_deref(), Some("2026-06-01"));
+        assert_eq!(date_label(start, -1).as_deref(), Some("2025-12-31"));
     }
 
     #[test]
@@ -348,6 +358,19 @@ mod tests {
         assert_eq!(entries[1].kind, "seeding");
         assert_eq!(entries[1].days, Some((5, 5)));
         assert!(entries[1].what.contains(&"users = 100".to_string()));
+    }
+
+    #[test]
+    fn dates_outside_the_formatted_years_are_drawn_as_day_numbers() {
+        for start_date in ["1960-01-01", "9999-12-30"] {
+            let scenario = table(&format!(
+                "[simulation]\ndays = 400\nstart_date = {start_date}\n[[campaigns]]\nname = \"c\"\nstart = 1\nend = 399\n"
+            ));
+            let entries = calendar_entries(&scenario);
+            assert_eq!(entries[0].days, Some((1, 399)));
+            let svg = calendar_svg(&scenario, &entries).unwrap();
+            assert!(svg.ends_with("</svg>"));
+        }
     }
 
     #[test]

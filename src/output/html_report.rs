@@ -11,9 +11,10 @@
 //! Adding a kind of study (e.g. `calibrate` or `sensitivity`) is one step in
 //! three places: a variant of [`StudyKind`] with its command and result file,
 //! its recognition in `detect` (its result file, or a `whatif.json` command),
-//! and its headline in `results_section` (and title in `title_and_lede`).
-//! Its plots (any `*.svg` or `*.png` it writes at the top of its directory),
-//! the scenario, calendar, uncertainty and run details need nothing more.
+//! its plot file names in `is_plot_of`, and its headline in `results_section`
+//! (and title in `title_and_lede`). Its plots (the `*.svg` or `*.png` files it
+//! writes at the top of its directory), the scenario, calendar, uncertainty and
+//! run details need nothing more.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -23,7 +24,9 @@ use base64::Engine as _;
 use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
 use serde_json::Value as Json;
 
-use super::calendar::{CalendarEntry, calendar_entries, calendar_svg, flatten_set, scalar_text};
+use super::calendar::{
+    CalendarEntry, calendar_entries, calendar_svg, flatten_set, scalar_text, utc_text,
+};
 use crate::metrics::METRIC_NAMES;
 use crate::plots::{self, PlotFormat};
 use crate::report::{number, write_atomically};
@@ -149,6 +152,14 @@ struct Study {
     meta: Option<StudyMeta>,
 }
 
+/// The file that says which study a directory holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Described {
+    WhatIf,
+    Optimize,
+    Run,
+}
+
 /// Recognises the kind of study in `dir` and reads what the report shows.
 fn detect(dir: &Path) -> Result<Study, ReportError> {
     if !dir.is_dir() {
@@ -172,7 +183,35 @@ fn detect(dir: &Path) -> Result<Study, ReportError> {
         whatif: None,
         meta: None,
     };
-    if let Some(whatif) = WhatIfMeta::read(dir)? {
+    // A directory reused with --force may still hold another kind's files: the
+    // study is the one whose description was written last.
+    let modified = |name: &str| {
+        std::fs::metadata(dir.join(name))
+            .and_then(|m| m.modified())
+            .ok()
+    };
+    let written = [
+        (Described::WhatIf, modified(WHATIF_FILE)),
+        (
+            Described::Optimize,
+            modified(StudyKind::Optimize.result_file()),
+        ),
+        (
+            Described::Run,
+            modified(META_FILE).max(modified(StudyKind::Run.result_file())),
+        ),
+    ];
+    let newest = written
+        .iter()
+        .filter_map(|(what, time)| time.map(|t| (t, *what)))
+        .max_by_key(|(t, _)| *t)
+        .map(|(_, what)| what);
+    let whatif = if newest == Some(Described::WhatIf) {
+        WhatIfMeta::read(dir)?
+    } else {
+        None
+    };
+    if let Some(whatif) = whatif {
         study.kind = match whatif.study {
             WhatIf::Sweep { .. } => StudyKind::Sweep,
             WhatIf::Compare { .. } => StudyKind::Compare,
@@ -193,7 +232,7 @@ fn detect(dir: &Path) -> Result<Study, ReportError> {
             ));
         }
         study.whatif = Some(whatif);
-    } else if dir.join(StudyKind::Optimize.result_file()).exists() {
+    } else if newest == Some(Described::Optimize) {
         study.kind = StudyKind::Optimize;
     } else if dir.join(META_FILE).exists() {
         let store = StudyStore::open(dir)?;
@@ -211,6 +250,14 @@ fn detect(dir: &Path) -> Result<Study, ReportError> {
         return Err(ReportError::NotAStudy {
             dir: dir.to_path_buf(),
         });
+    }
+    if study.partial.is_none()
+        && let Some(whatif_dir) = enclosing_whatif(dir)
+    {
+        study.partial = Some(format!(
+            "This directory is one grid point or arm of the what-if study in `{}`, whose `report.html` shows it beside the others.",
+            whatif_dir.display()
+        ));
     }
     let result_path = dir.join(study.kind.result_file());
     if study.partial.is_none() && !result_path.exists() {
@@ -235,6 +282,16 @@ fn detect(dir: &Path) -> Result<Study, ReportError> {
             })?;
     }
     Ok(study)
+}
+
+/// The what-if study directory that holds `dir` as its grid point
+/// (`points/<i>`) or arm (`arms/<i>`), if it is one.
+fn enclosing_whatif(dir: &Path) -> Option<PathBuf> {
+    let folder = dir.parent()?;
+    let name = folder.file_name()?.to_str()?;
+    let whatif_dir = folder.parent()?;
+    ((name == "points" || name == "arms") && whatif_dir.join(WHATIF_FILE).exists())
+        .then(|| whatif_dir.to_path_buf())
 }
 
 fn read_text(path: &Path) -> Result<String, ReportError> {
@@ -275,10 +332,16 @@ fn figures(study: &Study) -> Result<Vec<Figure>, ReportError> {
         if !entry.path().is_file() {
             continue;
         }
-        if name.ends_with(".svg") {
-            svgs.push(name);
-        } else if name.ends_with(".png") {
-            pngs.push(name);
+        let Some((stem, extension)) = name.rsplit_once('.') else {
+            continue;
+        };
+        if !is_plot_of(study, stem) {
+            continue;
+        }
+        match extension {
+            "svg" => svgs.push(name),
+            "png" => pngs.push(name),
+            _ => {}
         }
     }
     svgs.sort();
@@ -346,6 +409,29 @@ fn figures(study: &Study) -> Result<Vec<Figure>, ReportError> {
         }
     }
     Ok(figures)
+}
+
+/// Whether a file named `stem` (`.svg` or `.png`) is a plot of `study`, by the
+/// names its command gives its plots; files of an earlier study left in a
+/// directory reused with `--force` are not.
+fn is_plot_of(study: &Study, stem: &str) -> bool {
+    match (study.kind, study.whatif.as_ref().map(|w| &w.study)) {
+        (StudyKind::Run, _) => stem.starts_with("fan-"),
+        (StudyKind::Optimize, _) => stem == "trace",
+        (StudyKind::Sweep, Some(WhatIf::Sweep { vary, metrics })) => {
+            let prefix = match vary.len() {
+                1 => "sweep-",
+                2 => "heatmap-",
+                _ => return false,
+            };
+            stem.strip_prefix(prefix)
+                .is_some_and(|metric| metrics.iter().any(|m| m == metric))
+        }
+        (StudyKind::Compare, Some(WhatIf::Compare { metric, .. })) => {
+            stem.strip_prefix("compare-") == Some(metric.as_str())
+        }
+        _ => false,
+    }
 }
 
 /// The caption of a plot file, from its name.
@@ -476,7 +562,7 @@ fn page(study: &Study, figures: &[Figure]) -> String {
         "How the study was run",
         &how_section(study),
     ));
-    let now = humantime::format_rfc3339_seconds(SystemTime::now());
+    let now = utc_text(SystemTime::now()).unwrap_or_else(|| "an unknown time".to_string());
     let _ = write!(
         body,
         "<footer>Built by brandsim {} at {now} from the files of <code>{}</code>. This page is self-contained: it loads nothing from anywhere.</footer>",
@@ -509,12 +595,16 @@ h3 { font-size: 1rem; margin: 1.2rem 0 .4rem; }
 .card .label { color: var(--muted); font-size: .85rem; }
 .card .value { font-size: 1.35rem; font-weight: 650; font-variant-numeric: tabular-nums; }
 .card .ci { color: var(--muted); font-size: .85rem; font-variant-numeric: tabular-nums; }
-.table-wrap { overflow-x: auto; margin: .4rem 0 1rem; }
+.table-wrap { overflow-x: auto; margin: .4rem 0 1rem;
+  /* Shadows at an edge that hides more of the table: a hint to scroll. */
+  background: linear-gradient(to right, #fff 30%, rgba(255,255,255,0)), linear-gradient(to left, #fff 30%, rgba(255,255,255,0)) 100% 0,
+    radial-gradient(farthest-side at 0 50%, rgba(0,0,0,.18), rgba(0,0,0,0)), radial-gradient(farthest-side at 100% 50%, rgba(0,0,0,.18), rgba(0,0,0,0)) 100% 0;
+  background-repeat: no-repeat; background-size: 40px 100%, 40px 100%, 14px 100%, 14px 100%; background-attachment: local, local, scroll, scroll; }
 table { border-collapse: collapse; width: 100%; font-size: .92rem; }
 th, td { text-align: left; padding: .35rem .55rem; border-bottom: 1px solid var(--rule); vertical-align: top; }
 th { background: var(--soft); font-weight: 600; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-.ci-line { display: block; color: var(--muted); font-size: .82rem; }
+.ci-line { display: block; color: var(--muted); font-size: .88em; }
 tr.base td { font-style: italic; }
 code, .file { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: .88em; overflow-wrap: anywhere; }
 .file { color: var(--muted); }
@@ -897,7 +987,7 @@ fn compare_results(compare: &Json) -> String {
                 .collect()
         });
     let mut html = format!(
-        "<h3>Ranking by {}</h3><div class=\"table-wrap\"><table><thead><tr><th class=\"num\">rank</th><th>arm</th><th class=\"num\">mean [95% CI]</th><th class=\"num\">difference from base [95% CI]</th><th class=\"num\">paired SE</th><th class=\"num\">unpaired SE</th><th class=\"num\">SE ratio</th></tr></thead><tbody>",
+        "<h3>Ranking by {}</h3><div class=\"table-wrap\"><table><thead><tr><th class=\"num\">rank</th><th>arm</th><th class=\"num\">difference from base<span class=\"ci-line\">95% CI</span></th><th class=\"num\">mean<span class=\"ci-line\">95% CI</span></th><th class=\"num wide-only\">paired SE</th><th class=\"num wide-only\">unpaired SE</th><th class=\"num wide-only\">SE ratio</th></tr></thead><tbody>",
         text(metric)
     );
     for (rank, name) in ranking.iter().enumerate() {
@@ -917,21 +1007,33 @@ fn compare_results(compare: &Json) -> String {
         };
         let _ = write!(
             html,
-            "<tr{}><td class=\"num\">{}</td><td>{}</td><td class=\"num\">{}<span class=\"ci-line\">{}</span></td>",
+            "<tr{}><td class=\"num\">{}</td><td>{}</td>",
             if is_base { " class=\"base\"" } else { "" },
             rank + 1,
             text(name),
+        );
+        if is_base {
+            html.push_str("<td class=\"num\">(base)</td>");
+        } else {
+            let _ = write!(
+                html,
+                "<td class=\"num\"><strong>{}</strong><span class=\"ci-line\">{}</span></td>",
+                num_text(diff.and_then(|d| json_f64(d, &["mean"]))),
+                ci_text(diff.and_then(json_ci)),
+            );
+        }
+        let _ = write!(
+            html,
+            "<td class=\"num\">{}<span class=\"ci-line\">{}</span></td>",
             num_text(summary.and_then(|s| json_f64(s, &["mean"]))),
             ci_text(summary.and_then(json_ci))
         );
         if is_base {
-            html.push_str("<td class=\"num\">(base)</td><td></td><td></td><td></td></tr>");
+            html.push_str("<td class=\"wide-only\"></td><td class=\"wide-only\"></td><td class=\"wide-only\"></td></tr>");
         } else {
             let _ = write!(
                 html,
-                "<td class=\"num\">{}<span class=\"ci-line\">{}</span></td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{ratio}</td></tr>",
-                num_text(diff.and_then(|d| json_f64(d, &["mean"]))),
-                ci_text(diff.and_then(json_ci)),
+                "<td class=\"num wide-only\">{}</td><td class=\"num wide-only\">{}</td><td class=\"num wide-only\">{ratio}</td></tr>",
                 num_text(paired),
                 num_text(unpaired)
             );
@@ -1366,15 +1468,11 @@ fn how_section(study: &Study) -> String {
     } else {
         META_FILE
     };
-    if let Ok(modified) =
-        std::fs::metadata(study.dir.join(finished_file)).and_then(|m| m.modified())
-    {
+    let modified = std::fs::metadata(study.dir.join(finished_file)).and_then(|m| m.modified());
+    if let Some(written) = modified.ok().and_then(utc_text) {
         facts.push((
             "results written",
-            format!(
-                "{} (UTC, {finished_file})",
-                humantime::format_rfc3339_seconds(modified)
-            ),
+            format!("{written} (UTC, {finished_file})"),
         ));
     }
     facts.push(("directory", study.dir.display().to_string()));
