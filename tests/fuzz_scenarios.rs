@@ -50,7 +50,7 @@ fn exercise(text: &str) {
     let outcome = simulate(&Arc::new(small.clone()), 0);
     accounting::assert_accounting_identities(&small, &outcome);
     let summary = brandsim::study::summarize_study(std::slice::from_ref(&outcome));
-    let _ = brandsim::report::daily_csv(&summary);
+    let _ = brandsim::report::daily_csv(&summary, &small.calendar);
     let _ = brandsim::report::replications_csv(std::slice::from_ref(&outcome));
 }
 

@@ -108,11 +108,10 @@ pub fn run_plots(
     }
     let axis = time_axis(scenario);
     let mut files = plots::fan_charts(&scenario.name, outcomes, &axis, plot_args.plot_format)?;
-    let scenario = Arc::new(scenario.clone());
-    let changing: Vec<(String, Vec<f64>)> = crate::scenario::Timeline::new(&scenario)
-        .changing_keys()
+    let changing: Vec<(String, Vec<f64>)> = crate::scenario::Timeline::new(scenario)
+        .changing_keys(scenario)
         .into_iter()
-        .map(|(key, values)| (key.path(&scenario), values))
+        .map(|(key, values)| (key.path(scenario), values))
         .collect();
     if let Some(file) =
         plots::time_varying_values(&scenario.name, &changing, &axis, plot_args.plot_format)?

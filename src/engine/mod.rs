@@ -66,7 +66,10 @@ pub fn build_world(scenario: &Arc<Scenario>, replication: u32) -> World {
         scenario: Arc::clone(scenario),
         base: Arc::clone(scenario),
     });
-    world.insert_resource(DayValues(crate::scenario::Timeline::new(scenario)));
+    world.insert_resource(DayValues {
+        timeline: crate::scenario::Timeline::new(scenario),
+        current: None,
+    });
     world.insert_resource(Catalogue::new(scenario));
     world.insert_resource(Randomness::new(key));
     world.insert_resource(Today(0));

@@ -157,10 +157,16 @@ impl Catalogue {
     }
 }
 
-/// The scenario's values day by day (`Timeline::on(t)`), empty when they never
-/// change: `start_day` rebuilds the day's parameters from it when they change.
+/// The scenario's values day by day, and the version of them that `Market`
+/// holds now: `start_day` rebuilds the day's parameters when the version of
+/// the day differs. Empty timeline (no campaign, no schedule): nothing to do.
 #[derive(Resource, Debug, Default)]
-pub struct DayValues(pub crate::scenario::Timeline);
+pub struct DayValues {
+    pub timeline: crate::scenario::Timeline,
+    /// The version of the values in `Market::scenario` (`None`: the base scenario
+    /// as built).
+    pub current: Option<usize>,
+}
 
 /// The simulated day `t`.
 #[derive(Resource, Debug, Clone, Copy, Default)]

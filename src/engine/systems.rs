@@ -44,19 +44,25 @@ fn add_to_item_tallies(
 pub fn start_day(
     mut market: ResMut<Market>,
     mut catalogue: ResMut<Catalogue>,
-    values: Res<DayValues>,
+    mut values: ResMut<DayValues>,
     today: Res<Today>,
     aggregates: Res<Aggregates>,
     mut rates: ResMut<DayRates>,
 ) {
-    if let Some(day) = values.0.on(today.0)
-        && !Arc::ptr_eq(day, &market.scenario)
+    if let Some(version) = values.timeline.version_on(today.0)
+        && values.current != Some(version)
     {
-        let day = Arc::clone(day);
+        let set = values.timeline.set_of(version);
+        let day = if set.is_empty() {
+            Arc::clone(&market.base)
+        } else {
+            Arc::new(crate::scenario::Timeline::day_scenario(&market.base, set))
+        };
         market.channel_rates = model::channel_rates(&day, &market.segment_sizes);
         market.daily_spend = model::daily_spend(&day);
         *catalogue = Catalogue::new(&day);
         market.scenario = day;
+        values.current = Some(version);
     }
     let scenario = &market.scenario;
     if !catalogue.any_available {

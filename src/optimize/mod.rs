@@ -144,6 +144,12 @@ impl Problem {
             let value = source
                 .value_at(&parameter.key)
                 .map_err(|e| error(e.to_string()))?;
+            // A campaign's first or last day (a day number or a date) is tuned as a
+            // real number of days, rounded to the nearest day when it is applied.
+            let value = match campaign_day(&source, &parameter.key) {
+                Some(day) => Some(toml::Value::Integer(day)),
+                None => value,
+            };
             let value = match value {
                 Some(toml::Value::Float(x)) => x,
                 Some(toml::Value::Integer(i)) => i as f64,
@@ -164,7 +170,7 @@ impl Problem {
             };
             let probe = Assignment {
                 key: parameter.key.clone(),
-                value: toml::Value::Float(value),
+                value: tuned_value(&parameter.key, value),
             };
             source.with_overrides(&[probe]).map_err(|e| {
                 error(format!(
@@ -195,7 +201,7 @@ impl Problem {
             .zip(theta)
             .map(|(parameter, &value)| Assignment {
                 key: parameter.key.clone(),
-                value: toml::Value::Float(value),
+                value: tuned_value(&parameter.key, value),
             })
             .collect()
     }
@@ -321,6 +327,41 @@ fn replications(first: u64, count: u32) -> Result<Vec<u32>, OptimizeError> {
     Ok((first as u32..last as u32).collect())
 }
 
+/// Whether `key` is a campaign's `start` or `end`: a day, tuned in whole days.
+fn is_campaign_day(key: &str) -> bool {
+    key.starts_with("campaigns.") && (key.ends_with(".start") || key.ends_with(".end"))
+}
+
+/// The day number of `campaigns.<name>.start` or `.end` in the scenario (a date
+/// becomes its day), or `None` for any other key.
+fn campaign_day(source: &ScenarioSource, key: &str) -> Option<i64> {
+    if !is_campaign_day(key) {
+        return None;
+    }
+    let (name_and, field) = key["campaigns.".len()..].rsplit_once('.')?;
+    let scenario = source.with_overrides(&[]).ok()?.0;
+    let campaign = scenario
+        .calendar
+        .campaigns
+        .iter()
+        .find(|c| c.name == name_and)?;
+    Some(i64::from(if field == "start" {
+        campaign.start
+    } else {
+        campaign.end
+    }))
+}
+
+/// The value that sets tuned key `key` to `value`: a whole day for a campaign's
+/// `start` or `end`, else the number itself.
+fn tuned_value(key: &str, value: f64) -> toml::Value {
+    if is_campaign_day(key) && value.is_finite() {
+        toml::Value::Integer(value.round() as i64)
+    } else {
+        toml::Value::Float(value)
+    }
+}
+
 /// Runs the search: `settings.iterations` gradient steps from `problem.start`, then
 /// a confirmation study of `confirmation_replications` at the averaged answer.
 /// Calls `on_step` after each step. Deterministic given the scenario's seed,
@@ -340,6 +381,20 @@ pub fn optimize(
                  ∂log P/∂V); use --estimator fd or spsa to tune other values",
                 other.key
             )));
+        }
+        let calendar = &problem.base.calendar;
+        let sets_brand_value = calendar
+            .campaigns
+            .iter()
+            .flat_map(|c| &c.set)
+            .chain(calendar.schedule.iter().flat_map(|row| &row.set))
+            .any(|(key, _)| *key == crate::scenario::TimeVaryingKey::BrandValue);
+        if sets_brand_value {
+            return Err(OptimizeError::Unsupported(
+                "the lr estimator needs brand.value to be the tuned value on every day, but a \
+                 campaign or the schedule sets it on some days; use --estimator fd or spsa"
+                    .to_string(),
+            ));
         }
         if settings.replications_per_step < 2 {
             return Err(OptimizeError::Unsupported(

@@ -2,8 +2,6 @@
 //! schedules"): the start date, the discount rate, campaigns and the schedule, and
 //! their resolution into the values every time-varying key takes on each day.
 
-use std::sync::Arc;
-
 use chrono::NaiveDate;
 
 use super::Scenario;
@@ -210,52 +208,67 @@ impl Calendar {
     }
 }
 
-/// The scenario's values on each day of the horizon: `days[t]` holds the scenario
-/// with every time-varying key at its value of day `t` (MODEL.md v2: the schedule's
-/// cell, else the campaign's value, else the base value). Consecutive days with the
-/// same values share one `Arc`, so a consumer rebuilds what depends on the values
-/// only when `Arc::ptr_eq` says they changed. Empty for a scenario whose values
-/// never change (no campaign, no schedule): then every day is the scenario itself.
+/// The values the time-varying keys take on each day of the horizon (MODEL.md
+/// v2: the schedule's cell, else the campaign's value, else the base value), as
+/// the set of values that differ from the base scenario. Consecutive days with
+/// the same set share one *version*, so a consumer rebuilds what depends on the
+/// values only on a day whose version differs from the day before, and holds one
+/// day's scenario at a time (never one copy per day). Empty for a scenario whose
+/// values never change (no campaign, no schedule).
 #[derive(Debug, Clone, Default)]
 pub struct Timeline {
-    pub days: Vec<Arc<Scenario>>,
+    /// The version of each day: an index into `sets`.
+    versions: Vec<usize>,
+    /// Each version's values, sorted by key; an empty set is the base scenario.
+    sets: Vec<Vec<(TimeVaryingKey, f64)>>,
 }
 
 impl Timeline {
-    /// Resolves `scenario` day by day. Day scenarios carry an empty calendar (the
-    /// calendar belongs to the base scenario).
-    pub fn new(scenario: &Arc<Scenario>) -> Self {
+    /// Resolves the calendar of `scenario` day by day.
+    pub fn new(scenario: &Scenario) -> Self {
         let calendar = &scenario.calendar;
         if !calendar.is_time_varying() {
             return Timeline::default();
         }
-        let mut days: Vec<Arc<Scenario>> = Vec::with_capacity(scenario.simulation.days as usize);
-        let mut previous: Option<Vec<(TimeVaryingKey, f64)>> = None;
+        let mut timeline = Timeline::default();
         for t in 0..scenario.simulation.days {
             let set = calendar.assignments_on(t);
-            let same = previous.as_ref().is_some_and(|p| {
-                p.len() == set.len()
-                    && p.iter()
+            let same = timeline.sets.last().is_some_and(|last| {
+                last.len() == set.len()
+                    && last
+                        .iter()
                         .zip(&set)
                         .all(|(a, b)| a.0 == b.0 && a.1.to_bits() == b.1.to_bits())
             });
-            if same {
-                let last = Arc::clone(&days[days.len() - 1]);
-                days.push(last);
-                continue;
+            if !same {
+                timeline.sets.push(set);
             }
-            let day = if set.is_empty() {
-                Arc::clone(scenario)
-            } else {
-                Arc::new(Self::day_scenario(scenario, &set))
-            };
-            days.push(day);
-            previous = Some(set);
+            timeline.versions.push(timeline.sets.len() - 1);
         }
-        Timeline { days }
+        timeline
     }
 
-    /// The scenario with `set` applied, its calendar left out.
+    /// The version of day `t`'s values, or `None` when they never change.
+    pub fn version_on(&self, t: u32) -> Option<usize> {
+        self.versions.get(t as usize).copied()
+    }
+
+    /// The values that version `version` sets (empty: the base values).
+    pub fn set_of(&self, version: usize) -> &[(TimeVaryingKey, f64)] {
+        &self.sets[version]
+    }
+
+    /// The first day of each version, with the version.
+    pub fn changes(&self) -> impl Iterator<Item = (u32, usize)> + '_ {
+        self.versions
+            .iter()
+            .enumerate()
+            .filter(|&(t, &v)| t == 0 || self.versions[t - 1] != v)
+            .map(|(t, &v)| (t as u32, v))
+    }
+
+    /// `scenario` with `set` applied, its calendar and variants left out (they
+    /// belong to the base scenario).
     pub fn day_scenario(scenario: &Scenario, set: &[(TimeVaryingKey, f64)]) -> Scenario {
         let mut day = Scenario {
             calendar: Calendar::default(),
@@ -268,49 +281,33 @@ impl Timeline {
         day
     }
 
-    /// The values of day `t`, or `None` when they never change.
-    pub fn on(&self, t: u32) -> Option<&Arc<Scenario>> {
-        self.days.get(t as usize)
+    /// The value of `key` on each day, given the base scenario.
+    pub fn values_of(&self, scenario: &Scenario, key: TimeVaryingKey) -> Vec<f64> {
+        let base = key.value_in(scenario);
+        self.versions
+            .iter()
+            .map(|&v| {
+                self.sets[v]
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map_or(base, |&(_, value)| value)
+            })
+            .collect()
     }
 
     /// Every key that takes more than one value over the horizon, with its value on
     /// each day (for the plot of time-varying values), in key order.
-    pub fn changing_keys(&self) -> Vec<(TimeVaryingKey, Vec<f64>)> {
-        let Some(first) = self.days.first() else {
-            return Vec::new();
-        };
-        let mut keys: Vec<TimeVaryingKey> = Vec::new();
-        let channels = first.channels.len();
-        let items = first.content.len();
-        for channel in 0..channels {
-            keys.push(TimeVaryingKey::DailyBudget { channel });
-            keys.push(TimeVaryingKey::Cpm { channel });
-        }
-        for item in 0..items {
-            keys.extend([
-                TimeVaryingKey::Price { item },
-                TimeVaryingKey::Promotion { item },
-                TimeVaryingKey::ClickRate { item },
-                TimeVaryingKey::ConversionRate { item },
-                TimeVaryingKey::Quality { item },
-                TimeVaryingKey::Available { item },
-            ]);
-        }
-        keys.extend([
-            TimeVaryingKey::BrandValue,
-            TimeVaryingKey::CostPerDay,
-            TimeVaryingKey::TopicMatch,
-            TimeVaryingKey::WordOfMouth,
-            TimeVaryingKey::Dormancy,
-        ]);
-        for segment in 0..first.market.segments.len() {
-            for channel in 0..channels {
-                keys.push(TimeVaryingKey::Targeting { segment, channel });
-            }
-        }
+    pub fn changing_keys(&self, scenario: &Scenario) -> Vec<(TimeVaryingKey, Vec<f64>)> {
+        let mut keys: Vec<TimeVaryingKey> = self
+            .sets
+            .iter()
+            .flat_map(|set| set.iter().map(|&(key, _)| key))
+            .collect();
+        keys.sort();
+        keys.dedup();
         keys.into_iter()
             .filter_map(|key| {
-                let values: Vec<f64> = self.days.iter().map(|day| key.value_in(day)).collect();
+                let values = self.values_of(scenario, key);
                 let changes = values.iter().any(|v| v.to_bits() != values[0].to_bits());
                 changes.then_some((key, values))
             })
@@ -356,13 +353,13 @@ pub fn toml_date(date: NaiveDate) -> toml::Value {
 mod tests {
     use super::*;
 
-    fn scenario_with(calendar: Calendar) -> Arc<Scenario> {
+    fn scenario_with(calendar: Calendar) -> Scenario {
         let mut scenario =
             crate::scenario::parse_str(include_str!("../../scenarios/bass.toml"), "bass.toml")
                 .unwrap();
         scenario.simulation.days = 10;
         scenario.calendar = calendar;
-        Arc::new(scenario)
+        scenario
     }
 
     #[test]
@@ -382,36 +379,22 @@ mod tests {
             }],
             ..Calendar::default()
         });
-        let base_budget = scenario.channels[0].daily_budget;
-        let base_cpm = scenario.channels[0].cpm;
+        let b = scenario.channels[0].daily_budget;
+        let c = scenario.channels[0].cpm;
         let timeline = Timeline::new(&scenario);
-        let budgets: Vec<f64> = (0..10)
-            .map(|t| budget.value_in(timeline.on(t).unwrap()))
-            .collect();
-        let b = base_budget;
+        let budgets = timeline.values_of(&scenario, budget);
         assert_eq!(budgets, [b, b, 500.0, 500.0, 500.0, b, b, b, b, b]);
-        let cpms: Vec<f64> = (0..10)
-            .map(|t| cpm.value_in(timeline.on(t).unwrap()))
-            .collect();
-        assert_eq!(cpms[3], 7.0);
-        assert!(
-            cpms.iter()
-                .enumerate()
-                .all(|(t, &c)| t == 3 || c == base_cpm)
-        );
-        // Days with the same values share their scenario; day 0 is the base itself.
-        assert!(Arc::ptr_eq(timeline.on(0).unwrap(), &scenario));
-        assert!(Arc::ptr_eq(
-            timeline.on(0).unwrap(),
-            timeline.on(1).unwrap()
-        ));
-        assert!(!Arc::ptr_eq(
-            timeline.on(2).unwrap(),
-            timeline.on(3).unwrap()
-        ));
-        assert!(Arc::ptr_eq(timeline.on(5).unwrap(), &scenario));
+        let cpms = timeline.values_of(&scenario, cpm);
+        assert_eq!(cpms, [c, c, c, 7.0, c, c, c, c, c, c]);
+        // A new version only where the values change: days 0, 2, 3, 4, 5.
+        let changes: Vec<u32> = timeline.changes().map(|(t, _)| t).collect();
+        assert_eq!(changes, [0, 2, 3, 4, 5]);
+        assert!(timeline.set_of(timeline.version_on(0).unwrap()).is_empty());
+        let day3 =
+            Timeline::day_scenario(&scenario, timeline.set_of(timeline.version_on(3).unwrap()));
+        assert_eq!((budget.value_in(&day3), cpm.value_in(&day3)), (500.0, 7.0));
         let changing: Vec<TimeVaryingKey> = timeline
-            .changing_keys()
+            .changing_keys(&scenario)
             .into_iter()
             .map(|(key, _)| key)
             .collect();
@@ -420,9 +403,10 @@ mod tests {
 
     #[test]
     fn a_scenario_without_calendar_has_an_empty_timeline() {
-        let timeline = Timeline::new(&scenario_with(Calendar::default()));
-        assert!(timeline.on(0).is_none());
-        assert!(timeline.changing_keys().is_empty());
+        let scenario = scenario_with(Calendar::default());
+        let timeline = Timeline::new(&scenario);
+        assert!(timeline.version_on(0).is_none());
+        assert!(timeline.changing_keys(&scenario).is_empty());
     }
 
     #[test]

@@ -3,8 +3,6 @@
 //! rows, with errors naming the campaign and key path, or the schedule's line and
 //! column.
 
-use std::sync::Arc;
-
 use chrono::NaiveDate;
 use toml::{Table, Value};
 
@@ -696,17 +694,14 @@ impl Validator<'_> {
         if !scenario.calendar.is_time_varying() {
             return Ok(());
         }
-        let base = Arc::new(scenario.clone());
-        let timeline = Timeline::new(&base);
-        let mut previous: Option<&Arc<Scenario>> = None;
-        for (t, day) in timeline.days.iter().enumerate() {
-            if previous.is_some_and(|p| Arc::ptr_eq(p, day)) || Arc::ptr_eq(day, &base) {
-                previous = Some(day);
+        let timeline = Timeline::new(scenario);
+        for (t, version) in timeline.changes() {
+            let set = timeline.set_of(version);
+            if set.is_empty() {
                 continue;
             }
-            previous = Some(day);
-            if let Err(error) = self.check_derived_quantities(day) {
-                let t = t as u32;
+            let day = Timeline::day_scenario(scenario, set);
+            if let Err(error) = self.check_derived_quantities(&day) {
                 let mut sources: Vec<String> = scenario
                     .calendar
                     .campaigns
