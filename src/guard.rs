@@ -393,7 +393,8 @@ mod tests {
     #[test]
     fn cgroup_limits_v2_v1_and_hybrid_are_read_up_to_the_root() {
         const MIB: u64 = 1 << 20;
-        let cases: [(&str, &str, &[(&str, &str)], Option<u64>); 5] = [
+        type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], Option<u64>);
+        let cases: [Case; 5] = [
             (
                 "v2 job with --mem",
                 "0::/slurm/job_7\n",
