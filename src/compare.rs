@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use crate::metrics::METRIC_NAMES;
 use crate::outcome::Outcome;
+use crate::report::{csv_number, csv_text};
 use crate::scenario::Scenario;
 use crate::stats::{Summary, mean_sd, t_critical_95};
 use crate::study::{by_name, metric_columns, summarize_metrics};
@@ -131,7 +132,7 @@ pub fn compare_csv(comparison: &Comparison) -> Vec<u8> {
         .expect("write to memory");
     for arm in &comparison.arms {
         for ((metric, s), (_, d)) in arm.metrics.iter().zip(&arm.differences) {
-            let mut row = vec![arm.name.clone(), metric.to_string()];
+            let mut row = vec![csv_text(&arm.name), metric.to_string()];
             row.extend(
                 [
                     s.mean,
@@ -144,7 +145,7 @@ pub fn compare_csv(comparison: &Comparison) -> Vec<u8> {
                     d.se_unpaired,
                 ]
                 .iter()
-                .map(f64::to_string),
+                .map(|&v| csv_number(v)),
             );
             writer.write_record(&row).expect("write to memory");
         }

@@ -6,6 +6,7 @@
 //! before simulating and [`run_planned`] to simulate.
 
 use std::fmt;
+use std::path::Path;
 use std::sync::Arc;
 
 use crate::outcome::Outcome;
@@ -175,12 +176,90 @@ pub fn plan_study(
     }
 }
 
-/// `MemAvailable` of `/proc/meminfo` in bytes, on Linux.
+/// The memory this process may still use, on Linux: the smallest of
+/// `MemAvailable` (`/proc/meminfo`) and what its memory cgroups (v2 and v1: a
+/// container, a Slurm job's `--mem`) still allow. `None` when nothing is known.
 pub fn available_memory() -> Option<u64> {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok();
+    let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok();
+    let from_cgroups = cgroups
+        .as_deref()
+        .and_then(|text| cgroup_available(text, Path::new("/sys/fs/cgroup")));
+    smallest(meminfo.as_deref().and_then(mem_available), from_cgroups)
+}
+
+/// The smaller of two optional limits (an unknown one does not limit).
+fn smallest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// `MemAvailable` of a `/proc/meminfo` text, in bytes.
+fn mem_available(meminfo: &str) -> Option<u64> {
     let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib.saturating_mul(1024))
+}
+
+/// What the memory cgroups of a process still allow, from its
+/// `/proc/self/cgroup` text and the cgroup file systems mounted at `root`: for
+/// each level from its own cgroup up to the root, `limit − usage` (v2:
+/// `memory.max − memory.current`, at `root` or, on a hybrid system,
+/// `root/unified`; v1: `memory.limit_in_bytes − memory.usage_in_bytes` below
+/// `root/memory`), the smallest of them. `None` when no level sets a limit.
+pub fn cgroup_available(proc_self_cgroup: &str, root: &Path) -> Option<u64> {
+    let mut smallest_room: Option<u64> = None;
+    for line in proc_self_cgroup.lines() {
+        let mut fields = line.splitn(3, ':');
+        let (Some(id), Some(controllers), Some(path)) =
+            (fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        let relative = path.trim_start_matches('/');
+        let room = if id == "0" && controllers.is_empty() {
+            let base = if root.join("cgroup.controllers").exists() {
+                root.to_path_buf()
+            } else {
+                root.join("unified")
+            };
+            room_up_to(&base, relative, "memory.max", "memory.current")
+        } else if controllers.split(',').any(|c| c == "memory") {
+            room_up_to(
+                &root.join("memory"),
+                relative,
+                "memory.limit_in_bytes",
+                "memory.usage_in_bytes",
+            )
+        } else {
+            None
+        };
+        smallest_room = smallest(smallest_room, room);
+    }
+    smallest_room
+}
+
+/// The smallest `limit − usage` from `base/relative` up to `base`.
+fn room_up_to(base: &Path, relative: &str, limit: &str, usage: &str) -> Option<u64> {
+    let read = |dir: &Path, name: &str| -> Option<u64> {
+        let text = std::fs::read_to_string(dir.join(name)).ok()?;
+        text.trim().parse().ok() // "max" (no limit) does not parse
+    };
+    let mut dir = base.join(relative);
+    let mut room: Option<u64> = None;
+    loop {
+        // v1 writes "no limit" as a huge number (2^63 rounded to pages).
+        if let Some(limit) = read(&dir, limit).filter(|&l| l < 1 << 62) {
+            let used = read(&dir, usage).unwrap_or(0);
+            room = smallest(room, Some(limit.saturating_sub(used)));
+        }
+        if dir == base || !dir.pop() || !dir.starts_with(base) {
+            break;
+        }
+    }
+    room
 }
 
 /// Runs the replications as [`run_replications`] does, but never more than
@@ -297,6 +376,98 @@ mod tests {
         let batched = run_planned(&scenario, &replications, &pool, &plan, &|_| {});
         let whole = run_replications(&scenario, &replications, &pool, &|_| {});
         assert_eq!(batched.outcomes, whole.outcomes);
+    }
+
+    /// A cgroup file system in a scratch directory: `files` are (path, content).
+    fn fake_cgroups(name: &str, files: &[(&str, &str)]) -> std::path::PathBuf {
+        let root = std::env::temp_dir().join(format!("brandsim-cg-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        for (path, content) in files {
+            let path = root.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, content).unwrap();
+        }
+        root
+    }
+
+    #[test]
+    fn cgroup_limits_v2_v1_and_hybrid_are_read_up_to_the_root() {
+        const MIB: u64 = 1 << 20;
+        type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], Option<u64>);
+        let cases: [Case; 5] = [
+            (
+                "v2 job with --mem",
+                "0::/slurm/job_7\n",
+                &[
+                    ("cgroup.controllers", "memory"),
+                    ("slurm/job_7/memory.max", "1073741824\n"),
+                    ("slurm/job_7/memory.current", "104857600\n"),
+                    ("slurm/memory.max", "max\n"),
+                ],
+                Some(1024 * MIB - 100 * MIB),
+            ),
+            (
+                "v2 parent tighter than the child",
+                "0::/a/b\n",
+                &[
+                    ("cgroup.controllers", "memory"),
+                    ("a/b/memory.max", "max\n"),
+                    ("a/memory.max", "524288000\n"),
+                    ("a/memory.current", "24288000\n"),
+                ],
+                Some(500_000_000),
+            ),
+            (
+                "hybrid: v2 under unified, v1 memory",
+                "4:memory:/docker/c1\n0::/\n",
+                &[
+                    ("memory/docker/c1/memory.limit_in_bytes", "2147483648\n"),
+                    ("memory/docker/c1/memory.usage_in_bytes", "1073741824\n"),
+                    ("memory/memory.limit_in_bytes", "9223372036854771712\n"),
+                    ("unified/memory.max", "max\n"),
+                ],
+                Some(1024 * MIB),
+            ),
+            (
+                "no limit anywhere",
+                "0::/user.slice\n",
+                &[
+                    ("cgroup.controllers", "memory"),
+                    ("user.slice/memory.max", "max\n"),
+                ],
+                None,
+            ),
+            (
+                "usage above the limit leaves nothing",
+                "0::/x\n",
+                &[
+                    ("cgroup.controllers", "memory"),
+                    ("x/memory.max", "1000\n"),
+                    ("x/memory.current", "5000\n"),
+                ],
+                Some(0),
+            ),
+        ];
+        for (i, (what, proc_cgroup, files, expected)) in cases.iter().enumerate() {
+            let root = fake_cgroups(&i.to_string(), files);
+            assert_eq!(cgroup_available(proc_cgroup, &root), *expected, "{what}");
+            let _ = std::fs::remove_dir_all(root);
+        }
+    }
+
+    #[test]
+    fn the_smallest_of_mem_available_and_the_cgroup_is_used() {
+        let meminfo = "MemTotal: 32000000 kB\nMemAvailable: 16000000 kB\n";
+        let available = mem_available(meminfo);
+        assert_eq!(available, Some(16_000_000 * 1024));
+        assert_eq!(smallest(available, Some(1 << 30)), Some(1 << 30));
+        assert_eq!(smallest(available, None), available);
+        assert_eq!(smallest(None, Some(5)), Some(5));
+        // A study that MemAvailable allows is refused in a 1 GiB cgroup.
+        let mut scenario = bass();
+        scenario.market.population = 3_000_000;
+        assert!(plan_study(&scenario, 8, 1, available).is_ok());
+        assert!(plan_study(&scenario, 8, 1, smallest(available, Some(1 << 30))).is_err());
     }
 
     #[test]

@@ -138,7 +138,7 @@ pub fn replications_csv(outcomes: &[Outcome]) -> Vec<u8> {
     writer.write_record(&header).expect("write to memory");
     for outcome in outcomes {
         let mut row = vec![outcome.replication.to_string()];
-        row.extend(outcome.metrics().0.iter().map(|v| v.to_string()));
+        row.extend(outcome.metrics().0.iter().map(|&v| csv_number(v)));
         writer.write_record(&row).expect("write to memory");
     }
     writer.into_inner().expect("write to memory")
@@ -168,7 +168,7 @@ pub fn daily_csv(summary: &StudySummary, calendar: &Calendar) -> Vec<u8> {
         for series in &summary.daily {
             let band = series[day];
             for v in [band.mean, band.p05, band.p50, band.p95] {
-                row.push(v.to_string());
+                row.push(csv_number(v));
             }
         }
         writer.write_record(&row).expect("write to memory");
@@ -196,7 +196,7 @@ pub fn metrics_table(scenario: &Scenario, replications: usize, summary: &StudySu
     let _ = writeln!(
         out,
         "{}: {} users, {} days, {} replications, seed {}, brand value {}",
-        scenario.name,
+        table_text(&scenario.name),
         scenario.market.population,
         scenario.simulation.days,
         replications,
@@ -227,10 +227,47 @@ pub fn metrics_table(scenario: &Scenario, replications: usize, summary: &StudySu
     out
 }
 
+/// A number for a CSV cell: the shortest text that reads back to the same
+/// `f64`, or an empty cell when the figure is undefined (NaN, infinite), as JSON
+/// writes `null` and tables `n/a`.
+pub fn csv_number(value: f64) -> String {
+    if value.is_finite() {
+        value.to_string()
+    } else {
+        String::new()
+    }
+}
+
+/// A text for a CSV cell (a name): one that a spreadsheet would read as a
+/// formula (starting with `=`, `+`, `-`, `@`, a tab or a carriage return) gets a
+/// leading `'`, which spreadsheets show as text (OWASP's CSV-injection advice).
+pub fn csv_text(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_string()
+    }
+}
+
+/// A name for a terminal table: control characters (a newline, an escape
+/// sequence) are shown escaped (`\n`, `\u{1b}`), so a name cannot break the
+/// table's lines or drive the terminal.
+pub fn table_text(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// A number for a table: integers without decimals, counts and money with one
-/// decimal, rates with four.
+/// decimal, rates with four; `n/a` when undefined (NaN, infinite).
 pub fn number(value: f64) -> String {
-    if value.is_nan() {
+    if !value.is_finite() {
         "n/a".to_string()
     } else if value.fract() == 0.0 && value.abs() < 1e15 {
         format!("{value:.0}")

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use crate::metrics::METRIC_NAMES;
 use crate::outcome::Outcome;
+use crate::report::{csv_number, csv_text};
 use crate::scenario::{Assignment, Scenario, ScenarioError, ScenarioSource};
 use crate::stats::Summary;
 use crate::study::{by_name, metric_columns, summarize_metrics};
@@ -85,6 +86,14 @@ pub fn parse_vary(text: &str) -> Result<Axis, VaryError> {
     } else {
         spec.split(',').map(parse).collect::<Result<Vec<_>, _>>()?
     };
+    for (i, value) in values.iter().enumerate() {
+        if values[..i].iter().any(|v| number(v) == number(value)) {
+            return Err(error(format!(
+                "the value {} is given twice; give each grid value once",
+                number(value)
+            )));
+        }
+    }
     Ok(Axis {
         key: key.to_string(),
         values,
@@ -117,17 +126,37 @@ fn range(
             steps + 1.0
         ));
     }
+    // STOP is included: a STEP that jumps over it is a mistake, not a shorter grid.
+    let last = a + steps * s;
+    if ((b - a) / s - steps).abs() > 1e-9 {
+        return Err(format!(
+            "STOP {b} is not on the grid: steps of {s} from {a} end at {} before it; \
+             choose a STOP of START + k·STEP (here {}) or a STEP that divides STOP − START",
+            round_to_step(last, s),
+            round_to_step(last, s)
+        ));
+    }
     Ok((0..=steps as usize)
         .map(|i| {
             if integers {
                 toml::Value::Integer(number(&start) as i64 + i as i64 * number(&step) as i64)
             } else {
-                // Rounded so that 0.1 steps give 0.3, not 0.30000000000000004.
-                let x = a + i as f64 * s;
-                toml::Value::Float((x * 1e12).round() / 1e12)
+                toml::Value::Float(round_to_step(a + i as f64 * s, s))
             }
         })
         .collect())
+}
+
+/// `x` (a grid value `START + i·STEP`) rounded so that 0.1 steps give 0.3, not
+/// 0.30000000000000004: to 12 significant digits at the scale of the step
+/// (more digits when `x` is much larger than the step, so 1e-13 steps stay apart).
+fn round_to_step(x: f64, step: f64) -> f64 {
+    if x == 0.0 || !x.is_finite() {
+        return x;
+    }
+    let magnitude = |v: f64| v.abs().log10().floor() as i64;
+    let digits = (12 + magnitude(x) - magnitude(step)).clamp(12, 17) as usize;
+    format!("{:.*e}", digits - 1, x).parse().unwrap_or(x)
 }
 
 /// One point of the grid: the value index on each axis, and its scenario.
@@ -221,7 +250,7 @@ pub fn summarize_point(values: Vec<f64>, outcomes: &[Outcome]) -> PointSummary {
 /// `<metric>_mean`, `<metric>_ci_low`, `<metric>_ci_high`.
 pub fn sweep_csv(axes: &[Axis], points: &[PointSummary]) -> Vec<u8> {
     let mut writer = csv::Writer::from_writer(Vec::new());
-    let mut header: Vec<String> = axes.iter().map(|a| a.key.clone()).collect();
+    let mut header: Vec<String> = axes.iter().map(|a| csv_text(&a.key)).collect();
     for metric in METRIC_NAMES {
         for stat in ["mean", "ci_low", "ci_high"] {
             header.push(format!("{metric}_{stat}"));
@@ -229,10 +258,10 @@ pub fn sweep_csv(axes: &[Axis], points: &[PointSummary]) -> Vec<u8> {
     }
     writer.write_record(&header).expect("write to memory");
     for point in points {
-        let mut row: Vec<String> = point.values.iter().map(f64::to_string).collect();
+        let mut row: Vec<String> = point.values.iter().map(|&v| csv_number(v)).collect();
         for (_, s) in &point.metrics {
             for v in [s.mean, s.ci95[0], s.ci95[1]] {
-                row.push(v.to_string());
+                row.push(csv_number(v));
             }
         }
         writer.write_record(&row).expect("write to memory");
@@ -289,8 +318,22 @@ mod tests {
         assert_eq!(values("brand.value=0:1:0.25"), [0.0, 0.25, 0.5, 0.75, 1.0]);
         assert_eq!(values("brand.value=0:0.3:0.1"), [0.0, 0.1, 0.2, 0.3]);
         assert_eq!(values("x=10:0:-5"), [10.0, 5.0, 0.0]);
-        assert_eq!(values("x=1:10:4"), [1.0, 5.0, 9.0]);
+        assert_eq!(values("x=1:9:4"), [1.0, 5.0, 9.0]);
         assert_eq!(values("x=3,1.5,2"), [3.0, 1.5, 2.0]);
+        assert_eq!(values("x=0:3e-13:1e-13"), [0.0, 1e-13, 2e-13, 3e-13]);
+    }
+
+    #[test]
+    fn a_stop_off_the_grid_or_a_repeated_value_is_refused() {
+        for (text, expected) in [
+            ("x=1:10:4", "STOP 10 is not on the grid"),
+            ("x=0:1:0.3", "end at 0.9"),
+            ("x=0.1,0.1,0.2", "0.1 is given twice"),
+            ("x=2,2.0", "2 is given twice"),
+        ] {
+            let message = parse_vary(text).unwrap_err().to_string();
+            assert!(message.contains(expected), "{text}: {message}");
+        }
     }
 
     #[test]

@@ -231,3 +231,30 @@ fn unwritable_output_gives_a_clear_error() {
     }
     std::fs::set_permissions(&read_only, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
+
+#[test]
+fn an_overflow_refusal_names_the_key_the_user_set() {
+    let scratch = Scratch::new("overflow-set");
+    let out = scratch.join("out");
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["channels.ads.daily_budget=1e99", "channels.ads.cpm=1e99"],
+            "channels.ads.daily_budget",
+        ),
+        (&["channels.ads.cpm=1e-307"], "channels.ads.cpm"),
+        (&["market.price_reference=1e-320"], "market.price_reference"),
+    ];
+    for (sets, key) in cases {
+        let mut extra = Vec::new();
+        for set in sets {
+            extra.extend(["--set", *set]);
+        }
+        let output = run("scenarios/bass.toml", &out, &extra);
+        assert_refused(
+            &output,
+            &sets,
+            &[&format!("scenarios/bass.toml: {key}: "), "(from --set)"],
+        );
+        assert!(!out.exists(), "{sets:?}: nothing is written");
+    }
+}

@@ -659,3 +659,381 @@ fn throughput_counts_only_this_process_and_peak_memory_includes_the_outputs() {
         "the output phase ({reported}) peaks above the simulation ({simulating})"
     );
 }
+
+// ------------------------------------------------------ 11. undefined figures
+
+#[test]
+fn an_undefined_figure_is_empty_in_csv_null_in_json_and_na_in_tables() {
+    let scratch = Scratch::new("undefined");
+    let compare = scratch.join("compare");
+    let output = tiny(
+        "compare",
+        "scenarios/strategies.toml",
+        &compare,
+        "1",
+        &["--no-plots"],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let table = text(&output.stdout);
+    assert!(
+        !table.contains("exact"),
+        "one replication claims precision:\n{table}"
+    );
+    assert!(table.contains("n/a"), "{table}");
+    let sweep = scratch.join("sweep");
+    let output = tiny(
+        "sweep",
+        "scenarios/bass.toml",
+        &sweep,
+        "1",
+        &["--no-plots", "--vary", "brand.value=0,1"],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let run = scratch.join("run");
+    assert!(
+        tiny("run", "scenarios/bass.toml", &run, "1", &["--no-plots"])
+            .status
+            .success()
+    );
+    for (dir, csv) in [
+        (&compare, "compare.csv"),
+        (&sweep, "sweep.csv"),
+        (&run, "replications.csv"),
+        (&run, "daily.csv"),
+    ] {
+        let text = std::fs::read_to_string(dir.join(csv)).unwrap();
+        assert!(!text.to_lowercase().contains("nan"), "{csv} writes NaN");
+        assert!(!text.contains("inf"), "{csv} writes inf");
+    }
+    // The same figure: an empty cell in CSV, null in JSON.
+    let csv = std::fs::read_to_string(compare.join("compare.csv")).unwrap();
+    let row = csv
+        .lines()
+        .find(|l| l.starts_with("kol-heavy,profit,"))
+        .unwrap();
+    let cells: Vec<&str> = row.split(',').collect();
+    assert_eq!(cells[3], "", "ci_low of one replication: {row}");
+    assert_eq!(cells[8], "", "se_paired of one replication: {row}");
+    let json = common::read_json(&compare.join("compare.json"));
+    let profit = &json["arms"][1]["metrics"]["profit"];
+    assert!(profit["summary"]["ci95"][0].is_null(), "{profit}");
+    assert!(
+        profit["paired_difference"]["se_paired"].is_null(),
+        "{profit}"
+    );
+    let csv = std::fs::read_to_string(sweep.join("sweep.csv")).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let column = header.iter().position(|h| *h == "profit_ci_low").unwrap();
+    let first: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
+    assert_eq!(first[column], "");
+    let json = common::read_json(&sweep.join("sweep.json"));
+    assert!(json["points"][0]["metrics"]["profit"]["ci95"][0].is_null());
+}
+
+// ---------------------------------------------------------- 12. sweep grids
+
+#[test]
+fn sweep_grids_are_refused_when_they_miss_stop_or_repeat_a_value() {
+    let scratch = Scratch::new("grids");
+    let cases: [(&str, &[&str]); 5] = [
+        ("brand.value=0:1:0.3", &["STOP 1 is not on the grid", "0.9"]),
+        ("brand.value=0.1,0.1,0.2", &["0.1 is given twice"]),
+        ("brand.value=1,1.0", &["1 is given twice"]),
+        (
+            "market.population=100:1000:400",
+            &["STOP 1000 is not on the grid", "900"],
+        ),
+        ("brand.value=0.2:0:-0.15", &["STOP 0 is not on the grid"]),
+    ];
+    for (vary, expected) in cases {
+        let out = scratch.join("out");
+        let output = tiny("sweep", "scenarios/bass.toml", &out, "1", &["--vary", vary]);
+        common::assert_refused_writing_nothing(&output, &vary, expected, &out);
+    }
+}
+
+#[test]
+fn the_sweep_table_tells_every_grid_value_apart() {
+    let scratch = Scratch::new("grid-labels");
+    for (vary, labels) in [
+        (
+            "brand.value=0:0.0002:0.00005",
+            &["0.00005", "0.0001", "0.00015", "0.0002"][..],
+        ),
+        (
+            "brand.value=0:3e-10:1e-10",
+            &["0.0000000001", "0.0000000002", "0.0000000003"][..],
+        ),
+        ("brand.value=0:1:0.25", &["0.2500", "0.5000", "0.7500"][..]),
+    ] {
+        let out = scratch.join(format!("s{}", vary.len()));
+        let output = tiny(
+            "sweep",
+            "scenarios/bass.toml",
+            &out,
+            "1",
+            &["--vary", vary, "--no-plots", "--metric", "profit"],
+        );
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        let table = text(&output.stdout);
+        let firsts: Vec<&str> = table
+            .lines()
+            .skip(2)
+            .filter_map(|l| l.split_whitespace().next())
+            .take_while(|w| w.parse::<f64>().is_ok())
+            .collect();
+        for label in labels {
+            assert!(firsts.contains(label), "{vary}: {label} in {firsts:?}");
+        }
+        let mut distinct = firsts.clone();
+        distinct.dedup();
+        assert_eq!(distinct.len(), firsts.len(), "{vary}: {firsts:?}");
+    }
+}
+
+// -------------------------------------------------------------- 14. names
+
+#[test]
+fn names_cannot_break_tables_or_become_spreadsheet_formulas() {
+    let scratch = Scratch::new("names");
+    let text_of = std::fs::read_to_string("scenarios/strategies.toml").unwrap();
+    let hostile = text_of
+        .replace(
+            "name = \"strategies\"",
+            "name = \"=HYPERLINK(\\\"x\\\")\\nfake row\"",
+        )
+        .replace("name = \"kol-heavy\"", "name = \"-2+3\"")
+        .replace("name = \"price-cut\"", "name = \"@SUM(A1)\"")
+        .replace("name = \"double-ads\"", "name = \"+1\\u001b[31m\"");
+    let file = scratch.join("hostile.toml");
+    std::fs::write(&file, hostile).unwrap();
+    let out = scratch.join("out");
+    let output = tiny("compare", s(&file), &out, "2", &["--no-plots"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let table = text(&output.stdout);
+    assert!(!table.contains('\u{1b}'), "an escape reaches the terminal");
+    assert!(
+        !table.lines().any(|l| l.starts_with("fake row")),
+        "a newline in a name breaks the table:\n{table}"
+    );
+    assert!(table.contains("\\n"), "{table}");
+    let mut reader = csv::Reader::from_path(out.join("compare.csv")).unwrap();
+    for row in reader.records() {
+        let arm = row.unwrap()[0].to_string();
+        assert!(
+            !arm.starts_with(['=', '+', '-', '@']),
+            "a formula in compare.csv: {arm:?}"
+        );
+    }
+    // JSON keeps names as they are.
+    let json = common::read_json(&out.join("compare.json"));
+    assert_eq!(json["arms"][1]["name"], "-2+3");
+}
+
+#[test]
+fn arms_of_several_files_are_labelled_with_their_file() {
+    let scratch = Scratch::new("labels");
+    let out = scratch.join("out");
+    let mut args = vec![
+        "compare",
+        "scenarios/strategies.toml",
+        "scenarios/kol_heavy.toml",
+        "--out",
+        s(&out),
+        "-r",
+        "2",
+        "--no-plots",
+        "--json",
+    ];
+    args.extend(TINY);
+    let json = common::json_of(&args);
+    let names: Vec<&str> = json["arms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"scenarios/strategies.toml: kol-heavy"),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"scenarios/strategies.toml: strategies"),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"scenarios/kol_heavy.toml: kol_heavy"),
+        "{names:?}"
+    );
+    let unique: std::collections::BTreeSet<_> = names.iter().collect();
+    assert_eq!(unique.len(), names.len(), "{names:?}");
+}
+
+// ------------------------------------------------- 15. messages to act on
+
+#[test]
+fn messages_point_at_what_to_fix() {
+    let scratch = Scratch::new("messages");
+    let syntax = scratch.join("syntax.toml");
+    std::fs::write(&syntax, "[simulation]\ndays = 10\nseed = = 3\n").unwrap();
+    let typo = scratch.join("typo.toml");
+    let platform = std::fs::read_to_string("scenarios/knowledge_platform.toml").unwrap();
+    std::fs::write(
+        &typo,
+        platform.replacen("price_sensitivity", "price_sensitivty", 1),
+    )
+    .unwrap();
+    let dangling = scratch.join("dangling");
+    std::os::unix::fs::symlink(scratch.join("nowhere"), &dangling).unwrap();
+    let cases: [(Vec<&str>, &[&str]); 5] = [
+        (
+            vec!["validate", s(&syntax)],
+            &[
+                "syntax.toml:3: TOML syntax error at line 3, column 8",
+                "3 | seed = = 3",
+                "|        ^",
+            ],
+        ),
+        (
+            vec!["validate", s(&typo)],
+            &["price_sensitivty", "did you mean \"price_sensitivity\"?"],
+        ),
+        (
+            vec!["run", "scenarios/bass.toml", "--set", "brand.valeu=1"],
+            &["did you mean \"value\"?"],
+        ),
+        (
+            vec!["run", "scenarios/bass.toml", "--set", "channels.adz.cpm=3"],
+            &["no channel named \"adz\"; did you mean \"ads\"?"],
+        ),
+        (
+            vec!["run", "scenarios/bass.toml", "-q", "--out", s(&dangling)],
+            &["is a symbolic link to", "nowhere, which does not exist"],
+        ),
+    ];
+    for (args, expected) in &cases {
+        assert_refused(&brandsim(args), args, expected);
+    }
+    assert!(
+        !scratch.join("nowhere").exists(),
+        "nothing is created through the link"
+    );
+}
+
+/// The command printed after `continue with: ` on stderr, as words.
+fn continue_command(stderr: &str) -> Vec<String> {
+    let line = stderr
+        .lines()
+        .find_map(|l| l.split_once("continue with: ").map(|(_, c)| c))
+        .unwrap_or_else(|| panic!("no command to continue in {stderr}"));
+    shlex::split(line).unwrap()
+}
+
+#[test]
+fn the_command_printed_after_ctrl_c_repeats_every_option() {
+    let scratch = Scratch::new("ctrl-c");
+    let slow = [
+        "-q",
+        "-t",
+        "1",
+        "--no-plots",
+        "--set",
+        "market.population=20000",
+        "--set",
+        "simulation.days=60",
+        "-r",
+        "30",
+    ];
+    for (command, file, extra, first) in [
+        (
+            "run",
+            "scenarios/knowledge_platform.toml",
+            &[][..],
+            "outcomes",
+        ),
+        (
+            "sweep",
+            "scenarios/knowledge_platform.toml",
+            &["--vary", "brand.value=0,0.5"][..],
+            "points/0/outcomes",
+        ),
+    ] {
+        let out = scratch.join(command);
+        let mut args = vec![command, file, "--out", s(&out)];
+        args.extend(slow);
+        args.extend(extra);
+        let ready = || {
+            std::fs::read_dir(out.join(first)).is_ok_and(|mut d| {
+                d.any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".json"))
+            })
+        };
+        let interrupted = common::interrupt_when(&args, ready);
+        assert_eq!(interrupted.status.code(), Some(130));
+        let words = continue_command(&text(&interrupted.stderr));
+        for option in ["--no-plots", "-t", "--quiet"] {
+            let given = option != "-t" || words.iter().any(|w| w == "--threads");
+            assert!(
+                given && (option == "-t" || words.iter().any(|w| w == option)),
+                "{command}: {option} is not repeated in {words:?}"
+            );
+        }
+        assert_eq!(words[0], "brandsim");
+        let words: Vec<&str> = words[1..].iter().map(String::as_str).collect();
+        let resumed = brandsim(&words);
+        assert!(resumed.status.success(), "{}", text(&resumed.stderr));
+        let files = files_below(&out);
+        assert!(
+            !files.iter().any(|f| f.ends_with(".svg")),
+            "{command}: the continued study drew plots: {files:?}"
+        );
+    }
+}
+
+// ------------------------------------------------ 9. compare stays linear
+
+/// Bytes of every file below `dir`.
+fn bytes_below(dir: &Path) -> u64 {
+    files_below(dir)
+        .iter()
+        .map(|f| std::fs::metadata(dir.join(f)).unwrap().len())
+        .sum()
+}
+
+#[test]
+fn compare_disk_grows_linearly_with_the_number_of_variants() {
+    let scratch = Scratch::new("many-variants");
+    let bass = std::fs::read_to_string("scenarios/bass.toml").unwrap();
+    let per_arm = |variants: usize| {
+        let mut scenario = bass.clone();
+        for i in 0..variants {
+            scenario.push_str(&format!(
+                "\n[[variants]]\nname = \"v{i}\"\nset = {{ \"brand.value\" = {} }}\n",
+                i as f64 / variants as f64
+            ));
+        }
+        let file = scratch.join(format!("v{variants}.toml"));
+        std::fs::write(&file, scenario).unwrap();
+        let out = scratch.join(format!("out-{variants}"));
+        let output = brandsim(&[
+            "compare",
+            s(&file),
+            "--out",
+            s(&out),
+            "-q",
+            "-r",
+            "1",
+            "--no-plots",
+            "--set",
+            "market.population=10",
+            "--set",
+            "simulation.days=1",
+        ]);
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        bytes_below(&out) as f64 / (variants + 1) as f64
+    };
+    let (few, many) = (per_arm(20), per_arm(160));
+    assert!(
+        many < 1.3 * few,
+        "bytes per arm grow with the number of variants: {few:.0} with 20, {many:.0} with 160"
+    );
+}

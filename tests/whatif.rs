@@ -219,7 +219,8 @@ fn several_files_are_compared_on_the_first_files_seed() {
     assert_eq!(d["ci95"], serde_json::json!([0.0, 0.0]));
     // Its kol-heavy variant is kol_heavy.toml: the same outcomes, replication by
     // replication, so the same summaries and differences from the base.
-    assert_eq!(arms[3]["name"], "kol-heavy");
+    // Arms of several files say which file they come from.
+    assert_eq!(arms[3]["name"], "scenarios/strategies.toml: kol-heavy");
     assert_eq!(arms[3]["metrics"], arms[1]["metrics"]);
 }
 

@@ -18,7 +18,7 @@ use crate::cli::{PlotArgs, StudyArgs};
 use crate::compare::{self, Arm, Comparison};
 use crate::outcome::Outcome;
 use crate::plots::{self, DifferenceBar};
-use crate::report::number;
+use crate::report::{number, table_text};
 use crate::scenario::{self, Assignment, Scenario, ScenarioSource};
 use crate::shard::Shard;
 use crate::store::WhatIf;
@@ -33,13 +33,13 @@ pub fn run(
     plot_args: &PlotArgs,
 ) -> Result<(), CliError> {
     let metric = metric_name("--metric", metric)?;
-    let (arms, sources) = load_arms(files, args)?;
+    let (arms, sources, first_source) = load_arms(files, args)?;
     let base = arms[0].scenario.clone();
     let arms_text: Vec<String> = sources.iter().map(|s| s.resolved_toml()).collect();
     let study = super::study_identity(
         "compare",
         &format!("{metric}\n{}", arms_text.join("\n")),
-        &sources[0],
+        &first_source,
     );
 
     // Every arm runs replications 0..R-1 of the base's seed: common random numbers.
@@ -67,22 +67,23 @@ pub fn run(
         &dir,
         wanted,
         &study,
-        &sources[0].resolved_toml(),
+        &first_source.resolved_toml(),
         &points,
         args,
     )?;
-    let resume = if files.len() == 1 {
-        format!(
-            "brandsim compare {}/scenario.toml --metric {metric} --resume {}",
-            dir.display(),
-            dir.display()
-        )
+    // One file: its stored base scenario holds the variants, --set and all.
+    // Several: the files again, with the options that resolved them.
+    let mut words = vec!["brandsim".to_string(), "compare".to_string()];
+    if files.len() == 1 {
+        words.push(dir.join("scenario.toml").display().to_string());
     } else {
-        format!(
-            "the same brandsim compare command with --resume {}",
-            dir.display()
-        )
-    };
+        words.extend(files.iter().map(|f| f.display().to_string()));
+        words.extend(super::scenario_options(args));
+    }
+    words.extend(["--metric".to_string(), metric.to_string()]);
+    words.extend(super::repeated_options(args, Some(plot_args)));
+    words.extend(["--resume".to_string(), dir.display().to_string()]);
+    let resume = super::command_line(&words);
     let filled = run_whatif(&mut stored, &points, &plans, &pool, args.quiet, &resume)?;
     if !stored.meta.shard.is_whole() {
         print_shard_done(&stored, &filled)?;
@@ -184,23 +185,36 @@ pub fn write_compare_outputs(
     Ok(())
 }
 
-/// The arms: each file's scenario followed by its variants. Every file after the
-/// first takes the first file's seed and replications, so all arms pair up.
+/// The arms: each file's scenario followed by its variants, each arm's source
+/// without the `[[variants]]` list, and the first file's resolved source with
+/// it (stored as the comparison's `scenario.toml`, which `--resume` reads).
+/// Every file after the first takes the first file's seed and replications, so
+/// all arms pair up.
 fn load_arms(
     files: &[PathBuf],
     args: &StudyArgs,
-) -> Result<(Vec<Arm>, Vec<ScenarioSource>), CliError> {
+) -> Result<(Vec<Arm>, Vec<ScenarioSource>, ScenarioSource), CliError> {
     let mut arms: Vec<Arm> = Vec::new();
     let mut sources = Vec::new();
     let mut base: Option<Scenario> = None;
+    let mut first_source: Option<ScenarioSource> = None;
     for file in files {
         let (scenario, source) = match &base {
             None => load_scenario(file, args)?,
             Some(base) => load_paired(file, args, base)?,
         };
+        // Each arm is the scenario without its `[[variants]]` list: an arm
+        // needs none, and carrying the list in every arm would make time, memory
+        // and disk grow with the square of the number of variants.
+        let mut source = source;
+        let mut scenario = scenario;
+        if first_source.is_none() {
+            first_source = Some(source.clone());
+        }
+        source.document.remove("variants");
+        let variant_list = std::mem::take(&mut scenario.variants);
         // Checked when the file was loaded, so applying them again succeeds.
-        let variants = scenario
-            .variants
+        let variants = variant_list
             .iter()
             .map(|variant| {
                 let (varied, varied_source) = source.with_overrides(&variant.set)?;
@@ -212,8 +226,14 @@ fn load_arms(
         }
         let name = scenario.name.clone();
         for (name, scenario, source) in std::iter::once((name, scenario, source)).chain(variants) {
+            // Several files: each arm says which file it comes from.
+            let label = if files.len() > 1 {
+                format!("{}: {name}", file.display())
+            } else {
+                name
+            };
             arms.push(Arm {
-                name: unique_name(&arms, &name),
+                name: unique_name(&arms, &label),
                 scenario: Arc::new(scenario),
             });
             sources.push(source);
@@ -225,7 +245,8 @@ fn load_arms(
             files[0].display()
         )));
     }
-    Ok((arms, sources))
+    let first_source = first_source.expect("at least one file");
+    Ok((arms, sources, first_source))
 }
 
 /// Loads a further file with the base's seed and replication count.
@@ -265,7 +286,7 @@ fn ranking_table(comparison: &Comparison, base: &Scenario, metric: &str) -> Stri
     let _ = writeln!(
         out,
         "{}: {} arms, each on replications 0..{} of seed {} (common random numbers); ranked by {metric}",
-        base.name,
+        table_text(&base.name),
         comparison.arms.len(),
         comparison.replications.saturating_sub(1),
         base.simulation.seed
@@ -289,11 +310,7 @@ fn ranking_table(comparison: &Comparison, base: &Scenario, metric: &str) -> Stri
                 difference_cell(d.mean, d.ci95),
                 number(d.se_paired),
                 number(d.se_unpaired),
-                if d.se_paired > 0.0 {
-                    format!("{:.1}x", d.se_unpaired / d.se_paired)
-                } else {
-                    "exact".to_string()
-                },
+                se_ratio(d.se_paired, d.se_unpaired),
             ),
             _ => (
                 "(base)".to_string(),
@@ -306,7 +323,7 @@ fn ranking_table(comparison: &Comparison, base: &Scenario, metric: &str) -> Stri
             out,
             "{:>4}  {:<22} {:>12} {:>36} {:>11} {:>11} {:>9}",
             rank + 1,
-            arm.name,
+            table_text(&arm.name),
             number(mean),
             difference,
             paired,
@@ -315,6 +332,19 @@ fn ranking_table(comparison: &Comparison, base: &Scenario, metric: &str) -> Stri
         );
     }
     out
+}
+
+/// The SE ratio column: `unpaired / paired`; `exact` only when the paired SE is
+/// a true 0 (every replication gave the same difference) and the unpaired one is
+/// not; `n/a` when either is undefined (one replication) or both are 0.
+fn se_ratio(paired: f64, unpaired: f64) -> String {
+    if !(paired.is_finite() && unpaired.is_finite()) || (paired == 0.0 && unpaired == 0.0) {
+        "n/a".to_string()
+    } else if paired == 0.0 {
+        "exact".to_string()
+    } else {
+        format!("{:.1}x", unpaired / paired)
+    }
 }
 
 fn difference_cell(mean: f64, ci95: [f64; 2]) -> String {
@@ -337,7 +367,8 @@ fn differences_table(comparison: &Comparison) -> String {
         let _ = writeln!(
             out,
             "\n{} minus {} (paired over the same replications):",
-            arm.name, comparison.arms[0].name
+            table_text(&arm.name),
+            table_text(&comparison.arms[0].name)
         );
         let _ = writeln!(
             out,

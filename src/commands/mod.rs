@@ -364,6 +364,54 @@ fn utc_timestamp() -> String {
     )
 }
 
+/// A command line as a user would type it, each word quoted for a POSIX shell
+/// where needed (shlex).
+pub fn command_line(words: &[String]) -> String {
+    shlex::try_join(words.iter().map(String::as_str)).unwrap_or_else(|_| words.join(" "))
+}
+
+/// The options a study was started with that its continuation must repeat, since
+/// the stored scenario does not hold them: `--threads`, `--json`, `--quiet` and
+/// the plot options.
+pub fn repeated_options(args: &StudyArgs, plots: Option<&crate::cli::PlotArgs>) -> Vec<String> {
+    let mut words = Vec::new();
+    if args.threads != 0 {
+        words.extend(["--threads".to_string(), args.threads.to_string()]);
+    }
+    if args.json {
+        words.push("--json".into());
+    }
+    if args.quiet {
+        words.push("--quiet".into());
+    }
+    if let Some(plots) = plots {
+        if plots.no_plots {
+            words.push("--no-plots".into());
+        } else if plots.plot_format != crate::plots::PlotFormat::default() {
+            use clap::ValueEnum;
+            if let Some(value) = plots.plot_format.to_possible_value() {
+                words.extend(["--plot-format".to_string(), value.get_name().to_string()]);
+            }
+        }
+    }
+    words
+}
+
+/// The `--set`, `--seed` and `--replications` options as given.
+pub fn scenario_options(args: &StudyArgs) -> Vec<String> {
+    let mut words = Vec::new();
+    for set in &args.set {
+        words.extend(["--set".to_string(), set.clone()]);
+    }
+    if let Some(seed) = args.seed {
+        words.extend(["--seed".to_string(), seed.to_string()]);
+    }
+    if let Some(replications) = args.replications {
+        words.extend(["--replications".to_string(), replications.to_string()]);
+    }
+    words
+}
+
 /// Checks that `name` (given with `flag`) is a metric.
 pub fn metric_name(flag: &str, name: &str) -> Result<&'static str, CliError> {
     crate::metrics::METRIC_NAMES

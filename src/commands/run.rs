@@ -45,6 +45,13 @@ pub fn run(
     let lock = lock_output(args, &scenario)?;
     let dir = lock.dir().to_path_buf();
     let mut store = open_study(&dir, &scenario, &source, args)?;
+    let mut resume = vec![
+        "brandsim".to_string(),
+        "run".to_string(),
+        dir.join("scenario.toml").display().to_string(),
+    ];
+    resume.extend(super::repeated_options(args, Some(plot_args)));
+    resume.extend(["--resume".to_string(), dir.display().to_string()]);
     let stored = run_stored(
         &mut store,
         &scenario,
@@ -52,6 +59,7 @@ pub fn run(
         interrupt_flag(),
         args.quiet,
         &plan,
+        &super::command_line(&resume),
     )?;
     if stored.reused > 0 {
         eprintln!(

@@ -280,6 +280,7 @@ pub fn run_stored(
     stop: &AtomicBool,
     quiet: bool,
     plan: &StudyPlan,
+    resume_command: &str,
 ) -> Result<StoredStudy, CliError> {
     let due = store.meta().replications_due().len();
     let bar = progress_bar(due as u64, "replications", quiet);
@@ -289,7 +290,7 @@ pub fn run_stored(
     if !filled.is_complete() {
         let dir = store.dir().display();
         eprintln!(
-            "interrupted: {} of {} replications are saved in {dir}; continue with: brandsim run {dir}/scenario.toml --resume {dir}",
+            "interrupted: {} of {} replications are saved in {dir}; continue with: {resume_command}",
             filled.reused + filled.computed,
             filled.due,
         );

@@ -12,7 +12,7 @@ use super::whatif_dir::{
 use super::{CliError, load_scenario, lock_output, metric_name, write_output, write_plots};
 use crate::cli::{PlotArgs, StudyArgs};
 use crate::plots::{self, PlotFile, PointCi};
-use crate::report::number;
+use crate::report::{number, table_text};
 use crate::scenario::Scenario;
 use crate::shard::Shard;
 use crate::store::WhatIf;
@@ -70,14 +70,20 @@ pub fn run(
         &whatif_points,
         args,
     )?;
-    let mut resume = format!("brandsim sweep {}/scenario.toml", dir.display());
+    let mut words = vec![
+        "brandsim".to_string(),
+        "sweep".to_string(),
+        dir.join("scenario.toml").display().to_string(),
+    ];
     for text in vary {
-        let _ = write!(resume, " --vary {text}");
+        words.extend(["--vary".to_string(), text.clone()]);
     }
     for metric in &metrics {
-        let _ = write!(resume, " --metric {metric}");
+        words.extend(["--metric".to_string(), metric.to_string()]);
     }
-    let _ = write!(resume, " --resume {}", dir.display());
+    words.extend(super::repeated_options(args, Some(plot_args)));
+    words.extend(["--resume".to_string(), dir.display().to_string()]);
+    let resume = super::command_line(&words);
     let filled = run_whatif(
         &mut stored,
         &whatif_points,
@@ -254,22 +260,58 @@ fn sweep_plots(
     Ok(files)
 }
 
+/// The labels of an axis's values in the table: each as `number` shows it when
+/// that reads back to the value, else its shortest exact decimal (`0.00005`,
+/// `0.0000000001`), so that every grid value is told apart.
+fn grid_labels(values: &[f64]) -> Vec<String> {
+    values
+        .iter()
+        .map(|&v| {
+            let short = number(v);
+            if short.parse::<f64>().is_ok_and(|back| back == v) {
+                short
+            } else {
+                format!("{v}")
+            }
+        })
+        .collect()
+}
+
+/// The label of `value` among its axis's `labels` (in the order of the axis's
+/// values; a point's value is one of them).
+fn grid_label(value: f64, labels: &[String]) -> String {
+    labels
+        .iter()
+        .find(|label| label.parse::<f64>().is_ok_and(|back| back == value))
+        .cloned()
+        .unwrap_or_else(|| format!("{value}"))
+}
+
 /// One row per grid point: the varied values, then each metric's mean and 95% CI.
 fn sweep_table(name: &str, axes: &[Axis], summaries: &[PointSummary], metrics: &[&str]) -> String {
     let mut out = String::new();
     let replications = summaries.first().map_or(0, |p| p.replications);
     let _ = writeln!(
         out,
-        "{name}: sweep of {} on {replications} replications each (mean [95% CI])",
+        "{}: sweep of {} on {replications} replications each (mean [95% CI])",
+        table_text(name),
         axes.iter()
-            .map(|a| a.key.as_str())
+            .map(|a| table_text(&a.key))
             .collect::<Vec<_>>()
             .join(" x ")
     );
-    let widths: Vec<usize> = axes.iter().map(|a| a.key.chars().count().max(10)).collect();
+    let labels: Vec<Vec<String>> = axes.iter().map(|a| grid_labels(&a.numbers())).collect();
+    let widths: Vec<usize> = axes
+        .iter()
+        .zip(&labels)
+        .map(|(a, labels)| {
+            let longest = labels.iter().map(String::len).max().unwrap_or(0);
+            table_text(&a.key).chars().count().max(10).max(longest)
+        })
+        .collect();
     let mut header = String::new();
     for (axis, width) in axes.iter().zip(&widths) {
-        let _ = write!(header, "{:>width$} ", axis.key);
+        let _ = write!(header, "{:>width$} ", table_text(&axis.key));
     }
     for metric in metrics {
         let _ = write!(header, "{metric:>36} ");
@@ -277,8 +319,9 @@ fn sweep_table(name: &str, axes: &[Axis], summaries: &[PointSummary], metrics: &
     let _ = writeln!(out, "{}", header.trim_end());
     for point in summaries {
         let mut row = String::new();
-        for (value, width) in point.values.iter().zip(&widths) {
-            let _ = write!(row, "{:>width$} ", number(*value));
+        for (a, (value, width)) in point.values.iter().zip(&widths).enumerate() {
+            let label = grid_label(*value, &labels[a]);
+            let _ = write!(row, "{label:>width$} ");
         }
         for metric in metrics {
             let cell = point.metric(metric).map_or("n/a".to_string(), |s| {

@@ -294,11 +294,41 @@ fn parse_document(text: &str, file: &str) -> Result<(Table, Locations), Scenario
             .filter(|&&b| b == b'\n')
             .count()
     };
-    let spanned = DeTable::parse(text).map_err(|error| ScenarioError {
-        file: file.to_string(),
-        key_path: String::new(),
-        line: error.span().map(|span| line_of(span.start)),
-        message: format!("TOML syntax error: {}", error.message().trim_end()),
+    let spanned = DeTable::parse(text).map_err(|mut error| {
+        let line = error.span().map(|span| line_of(span.start));
+        let message = error.message().trim_end().to_string();
+        // The toml crate renders the line and a caret under the column.
+        error.set_input(Some(text));
+        let rendered = error.to_string();
+        let (position, snippet) = match rendered.split_once('\n') {
+            Some((first, rest)) if first.starts_with("TOML parse error at ") => (
+                first.trim_start_matches("TOML parse error at ").to_string(),
+                rest.strip_suffix(&format!("{message}\n"))
+                    .unwrap_or(rest)
+                    .trim_end(),
+            ),
+            _ => (String::new(), ""),
+        };
+        let snippet: String = snippet
+            .chars()
+            .map(|c| {
+                if c.is_control() && c != '\n' {
+                    '\u{fffd}'
+                } else {
+                    c
+                }
+            })
+            .collect();
+        ScenarioError {
+            file: file.to_string(),
+            key_path: String::new(),
+            line,
+            message: if position.is_empty() {
+                format!("TOML syntax error: {message}")
+            } else {
+                format!("TOML syntax error at {position}: {message}\n{snippet}")
+            },
+        }
     })?;
     let locations = Locations::new(text, spanned.get_ref());
     if let Some((path, integer)) = locations
@@ -538,10 +568,29 @@ pub(super) const OPTIMIZE_FIELDS: &[Field] = &[
 /// One `[[variants]]` entry: a name and a table of `--set` key paths to values.
 const VARIANT_FIELDS: &[Field] = &[required("name", Kind::Text), required("set", Kind::Table)];
 
-/// `unknown key "k"; expected one of: ...`, shared with `--set`.
+/// `unknown key "k"; did you mean "key"? expected one of: ...`, shared with `--set`.
 pub(super) fn unknown_key_message(key: &str, fields: &[Field]) -> String {
     let keys: Vec<&str> = fields.iter().map(|field| field.key).collect();
-    format!("unknown key {key:?}; expected one of: {}", keys.join(", "))
+    format!(
+        "unknown key {key:?}; {}expected one of: {}",
+        did_you_mean(key, &keys),
+        keys.join(", ")
+    )
+}
+
+/// `did you mean "x"? ` when one of `known` is close to `word` (a typo: an
+/// optimal-string-alignment distance of at most a third of its length, at
+/// least 1), else nothing.
+pub(super) fn did_you_mean(word: &str, known: &[&str]) -> String {
+    let limit = (word.chars().count() / 3).max(1);
+    known
+        .iter()
+        .map(|candidate| (strsim::osa_distance(word, candidate), *candidate))
+        .filter(|(distance, _)| *distance <= limit)
+        .min_by_key(|(distance, _)| *distance)
+        .map_or(String::new(), |(_, candidate)| {
+            format!("did you mean {candidate:?}? ")
+        })
 }
 
 /// How a value appears in a message: `-0.2`, `nan`, `string "10"`, `a table`.
@@ -611,6 +660,17 @@ impl Validator<'_> {
                 message,
             },
         }
+    }
+
+    /// An error about a quantity derived from several keys (`candidates`, the
+    /// likeliest cause first): blamed on the first of them that a `--set` put
+    /// there (with `(from --set)`), else on the first.
+    fn error_among(&self, candidates: &[String], message: impl Into<String>) -> ScenarioError {
+        let path = candidates
+            .iter()
+            .find(|path| self.set_by.contains_key(path.as_str()))
+            .unwrap_or(&candidates[0]);
+        self.error(path, message)
     }
 
     pub(super) fn child(path: &str, key: &str) -> String {
@@ -795,9 +855,9 @@ impl Validator<'_> {
     /// 64-bit float (e.g. `daily_budget = 1e300` with `cpm = 1e-300`): the model
     /// would then compute `inf − inf` or `0·inf`, so they are rejected here.
     pub(super) fn check_derived_quantities(&self, scenario: &Scenario) -> Checked<()> {
-        let overflow = |path: &str, what: String, hint: &str| {
-            Err(self.error(
-                path,
+        let overflow = |paths: &[String], what: String, hint: &str| {
+            Err(self.error_among(
+                paths,
                 format!("{what} overflows a 64-bit float; expected a finite result: {hint}"),
             ))
         };
@@ -806,7 +866,10 @@ impl Validator<'_> {
             let impressions = 1000.0 * channel.daily_budget / channel.cpm;
             if !impressions.is_finite() {
                 return overflow(
-                    &format!("channels[{k}].daily_budget"),
+                    &[
+                        format!("channels[{k}].daily_budget"),
+                        format!("channels[{k}].cpm"),
+                    ],
                     format!(
                         "daily impressions 1000·daily_budget/cpm = 1000·{:?}/{:?}",
                         channel.daily_budget, channel.cpm
@@ -821,8 +884,13 @@ impl Validator<'_> {
                 .map(|segment| population * segment.targeting[k])
                 .sum();
             if !reach.is_finite() {
+                let mut paths: Vec<String> = (0..scenario.market.segments.len())
+                    .map(|i| format!("market.segments[{i}].targeting"))
+                    .collect();
+                paths.insert(0, "market.segments".to_string());
+                paths.push("market.population".to_string());
                 return overflow(
-                    "market.segments",
+                    &paths,
                     format!(
                         "the targeting weights of channel {:?} times the population",
                         channel.name
@@ -834,9 +902,10 @@ impl Validator<'_> {
         let budgets: f64 = scenario.channels.iter().map(|c| c.daily_budget).sum();
         let brand = &scenario.brand;
         let daily_spend = budgets + brand.cost_per_day * brand.value * brand.value;
+        let spend_keys = spend_keys(scenario);
         if !daily_spend.is_finite() {
             return overflow(
-                "brand.cost_per_day",
+                &spend_keys,
                 "the daily spend Σ daily_budget + cost_per_day·value²".to_string(),
                 "lower the budgets, cost_per_day or brand.value",
             );
@@ -848,7 +917,7 @@ impl Validator<'_> {
         ] {
             if !(effect * brand.value).is_finite() {
                 return overflow(
-                    &format!("brand.{key}"),
+                    &[format!("brand.{key}"), "brand.value".to_string()],
                     format!("brand.{key}·brand.value = {effect:?}·{:?}", brand.value),
                     "lower the effect or the brand value",
                 );
@@ -858,7 +927,10 @@ impl Validator<'_> {
         for (i, item) in scenario.content.iter().enumerate() {
             if !(item.price / price_reference).is_finite() {
                 return overflow(
-                    &format!("content[{i}].price"),
+                    &[
+                        format!("content[{i}].price"),
+                        "market.price_reference".to_string(),
+                    ],
                     format!(
                         "price / market.price_reference = {:?}/{price_reference:?}",
                         item.price
@@ -867,14 +939,19 @@ impl Validator<'_> {
                 );
             }
         }
-        self.check_money_totals(scenario, daily_spend)
+        self.check_money_totals(scenario, daily_spend, &spend_keys)
     }
 
     /// Revenue and spend over the horizon must stay far from overflowing, since
     /// the statistics square them (variance across replications): at most
     /// [`MAX_MONEY`]. The bounds are the most the model can produce: every user
     /// paying the dearest item every day, every day's full spend.
-    fn check_money_totals(&self, scenario: &Scenario, daily_spend: f64) -> Checked<()> {
+    fn check_money_totals(
+        &self,
+        scenario: &Scenario,
+        daily_spend: f64,
+        spend_keys: &[String],
+    ) -> Checked<()> {
         let days = f64::from(scenario.simulation.days);
         let payments = f64::from(scenario.market.population) * days;
         let dearest = scenario
@@ -885,8 +962,12 @@ impl Validator<'_> {
         if let Some((i, item)) = dearest
             && item.price * payments > MAX_MONEY
         {
-            return Err(self.error(
-                &format!("content[{i}].price"),
+            return Err(self.error_among(
+                &[
+                    format!("content[{i}].price"),
+                    "market.population".to_string(),
+                    "simulation.days".to_string(),
+                ],
                 format!(
                     "price·population·days = {:?}·{}·{days} could exceed {MAX_MONEY:e}, \
                      beyond which money totals and their statistics overflow; \
@@ -896,8 +977,10 @@ impl Validator<'_> {
             ));
         }
         if daily_spend * days > MAX_MONEY {
-            return Err(self.error(
-                "brand.cost_per_day",
+            let mut keys = spend_keys.to_vec();
+            keys.push("simulation.days".to_string());
+            return Err(self.error_among(
+                &keys,
                 format!(
                     "the spend over the horizon, days·(Σ daily_budget + cost_per_day·value²) \
                      = {days}·{daily_spend:?}, exceeds {MAX_MONEY:e}, beyond which money \
@@ -1228,7 +1311,13 @@ impl Validator<'_> {
                 };
                 return Err(self.error(
                     &Self::child(&Self::child(path, "targeting"), name),
-                    format!("no channel named {name:?}; {known}"),
+                    format!(
+                        "no channel named {name:?}; {}{known}",
+                        did_you_mean(
+                            name,
+                            &channels.iter().map(|c| c.name.as_str()).collect::<Vec<_>>()
+                        )
+                    ),
                 ));
             };
             targeting[index] = *weight;
@@ -1276,6 +1365,24 @@ impl Names {
 }
 
 // Readers for values that `check_table` has already checked.
+
+/// The keys of the daily spend `Σ daily_budget + cost_per_day·value²`, the
+/// largest term's first (what to blame when it is too large).
+fn spend_keys(scenario: &Scenario) -> Vec<String> {
+    let brand = &scenario.brand;
+    let mut terms: Vec<(f64, Vec<String>)> = scenario
+        .channels
+        .iter()
+        .enumerate()
+        .map(|(k, c)| (c.daily_budget, vec![format!("channels[{k}].daily_budget")]))
+        .collect();
+    terms.push((
+        brand.cost_per_day * brand.value * brand.value,
+        vec!["brand.cost_per_day".to_string(), "brand.value".to_string()],
+    ));
+    terms.sort_by(|a, b| b.0.total_cmp(&a.0));
+    terms.into_iter().flat_map(|(_, keys)| keys).collect()
+}
 
 fn get_f64(table: &Table, key: &str) -> f64 {
     table.get(key).and_then(number_of).unwrap_or(0.0)

@@ -298,10 +298,12 @@ fn list_entry(
         } else {
             format!("{} are: {}", kind.plural, names.join(", "))
         };
+        let guess = guess_name(named);
         return Err(format!(
-            "no {} named {:?}; {known}",
+            "no {} named {:?}; {}{known}",
             kind.noun,
-            guess_name(named)
+            guess,
+            super::load::did_you_mean(guess, &names)
         ));
     };
     steps.push(Step::Index(index));
