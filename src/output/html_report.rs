@@ -29,7 +29,7 @@ use super::calendar::{
 };
 use crate::metrics::METRIC_NAMES;
 use crate::plots::{self, PlotFormat};
-use crate::report::{number, write_atomically};
+use crate::report::number;
 use crate::store::{
     META_FILE, SCENARIO_FILE, StoreError, StudyMeta, StudyStore, WHATIF_FILE, WhatIf, WhatIfMeta,
 };
@@ -109,16 +109,6 @@ pub struct Report {
     pub partial: Option<String>,
     /// How many plots the page holds.
     pub plots: usize,
-}
-
-/// Builds the report of the study directory `dir` from its files and writes
-/// it to `dir/report.html` (atomically).
-pub fn write_report(dir: &Path) -> Result<Report, ReportError> {
-    let report = build_report(dir)?;
-    let path = dir.join(REPORT_FILE);
-    write_atomically(&path, report.html.as_bytes())
-        .map_err(|source| ReportError::Write { path, source })?;
-    Ok(report)
 }
 
 /// Builds the report of the study directory `dir` from its files.
