@@ -315,6 +315,33 @@ fn resume_and_merge_refuse_outcome_files_that_do_not_belong() {
 }
 
 #[test]
+fn a_sweep_is_checked_at_every_point_before_any_point_is_computed() {
+    let scratch = Scratch::new("sweep-outcomes");
+    let dir = scratch.join("sweep");
+    let vary = ["--vary", "brand.value=0,1", "--no-plots"];
+    let output = tiny("sweep", "scenarios/bass.toml", &dir, "2", &vary);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let missing = dir.join("points/0/outcomes/000001.json");
+    std::fs::remove_file(&missing).unwrap();
+    let damaged = dir.join("points/1/outcomes/000000.json");
+    let bytes = std::fs::read(&damaged).unwrap();
+    std::fs::write(&damaged, &bytes[..bytes.len() - 10]).unwrap();
+    let mut args = vec!["sweep", "scenarios/bass.toml", "--resume", s(&dir)];
+    args.extend(vary);
+    args.extend(TINY);
+    args.extend(["-r", "2"]);
+    assert_refused(
+        &brandsim(&args),
+        &"sweep --resume",
+        &["points/1/outcomes/000000.json"],
+    );
+    assert!(
+        !missing.exists(),
+        "point 0 was computed before point 1 was checked"
+    );
+}
+
+#[test]
 fn a_study_directory_of_the_previous_format_is_refused_with_a_clear_message() {
     let scratch = Scratch::new("old-format");
     let dir = scratch.join("study");
