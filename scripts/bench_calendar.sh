@@ -2,12 +2,12 @@
 # The cost of time-varying values: the knowledge platform with a schedule that
 # sets every time-varying key on every day (each day's values differ from the
 # day before, so the day's parameters are rebuilt every day) against the same
-# scenario without it, alternately, one replication on one thread. With OLD=path
+# scenario without it, alternately, R replications (default 1) on one thread. With OLD=path
 # to another brandsim binary, also that binary on the plain scenario (before and
 # after a change). Speeds are user-days per CPU second of the process (parsing and
 # output included), which a busy machine disturbs far less than wall time.
 #
-#   scripts/bench_calendar.sh [POPULATION] [ROUNDS]
+#   [OLD=path] [REPLICATIONS=R] scripts/bench_calendar.sh [POPULATION] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 population=${1:-1000000}
@@ -16,9 +16,9 @@ cargo build --release --quiet
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-python3 - "$population" "$rounds" "$out" "${OLD:-}" <<'PY'
+python3 - "$population" "$rounds" "$out" "${OLD:-}" "${REPLICATIONS:-1}" <<'PY'
 import json, statistics, subprocess, sys, re
-population, rounds, out, old = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+population, rounds, out, old, replications = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 plain = "scenarios/knowledge_platform.toml"
 text = open(plain).read()
 # Every time-varying key, at its base value times 1 + 1e-9·(t mod 2): a new value every day.
@@ -56,7 +56,7 @@ def run(binary, scenario, i):
     """User-days per CPU second of the whole process (user + system time from
     wait4): on a shared, overloaded machine the wall time measures the others."""
     import os
-    cmd = [binary, "run", scenario, "--set", f"market.population={population}", "-r", "1", "-t", "1",
+    cmd = [binary, "run", scenario, "--set", f"market.population={population}", "-r", replications, "-t", "1",
            "--json", "-q", "--no-plots", "-o", f"{out}/run-{i}"]
     child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     stdout = child.stdout.read()
