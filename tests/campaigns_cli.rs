@@ -416,3 +416,68 @@ fn a_study_holds_its_schedule_and_resume_refuses_a_changed_one() {
         &["not the same study"],
     );
 }
+
+#[test]
+fn optimize_tunes_a_campaign_start_in_whole_days_and_lr_refuses_a_brand_campaign() {
+    let dir = Scratch::new("optimize");
+    // With a duration, moving the start moves the whole window.
+    let text = bass_with(
+        "[[campaigns]]\nname = \"pulse\"\nstart = 2\nduration = 3\n\
+         set = { \"channels.ads.daily_budget\" = 30.0 }\n",
+    );
+    std::fs::write(dir.join("s.toml"), text).unwrap();
+    let file = dir.arg("s.toml");
+    let out = dir.arg("opt");
+    succeed(&[
+        "optimize",
+        &file,
+        "-q",
+        "-r",
+        "1",
+        "-o",
+        &out,
+        "--objective",
+        "npv",
+        "--param",
+        "campaigns.pulse.start=0:20",
+        "--estimator",
+        "fd",
+        "--iterations",
+        "2",
+        "--replications-per-step",
+        "1",
+        "--perturbation",
+        "3",
+        "--learning-rate",
+        "0.001",
+        "--regularization",
+        "0",
+    ]);
+    let result = read_json(&dir.join("opt/optimize.json"));
+    let start = result["parameters"]["campaigns.pulse.start"]
+        .as_f64()
+        .unwrap();
+    assert!((0.0..=20.0).contains(&start), "{result}");
+    let resolved = std::fs::read_to_string(dir.join("opt/scenario.toml")).unwrap();
+    assert!(
+        resolved.contains(&format!("start = {}\n", start.round() as i64)),
+        "the answer is a whole day: {resolved}"
+    );
+
+    let brand = bass_with(&campaign("brand", "2", "4", "\"brand.value\" = 1.0"));
+    std::fs::write(dir.join("b.toml"), brand).unwrap();
+    let output = brandsim(&[
+        "optimize",
+        &dir.arg("b.toml"),
+        "-q",
+        "--estimator",
+        "lr",
+        "-o",
+        &dir.arg("lr"),
+    ]);
+    assert_refused(
+        &output,
+        &"lr with a brand campaign",
+        &["lr estimator", "campaign"],
+    );
+}
