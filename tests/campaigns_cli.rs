@@ -322,10 +322,10 @@ fn campaign_key_paths_work_in_set_variants_and_sweeps() {
     let dir = Scratch::new("keys");
     let variants = "[[variants]]\nname = \"later\"\nset = { \"campaigns.pulse.start\" = 2026-01-10, \"campaigns.pulse.end\" = 12 }\n\
                     [[variants]]\nname = \"bigger\"\nset = { \"campaigns.pulse.channels.ads.daily_budget\" = 40.0 }\n";
-    let text = bass_with(
+    let scenario = bass_with(
         &(campaign("pulse", "2", "4", "\"channels.ads.daily_budget\" = 30.0") + variants),
     );
-    std::fs::write(dir.join("s.toml"), text).unwrap();
+    std::fs::write(dir.join("s.toml"), scenario).unwrap();
     let file = dir.arg("s.toml");
     let spend_of =
         |summary: &serde_json::Value| summary["metrics"]["spend"]["mean"].as_f64().unwrap();
@@ -359,8 +359,11 @@ fn campaign_key_paths_work_in_set_variants_and_sweeps() {
         "-o",
         &dir.arg("c"),
     ]);
-    let text = compared.to_string();
-    assert!(text.contains("later") && text.contains("bigger"), "{text}");
+    let compared = compared.to_string();
+    assert!(
+        compared.contains("later") && compared.contains("bigger"),
+        "{compared}"
+    );
 
     let swept = json_of(&[
         "sweep",
@@ -375,6 +378,24 @@ fn campaign_key_paths_work_in_set_variants_and_sweeps() {
         "campaigns.pulse.start=0:4:2",
     ]);
     assert_eq!(swept["points"].as_array().map(Vec::len), Some(3), "{swept}");
+    // The table shows each campaign day with its date.
+    let table = succeed(&[
+        "sweep",
+        &file,
+        "-q",
+        "-r",
+        "1",
+        "-o",
+        &dir.arg("t"),
+        "--no-plots",
+        "--vary",
+        "campaigns.pulse.start=2,3",
+    ]);
+    let table = text(&table.stdout);
+    assert!(
+        table.contains(" 2 (2026-01-03) ") && table.contains(" 3 (2026-01-04) "),
+        "{table}"
+    );
 }
 
 #[test]

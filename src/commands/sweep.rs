@@ -175,7 +175,7 @@ pub fn write_sweep_outputs(
     if json {
         println!("{json_text}");
     } else {
-        print!("{}", sweep_table(&base.name, axes, summaries, metrics));
+        print!("{}", sweep_table(base, axes, summaries, metrics));
         println!(
             "{} grid points x {} replications (common random numbers) in {seconds:.2} s",
             summaries.len(),
@@ -253,8 +253,27 @@ fn sweep_plots(
     Ok(files)
 }
 
+/// A varied value for the table: a campaign's `start` or `end` with its date
+/// when the scenario has a start date (`151 (2026-06-01)`), else the number.
+fn axis_value(base: &crate::scenario::Scenario, key: &str, value: f64) -> String {
+    let is_day =
+        key.starts_with("campaigns.") && (key.ends_with(".start") || key.ends_with(".end"));
+    match base.calendar.date_text(value as u32) {
+        Some(date) if is_day && value >= 0.0 && value.fract() == 0.0 => {
+            format!("{} ({date})", number(value))
+        }
+        _ => number(value),
+    }
+}
+
 /// One row per grid point: the varied values, then each metric's mean and 95% CI.
-fn sweep_table(name: &str, axes: &[Axis], summaries: &[PointSummary], metrics: &[&str]) -> String {
+fn sweep_table(
+    base: &crate::scenario::Scenario,
+    axes: &[Axis],
+    summaries: &[PointSummary],
+    metrics: &[&str],
+) -> String {
+    let name = &base.name;
     let mut out = String::new();
     let replications = summaries.first().map_or(0, |p| p.replications);
     let _ = writeln!(
@@ -276,8 +295,8 @@ fn sweep_table(name: &str, axes: &[Axis], summaries: &[PointSummary], metrics: &
     let _ = writeln!(out, "{}", header.trim_end());
     for point in summaries {
         let mut row = String::new();
-        for (value, width) in point.values.iter().zip(&widths) {
-            let _ = write!(row, "{:>width$} ", number(*value));
+        for ((value, width), axis) in point.values.iter().zip(&widths).zip(axes) {
+            let _ = write!(row, "{:>width$} ", axis_value(base, &axis.key, *value));
         }
         for metric in metrics {
             let cell = point.metric(metric).map_or("n/a".to_string(), |s| {
