@@ -123,7 +123,6 @@ fn one_item(renewal_days: u32, campaign: &str) -> Scenario {
         .replace("word_of_mouth = 0.3", "word_of_mouth = 0.0")
         .replace("daily_budget = 10.0", "daily_budget = 4.0")
         .replace("conversion_rate = 1.0", "conversion_rate = 0.5")
-        .replace("churn_alpha = 1.0", "churn_alpha = 1.0")
         .replace(
             "renewal_days = 0",
             &format!("renewal_days = {renewal_days}"),
@@ -265,7 +264,7 @@ fn npv_is_profit_at_rate_zero_and_the_discounted_daily_sum_otherwise() {
     let metrics = outcome.metrics();
     assert_eq!(metrics.get("npv"), metrics.get("profit"));
 
-    scenario.calendar.discount_rate = 0.1;
+    std::sync::Arc::make_mut(&mut scenario.calendar).discount_rate = 0.1;
     let outcome = &run(&scenario, 1)[0];
     let by_hand: f64 = (0..400)
         .map(|t| {
