@@ -130,15 +130,20 @@ pub fn summary_json(
     })
 }
 
-/// `replications.csv`: `replication`, then every metric.
+/// `replications.csv`: `replication`, then every metric, then each drawn
+/// `[[uncertain]]` value (MODEL.md version 2, "Parameter uncertainty").
 pub fn replications_csv(outcomes: &[Outcome]) -> Vec<u8> {
     let mut writer = csv::Writer::from_writer(Vec::new());
     let mut header = vec!["replication"];
     header.extend(METRIC_NAMES);
+    // Then the drawn values of `[[uncertain]]` keys, one column per key.
+    let uncertain = outcomes.first().map_or(&[][..], |o| o.uncertain.as_slice());
+    header.extend(uncertain.iter().map(|(key, _)| key.as_str()));
     writer.write_record(&header).expect("write to memory");
     for outcome in outcomes {
         let mut row = vec![outcome.replication.to_string()];
         row.extend(outcome.metrics().0.iter().map(|v| v.to_string()));
+        row.extend(outcome.uncertain.iter().map(|(_, v)| v.to_string()));
         writer.write_record(&row).expect("write to memory");
     }
     writer.into_inner().expect("write to memory")

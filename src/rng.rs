@@ -32,6 +32,9 @@ pub enum Event {
     /// Not a model event: SPSA's random ±1 signs of the optimiser (the replication
     /// is the optimiser's step, the user the tuned parameter's index).
     Perturbation = 11,
+    /// `[[uncertain]]` values, drawn once per replication before day 0 (the
+    /// "user" is the entry's index).
+    Uncertain = 12,
 }
 
 /// The day used in the keys of initial traits, which belong to no simulated day.

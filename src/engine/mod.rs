@@ -26,6 +26,19 @@ use wakeful::Wakefulness;
 /// seed) over the whole horizon. Parallel inside when called from a rayon pool
 /// with idle threads; the result never depends on that.
 pub fn simulate(scenario: &Arc<Scenario>, replication: u32) -> Outcome {
+    if scenario.has_uncertainty() {
+        // MODEL.md version 2, "Parameter uncertainty": the replication runs at
+        // its own draws of the uncertain keys.
+        let (drawn, values) = scenario.with_uncertain_draws(replication);
+        let mut outcome = simulate_at(&Arc::new(drawn), replication);
+        outcome.uncertain = values;
+        return outcome;
+    }
+    simulate_at(scenario, replication)
+}
+
+/// [`simulate`] with every value as `scenario` has it.
+fn simulate_at(scenario: &Arc<Scenario>, replication: u32) -> Outcome {
     let mut world = build_world(scenario, replication);
     let mut day = day_schedule();
     for _ in 0..scenario.simulation.days {
@@ -149,6 +162,7 @@ fn collect_outcome(world: &mut World, replication: u32) -> Outcome {
         score: world.resource::<Score>().0,
         items,
         daily,
+        uncertain: Vec::new(),
     }
 }
 

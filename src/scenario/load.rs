@@ -161,6 +161,7 @@ fn resolve(
     overrides: &[Assignment],
 ) -> Result<(Scenario, ScenarioSource), ScenarioError> {
     let set_by = apply_assignments(&mut document, overrides, file)?;
+    super::uncertain::fix_set_keys(&mut document, &set_by);
     let default_name = Path::new(file)
         .file_stem()
         .map(|stem| stem.to_string_lossy().into_owned())
@@ -332,7 +333,7 @@ pub(super) enum Bound {
 }
 
 impl Bound {
-    fn contains(self, x: f64) -> bool {
+    pub(super) fn contains(self, x: f64) -> bool {
         x.is_finite()
             && match self {
                 Bound::Finite => true,
@@ -342,7 +343,7 @@ impl Bound {
             }
     }
 
-    fn describe(self) -> &'static str {
+    pub(super) fn describe(self) -> &'static str {
         match self {
             Bound::Finite => "a finite number",
             Bound::NonNegative => "a number >= 0",
@@ -365,6 +366,8 @@ pub(super) enum Kind {
     Text,
     OneOf(&'static [&'static str]),
     Table,
+    /// `true` or `false`.
+    Boolean,
     /// A table of names to numbers (`topics`, `targeting`).
     Weights(Bound),
     /// An array of tables (`[[content]]`).
@@ -400,6 +403,7 @@ impl Kind {
                 format!("one of {}", quoted.join(", "))
             }
             Kind::Table => "a table".to_string(),
+            Kind::Boolean => "true or false".to_string(),
             Kind::Weights(bound) => format!("a table of weights (each {})", bound.describe()),
             Kind::Tables => "an array of tables".to_string(),
         }
@@ -414,7 +418,7 @@ pub(super) struct Field {
     pub required: bool,
 }
 
-const fn required(key: &'static str, kind: Kind) -> Field {
+pub(super) const fn required(key: &'static str, kind: Kind) -> Field {
     Field {
         key,
         kind,
@@ -422,7 +426,7 @@ const fn required(key: &'static str, kind: Kind) -> Field {
     }
 }
 
-const fn optional(key: &'static str, kind: Kind) -> Field {
+pub(super) const fn optional(key: &'static str, kind: Kind) -> Field {
     Field {
         key,
         kind,
@@ -439,6 +443,7 @@ pub(super) const TOP_FIELDS: &[Field] = &[
     required("brand", Kind::Table),
     optional("optimize", Kind::Table),
     optional("variants", Kind::Tables),
+    optional("uncertain", Kind::Tables),
 ];
 
 pub(super) const SIMULATION_FIELDS: &[Field] = &[
@@ -550,14 +555,14 @@ fn number_of(value: &Value) -> Option<f64> {
 // ---------------------------------------------------------------------------------
 // Validation
 
-struct Validator<'a> {
+pub(super) struct Validator<'a> {
     file: &'a str,
     locations: &'a Locations,
     /// Key paths set by `--set`, to the key as the user gave it.
     set_by: &'a HashMap<String, String>,
 }
 
-type Checked<T> = Result<T, ScenarioError>;
+pub(super) type Checked<T> = Result<T, ScenarioError>;
 
 /// The largest revenue or spend a scenario may produce over its horizon: far
 /// beyond any real market, and far enough below `f64::MAX` that sums and
@@ -566,7 +571,7 @@ pub const MAX_MONEY: f64 = 1e100;
 
 impl Validator<'_> {
     /// An error at `path`: its line, or `(from --set)` if an override put it there.
-    fn error(&self, path: &str, message: impl Into<String>) -> ScenarioError {
+    pub(super) fn error(&self, path: &str, message: impl Into<String>) -> ScenarioError {
         let message = message.into();
         match self.set_by.get(path) {
             Some(key) => ScenarioError {
@@ -592,7 +597,7 @@ impl Validator<'_> {
 
     /// Checks every entry of `table` (in file order: unknown keys, types, ranges),
     /// then that required keys are present; `path` is the table's key path.
-    fn check_table(&self, path: &str, table: &Table, fields: &[Field]) -> Checked<()> {
+    pub(super) fn check_table(&self, path: &str, table: &Table, fields: &[Field]) -> Checked<()> {
         self.check_entries(path, table, fields)?;
         self.check_required(path, table, fields)
     }
@@ -653,6 +658,7 @@ impl Validator<'_> {
             (Kind::Text, Value::String(_)) => Ok(()),
             (Kind::OneOf(options), Value::String(s)) if options.contains(&s.as_str()) => Ok(()),
             (Kind::Table, Value::Table(_)) => Ok(()),
+            (Kind::Boolean, Value::Boolean(_)) => Ok(()),
             (Kind::Weights(bound), Value::Table(weights)) => {
                 for (name, weight) in weights {
                     self.check_value(&Self::child(path, name), weight, Kind::Number(bound))?;
@@ -697,6 +703,7 @@ impl Validator<'_> {
                 "brand" => brand = Some(self.brand(table)?),
                 "optimize" => optimize = self.optimize(table)?,
                 "variants" => self.check_variant_tables(elements)?,
+                "uncertain" => {}
                 _ => {}
             }
         }
@@ -731,8 +738,14 @@ impl Validator<'_> {
             brand,
             optimize,
             variants,
+            uncertain: Vec::new(),
         };
         self.check_derived_quantities(&scenario)?;
+        let uncertain = super::uncertain::parse(self, document, &scenario)?;
+        let scenario = Scenario {
+            uncertain,
+            ..scenario
+        };
         Ok(scenario)
     }
 

@@ -5,9 +5,11 @@
 
 mod load;
 mod overrides;
+mod uncertain;
 
 pub use load::{MAX_FILE_BYTES, MAX_LIST_LEN, ScenarioError, ScenarioSource, load_file, parse_str};
 pub use overrides::{Assignment, parse_assignment};
+pub use uncertain::{Uncertain, UncertainDistribution};
 
 /// A validated scenario. Every index (`topic`, `segment`, `channel`) is in range and
 /// every number is finite and inside the range MODEL.md gives for it.
@@ -26,6 +28,9 @@ pub struct Scenario {
     /// `[[variants]]`: what-ifs of this scenario for `brandsim compare`, each valid
     /// when its `set` is applied on top of this scenario. They never change it.
     pub variants: Vec<Variant>,
+    /// `[[uncertain]]`: values drawn per replication, in file order (the
+    /// index keys their random stream).
+    pub uncertain: Vec<Uncertain>,
 }
 
 /// One `[[variants]]` entry: the scenario with `set` applied like `--set`.

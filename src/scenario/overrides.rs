@@ -83,13 +83,13 @@ pub(super) fn apply_assignments(
 
 /// One step from a table to a value: a key of a table or an index into a list.
 #[derive(Debug, Clone, PartialEq)]
-enum Step {
+pub(super) enum Step {
     Key(String),
     Index(usize),
 }
 
 /// The canonical key path of `steps`, as validation names it: `channels[3].cpm`.
-fn key_path(steps: &[Step]) -> String {
+pub(super) fn key_path(steps: &[Step]) -> String {
     let mut path = String::new();
     for step in steps {
         match step {
@@ -105,7 +105,7 @@ fn key(name: &str) -> Step {
 }
 
 /// The steps to the value that `key` names in `document`.
-fn locate(document: &Table, key: &str) -> Result<Vec<Step>, String> {
+pub(super) fn locate(document: &Table, key: &str) -> Result<Vec<Step>, String> {
     let split = key.find(['.', '[']).unwrap_or(key.len());
     let (head, rest) = key.split_at(split);
     match head {
