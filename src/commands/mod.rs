@@ -5,6 +5,7 @@ pub mod compare;
 pub mod merge;
 pub mod optimize;
 pub mod run;
+pub mod sensitivity;
 pub mod study_dir;
 pub mod sweep;
 pub mod validate;
