@@ -762,7 +762,7 @@ impl Validator<'_> {
     /// Values that are each in range but whose products in the model overflow a
     /// 64-bit float (e.g. `daily_budget = 1e300` with `cpm = 1e-300`): the model
     /// would then compute `inf − inf` or `0·inf`, so they are rejected here.
-    fn check_derived_quantities(&self, scenario: &Scenario) -> Checked<()> {
+    pub(super) fn check_derived_quantities(&self, scenario: &Scenario) -> Checked<()> {
         let overflow = |path: &str, what: String, hint: &str| {
             Err(self.error(
                 path,

@@ -383,7 +383,72 @@ pub(super) fn parse(
             slot,
         });
     }
+    check_extremes(validator, scenario, &uncertain)?;
     Ok(uncertain)
+}
+
+/// The most entries whose extremes are combined in [`check_extremes`]: 2^12
+/// corners.
+const MAX_CORNER_ENTRIES: usize = 12;
+
+/// The products of the model (`1000·daily_budget/cpm`, `effect·value`, money
+/// totals, ...) must stay finite at every value a replication can draw: the
+/// derived-quantity checks of the file, run at every corner of the drawn
+/// values' attainable ranges (for up to [`MAX_CORNER_ENTRIES`] drawn entries;
+/// beyond, at each entry's ends alone).
+fn check_extremes(
+    validator: &Validator<'_>,
+    scenario: &Scenario,
+    uncertain: &[Uncertain],
+) -> Checked<()> {
+    let drawn: Vec<(usize, (f64, f64))> = uncertain
+        .iter()
+        .enumerate()
+        .filter(|(_, u)| !u.fixed)
+        .map(|(i, u)| (i, u.attainable()))
+        .collect();
+    let check = |values: &[(usize, f64)]| -> Checked<()> {
+        let mut extreme = scenario.clone();
+        for &(i, value) in values {
+            uncertain[i].set(&mut extreme, value);
+        }
+        validator
+            .check_derived_quantities(&extreme)
+            .map_err(|error| {
+                let at: Vec<String> = values
+                    .iter()
+                    .map(|&(i, value)| format!("{} = {value:e}", uncertain[i].key))
+                    .collect();
+                let first = values.first().map_or(0, |&(i, _)| i);
+                validator.error(
+                    &format!("uncertain[{first}]"),
+                    format!(
+                        "a replication may draw {}, and then {}: {}",
+                        at.join(", "),
+                        error.key_path,
+                        error.message
+                    ),
+                )
+            })
+    };
+    if drawn.len() <= MAX_CORNER_ENTRIES {
+        for corner in 0..1u32 << drawn.len() {
+            let values: Vec<(usize, f64)> = drawn
+                .iter()
+                .enumerate()
+                .map(|(bit, &(i, (low, high)))| {
+                    (i, if corner >> bit & 1 == 1 { high } else { low })
+                })
+                .collect();
+            check(&values)?;
+        }
+    } else {
+        for &(i, (low, high)) in &drawn {
+            check(&[(i, low)])?;
+            check(&[(i, high)])?;
+        }
+    }
+    Ok(())
 }
 
 fn number_of(value: &Value) -> Option<f64> {
@@ -499,6 +564,32 @@ fn log_range(min: f64, max: f64) -> (f64, f64) {
 }
 
 impl Uncertain {
+    /// The smallest and largest value [`Self::draw`] can return: the support,
+    /// or for a normal or lognormal the range its 53-bit uniforms reach
+    /// (`Φ⁻¹` of `2^-54` is about −8.3 sd), inside the key's range.
+    fn attainable(&self) -> (f64, f64) {
+        const REACH: f64 = 8.3;
+        let (min, max, open) = range_of(self.slot.bound());
+        let (low, high) = match self.distribution {
+            UncertainDistribution::Normal { mean, sd } => (mean - REACH * sd, mean + REACH * sd),
+            UncertainDistribution::LogNormal { median, sigma } => (
+                (median.ln() - REACH * sigma).exp(),
+                (median.ln() + REACH * sigma).exp(),
+            ),
+            UncertainDistribution::Uniform { low, high }
+            | UncertainDistribution::Triangular { low, high, .. }
+            | UncertainDistribution::Beta { low, high, .. } => (low, high),
+        };
+        let low = low.clamp(min.max(-f64::MAX), max.min(f64::MAX));
+        let high = high.clamp(min.max(-f64::MAX), max.min(f64::MAX));
+        let low = if open && low <= min {
+            min.next_up()
+        } else {
+            low
+        };
+        (low, high.max(low))
+    }
+
     /// The value of replication `replication` of a study with `seed`: from the
     /// stream keyed by `(seed, replication, index)`, `index` this entry's place
     /// in `[[uncertain]]`. Inverse-CDF draws of one uniform, except `beta`.
@@ -660,6 +751,11 @@ mod tests {
                 "[[uncertain]]\nkey = \"brand.value\"\ndistribution = \"normal\"\nmean = 0.0\nsd = 1.0\n\n[[uncertain]]\nkey = \"brand.value\"\ndistribution = \"uniform\"\nlow = 0.0\nhigh = 1.0\n",
                 "low =",
                 "uncertain[1].key: \"brand.value\" is already uncertain in uncertain[0]",
+            ),
+            (
+                "[[uncertain]]\nkey = \"channels.ads.daily_budget\"\ndistribution = \"uniform\"\nlow = 0.0\nhigh = 1e306\n\n[[uncertain]]\nkey = \"channels.ads.cpm\"\ndistribution = \"uniform\"\nlow = 1e-6\nhigh = 1.0\n",
+                "[[uncertain]]",
+                "uncertain[0]: a replication may draw channels.ads.daily_budget = 1e306, channels.ads.cpm = 1e-6, and then channels[0].daily_budget: daily impressions",
             ),
             (
                 "[[uncertain]]\nkey = \"brand.value\"\ndistribution = \"normal\"\nmean = 0.0\nsd = 1.0\nspread = 2.0\n",
