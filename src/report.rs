@@ -118,7 +118,7 @@ pub fn summary_json(
             )
         })
         .collect();
-    json!({
+    let mut summary = json!({
         "scenario": scenario.name,
         "seed": scenario.simulation.seed,
         "replications": replications,
@@ -127,7 +127,17 @@ pub fn summary_json(
         "brand_value": scenario.brand.value,
         "metrics": metrics,
         "throughput": throughput.to_json(),
-    })
+    });
+    // Only with `[[uncertain]]`: what each replication drew its values from.
+    if !scenario.uncertain.is_empty() {
+        let uncertain: Vec<Value> = scenario
+            .uncertain
+            .iter()
+            .map(|u| json!({ "key": u.key, "drawn": !u.fixed, "distribution": u.describe_distribution() }))
+            .collect();
+        summary["uncertain"] = Value::Array(uncertain);
+    }
+    summary
 }
 
 /// `replications.csv`: `replication`, then every metric, then each drawn
@@ -197,6 +207,9 @@ pub fn metrics_table(scenario: &Scenario, replications: usize, summary: &StudySu
         scenario.simulation.seed,
         scenario.brand.value
     );
+    for uncertain in &scenario.uncertain {
+        let _ = writeln!(out, "uncertain: {}", uncertain.describe());
+    }
     let _ = writeln!(
         out,
         "{:<18} {:>14} {:>31} {:>14} {:>14}",

@@ -239,6 +239,13 @@ fn replication_j_draws_the_same_values_in_every_arm_and_sweep_point_unless_it_se
         let cpm: f64 = line.rsplit(',').next().unwrap().parse().unwrap();
         assert_eq!(cpm, base[j][1].1, "replication {j}");
     }
+    // summary.json says what was drawn and what the --set fixed.
+    let summary = read_json(&run.join("summary.json"));
+    let uncertain = summary["uncertain"].as_array().unwrap();
+    assert_eq!(uncertain[0]["key"], "market.word_of_mouth");
+    assert_eq!(uncertain[0]["drawn"], false);
+    assert_eq!(uncertain[1]["drawn"], true);
+    assert_eq!(uncertain[1]["distribution"], "triangular(5, mode 10, 20)");
 }
 
 #[test]

@@ -564,6 +564,33 @@ fn log_range(min: f64, max: f64) -> (f64, f64) {
 }
 
 impl Uncertain {
+    /// `key ~ normal(mean 0.3, sd 0.05)`, for tables; `(fixed: set)` after a
+    /// fixed one.
+    pub fn describe(&self) -> String {
+        let fixed = if self.fixed { " (fixed: set)" } else { "" };
+        format!("{} ~ {}{fixed}", self.key, self.describe_distribution())
+    }
+
+    /// `normal(mean 0.3, sd 0.05)`.
+    pub fn describe_distribution(&self) -> String {
+        match self.distribution {
+            UncertainDistribution::Normal { mean, sd } => format!("normal(mean {mean}, sd {sd})"),
+            UncertainDistribution::LogNormal { median, sigma } => {
+                format!("lognormal(median {median}, sigma {sigma})")
+            }
+            UncertainDistribution::Uniform { low, high } => format!("uniform({low}, {high})"),
+            UncertainDistribution::Triangular { low, mode, high } => {
+                format!("triangular({low}, mode {mode}, {high})")
+            }
+            UncertainDistribution::Beta {
+                alpha,
+                beta,
+                low,
+                high,
+            } => format!("beta(alpha {alpha}, beta {beta}) on [{low}, {high}]"),
+        }
+    }
+
     /// The smallest and largest value [`Self::draw`] can return: the support,
     /// or for a normal or lognormal the range its 53-bit uniforms reach
     /// (`Φ⁻¹` of `2^-54` is about −8.3 sd), inside the key's range.
