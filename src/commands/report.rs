@@ -10,6 +10,10 @@ use crate::study::output_dir::{Acquire, DirLock};
 
 /// Entry point of `brandsim report`.
 pub fn run(dir: &Path) -> Result<(), CliError> {
+    if !dir.is_dir() {
+        // The report's own message: no such directory, or not a directory.
+        html_report::build_report(dir)?;
+    }
     let _lock = DirLock::acquire(dir, Acquire::Existing, "DIR")?;
     let report = html_report::build_report(dir)?;
     write_output(dir, REPORT_FILE, report.html.as_bytes())?;
