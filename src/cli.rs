@@ -80,6 +80,29 @@ pub enum Command {
         #[command(flatten)]
         plots: PlotArgs,
     },
+    /// Global sensitivity of metrics to scenario values: Morris screening or
+    /// Sobol indices, every design point a study on the same replications.
+    Sensitivity {
+        /// Scenario file (TOML).
+        file: PathBuf,
+        /// A key path and its range: KEY=LO:HI (repeatable, at least one).
+        #[arg(long = "param", value_name = "KEY=LO:HI", required = true)]
+        params: Vec<String>,
+        /// morris (elementary effects, for screening many keys) or sobol
+        /// (first- and total-order indices).
+        #[arg(long, value_enum, default_value_t = SensitivityMethod::Morris)]
+        method: SensitivityMethod,
+        /// Morris trajectories (default 10) or Sobol base rows (default 64).
+        #[arg(long, value_name = "N")]
+        samples: Option<u32>,
+        /// Metrics to analyse (repeatable; default: profit).
+        #[arg(long = "metric", value_name = "M")]
+        metrics: Vec<String>,
+        #[command(flatten)]
+        study: StudyArgs,
+        #[command(flatten)]
+        plots: PlotArgs,
+    },
     /// Tune the brand value (and other numeric scenario values) by stochastic
     /// gradient steps on a simulated objective.
     Optimize {
@@ -92,7 +115,7 @@ pub enum Command {
         study: StudyArgs,
     },
     /// (Re)build report.html, the self-contained HTML report, for an existing
-    /// study directory (of run, sweep, compare, optimize or merge).
+    /// study directory (of run, sweep, compare, sensitivity, optimize or merge).
     Report {
         /// The study's output directory.
         dir: PathBuf,
@@ -103,6 +126,22 @@ pub enum Command {
         #[command(subcommand)]
         model: FitModel,
     },
+}
+
+/// The method of `brandsim sensitivity`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SensitivityMethod {
+    Morris,
+    Sobol,
+}
+
+impl SensitivityMethod {
+    pub fn name(self) -> &'static str {
+        match self {
+            SensitivityMethod::Morris => "morris",
+            SensitivityMethod::Sobol => "sobol",
+        }
+    }
 }
 
 /// Plot options of `run`, `sweep` and `compare`.

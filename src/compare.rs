@@ -32,6 +32,33 @@ pub struct PairedDifference {
     /// What the standard error would be from independent runs:
     /// `√(sd(arm)²/R + sd(base)²/R)`.
     pub se_unpaired: f64,
+    /// The probability that the arm beats the base: the share of paired
+    /// replications with `arm_j − base_j > 0` (issue 16: with uncertain
+    /// parameters, how often the decision holds).
+    pub p_beats_base: f64,
+    /// Wilson's 95% score interval of `p_beats_base`.
+    pub p_beats_base_ci95: [f64; 2],
+}
+
+/// Wilson's 95% score interval for a proportion of `successes` in `n` trials
+/// (Wilson 1927): `(p̂ + z²/2n ± z·√(p̂(1−p̂)/n + z²/4n²)) / (1 + z²/n)`,
+/// `z = Φ⁻¹(0.975)`. Inside [0, 1] even at 0 or `n` successes; `[0, 1]` for
+/// `n = 0`.
+pub fn wilson_interval(successes: usize, n: usize) -> [f64; 2] {
+    if n == 0 {
+        return [0.0, 1.0];
+    }
+    const Z: f64 = 1.959_963_984_540_054;
+    let n = n as f64;
+    let p = successes as f64 / n;
+    let z2 = Z * Z;
+    let centre = p + z2 / (2.0 * n);
+    let half = Z * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
+    let scale = 1.0 + z2 / n;
+    [
+        ((centre - half) / scale).max(0.0),
+        ((centre + half) / scale).min(1.0),
+    ]
 }
 
 /// Paired difference of `arm` and `base`, values of the same replications in order.
@@ -44,7 +71,10 @@ pub fn paired_difference(arm: &[f64], base: &[f64]) -> PairedDifference {
     let half_width = t_critical_95(arm.len()) * se_paired;
     let (_, sd_arm) = mean_sd(arm);
     let (_, sd_base) = mean_sd(base);
+    let wins = differences.iter().filter(|&&d| d > 0.0).count();
     PairedDifference {
+        p_beats_base: wins as f64 / n,
+        p_beats_base_ci95: wilson_interval(wins, differences.len()),
         mean,
         ci95: [mean - half_width, mean + half_width],
         se_paired,
@@ -128,6 +158,9 @@ pub fn compare_csv(comparison: &Comparison) -> Vec<u8> {
             "difference_ci_high",
             "se_paired",
             "se_unpaired",
+            "p_beats_base",
+            "p_beats_base_ci_low",
+            "p_beats_base_ci_high",
         ])
         .expect("write to memory");
     for arm in &comparison.arms {
@@ -143,6 +176,9 @@ pub fn compare_csv(comparison: &Comparison) -> Vec<u8> {
                     d.ci95[1],
                     d.se_paired,
                     d.se_unpaired,
+                    d.p_beats_base,
+                    d.p_beats_base_ci95[0],
+                    d.p_beats_base_ci95[1],
                 ]
                 .iter()
                 .map(|&v| csv_number(v)),
@@ -193,6 +229,36 @@ pub fn compare_json(comparison: &Comparison, seed: u64, metric: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wilson_interval_matches_published_values() {
+        // Newcombe (1998), Table I: 81/263 -> [0.2553, 0.3662]; 15/148 ->
+        // [0.0624, 0.1605]; 0/20 -> [0, 0.1611].
+        for (k, n, low, high) in [
+            (81, 263, 0.2553, 0.3662),
+            (15, 148, 0.0624, 0.1605),
+            (0, 20, 0.0, 0.1611),
+        ] {
+            let [l, h] = wilson_interval(k, n);
+            assert!(
+                (l - low).abs() < 5e-5 && (h - high).abs() < 5e-5,
+                "{k}/{n}: [{l}, {h}]"
+            );
+        }
+        assert_eq!(wilson_interval(0, 0), [0.0, 1.0]);
+        let [l, h] = wilson_interval(20, 20);
+        assert!(h == 1.0 && (l - 0.8389).abs() < 5e-5);
+    }
+
+    #[test]
+    fn p_beats_base_is_the_share_of_positive_paired_differences() {
+        let base = [1.0, 2.0, 3.0, 4.0, 5.0];
+        let arm = [1.5, 1.0, 3.0, 4.5, 6.0];
+        let d = paired_difference(&arm, &base);
+        // 1.5 > 1, 4.5 > 4, 6 > 5; a tie (3 = 3) does not beat.
+        assert_eq!(d.p_beats_base, 0.6);
+        assert_eq!(d.p_beats_base_ci95, wilson_interval(3, 5));
+    }
 
     #[test]
     fn identical_arms_have_a_zero_width_paired_ci() {

@@ -305,6 +305,76 @@ mod tests {
         }
     }
 
+    /// The largest gap between the empirical CDF of `logits` (as `X`) and
+    /// Beta(α, β)'s CDF at nine points, in binomial standard errors.
+    fn cdf_gap_in_standard_errors(alpha: f64, beta: f64, logits: &[f64]) -> f64 {
+        use statrs::distribution::{Beta as BetaDistribution, ContinuousCDF};
+        let exact = BetaDistribution::new(alpha, beta).unwrap();
+        let n = logits.len() as f64;
+        (1..10)
+            .map(|k| {
+                let x = f64::from(k) / 10.0;
+                let p = exact.cdf(x);
+                let below = logits.iter().filter(|&&l| sigmoid(l) <= x).count() as f64 / n;
+                let se = (p * (1.0 - p) / n).sqrt().max(1e-12);
+                (below - p).abs() / se
+            })
+            .fold(0.0, f64::max)
+    }
+
+    /// Log-gamma draws alone, whatever the shapes.
+    fn log_gamma_draws(alpha: f64, beta: f64, n: u32, seed: u64) -> Vec<f64> {
+        let stream = ReplicationKey::new(seed, 0).stream(0, Event::ChurnPropensity);
+        (0..n)
+            .map(|u| {
+                let mut rng = stream.generator(u);
+                let a = LogGamma::draw(alpha, &mut rng);
+                let b = LogGamma::draw(beta, &mut rng);
+                a.minus(&b)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn log_gamma_beta_draws_follow_the_beta_cdf() {
+        // Both branches of LogGamma (shape below and above 1) against the
+        // closed-form CDF; 9 points per case, 5 standard errors.
+        for (alpha, beta) in [(0.3, 2.0), (5.0, 0.5), (50.0, 80.0), (0.05, 0.07)] {
+            let gap =
+                cdf_gap_in_standard_errors(alpha, beta, &log_gamma_draws(alpha, beta, 20_000, 3));
+            assert!(
+                gap < 5.0,
+                "Beta({alpha}, {beta}): CDF off by {gap:.1} standard errors"
+            );
+        }
+    }
+
+    /// `BRANDSIM_SLOW_TESTS=1`: both methods on a grid of shapes from 1e-3 to
+    /// 1e3, 10^6 draws each (the README records the result).
+    #[test]
+    fn slow_beta_draws_follow_the_beta_cdf_on_a_grid_of_shapes() {
+        if std::env::var_os("BRANDSIM_SLOW_TESTS").is_none() {
+            return;
+        }
+        let shapes = [1e-3, 0.05, 0.5, 1.0, 3.0, 40.0, 1e3];
+        let mut worst: f64 = 0.0;
+        for &alpha in &shapes {
+            for &beta in &shapes {
+                let log_gamma = log_gamma_draws(alpha, beta, 1_000_000, 11);
+                let both = draws(alpha, beta, 1_000_000);
+                for (method, logits) in [("log-gamma", &log_gamma), ("beta_logit", &both)] {
+                    let gap = cdf_gap_in_standard_errors(alpha, beta, logits);
+                    worst = worst.max(gap);
+                    assert!(
+                        gap < 5.5,
+                        "{method} Beta({alpha}, {beta}): {gap:.1} standard errors"
+                    );
+                }
+            }
+        }
+        eprintln!("largest CDF gap over 49 shape pairs x 2 methods: {worst:.2} standard errors");
+    }
+
     #[test]
     fn truncated_normal_draws_stay_inside_the_range_even_far_in_a_tail() {
         for (mean, sd, low, high) in [

@@ -41,3 +41,4 @@ pub mod stats;
 pub mod store;
 pub mod study;
 pub mod sweep;
+pub mod whatif;

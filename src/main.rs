@@ -31,6 +31,15 @@ fn main() {
             study,
             plots,
         } => commands::compare::run(&files, &metric, &study, &plots),
+        Command::Sensitivity {
+            file,
+            params,
+            method,
+            samples,
+            metrics,
+            study,
+            plots,
+        } => commands::sensitivity::run(&file, &params, method, samples, &metrics, &study, &plots),
         Command::Merge { dirs, out, json } => commands::merge::run(&dirs, &out, json),
         Command::Optimize {
             file,

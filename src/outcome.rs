@@ -81,6 +81,10 @@ pub struct Outcome {
     /// Σ ∂log P/∂V over the logistic draws `V` enters (likelihood-ratio score).
     pub score: f64,
     pub daily: DailySeries,
+    /// The values of the `[[uncertain]]` keys this replication drew, by key, in
+    /// file order (fixed keys left out); absent without uncertainty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uncertain: Vec<(String, f64)>,
 }
 
 /// The scalar metrics of one replication, in `METRIC_NAMES` order.

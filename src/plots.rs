@@ -675,6 +675,55 @@ pub fn compare_bars(
     bars: &[DifferenceBar],
     format: PlotFormat,
 ) -> Result<PlotFile, PlotError> {
+    let title = format!(
+        "{scenario_name}: {metric}, each strategy minus {base} (paired on common random numbers, 95% CI, {replications} replications)"
+    );
+    let labels = BarLabels {
+        file_stem: format!("compare-{metric}"),
+        title,
+        x_desc: "strategy".to_string(),
+        y_desc: format!("difference in {metric} ({})", unit(metric)),
+        legend: "paired difference (mean)".to_string(),
+    };
+    bar_chart(&labels, bars, format)
+}
+
+/// `sensitivity`: each key's index (Morris `μ*` or a Sobol index) as a bar
+/// with its bootstrap 95% interval; `bars[i].arm` is the key.
+pub fn sensitivity_bars(
+    scenario_name: &str,
+    metric: &str,
+    index: &str,
+    bars: &[DifferenceBar],
+    format: PlotFormat,
+) -> Result<PlotFile, PlotError> {
+    let labels = BarLabels {
+        file_stem: format!("sensitivity-{metric}"),
+        title: format!(
+            "{scenario_name}: sensitivity of {metric}, {index} per key (bootstrap 95% interval)"
+        ),
+        x_desc: "key".to_string(),
+        y_desc: index.to_string(),
+        legend: index.to_string(),
+    };
+    bar_chart(&labels, bars, format)
+}
+
+/// The texts of a bar chart.
+struct BarLabels {
+    file_stem: String,
+    title: String,
+    x_desc: String,
+    y_desc: String,
+    legend: String,
+}
+
+/// Bars with 95% whiskers around a zero line.
+fn bar_chart(
+    labels_text: &BarLabels,
+    bars: &[DifferenceBar],
+    format: PlotFormat,
+) -> Result<PlotFile, PlotError> {
     let values = bars
         .iter()
         .flat_map(|b| [b.difference, b.ci95[0], b.ci95[1], 0.0])
@@ -682,12 +731,10 @@ pub fn compare_bars(
     let lo = values.clone().fold(0.0, f64::min);
     let hi = values.fold(0.0, f64::max);
     let labels: Vec<String> = bars.iter().map(|b| b.arm.clone()).collect();
-    let title = format!(
-        "{scenario_name}: {metric}, each strategy minus {base} (paired on common random numbers, 95% CI, {replications} replications)"
-    );
-    render(&format!("compare-{metric}"), format, |root| {
+    let title = &labels_text.title;
+    render(&labels_text.file_stem, format, |root| {
         let mut chart = ChartBuilder::on(root)
-            .caption(&title, (FONT, 16))
+            .caption(title, (FONT, 16))
             .margin(15)
             .x_label_area_size(45)
             .y_label_area_size(80)
@@ -699,8 +746,8 @@ pub fn compare_bars(
             .x_labels(bars.len() * 2 + 1)
             .x_label_formatter(&|x| category(&labels, *x))
             .y_label_formatter(&tick)
-            .x_desc("strategy")
-            .y_desc(format!("difference in {metric} ({})", unit(metric)))
+            .x_desc(labels_text.x_desc.as_str())
+            .y_desc(labels_text.y_desc.as_str())
             .draw()
             .map_err(text_error)?;
         chart
@@ -712,7 +759,7 @@ pub fn compare_bars(
                 )
             }))
             .map_err(text_error)?
-            .label("paired difference (mean)")
+            .label(labels_text.legend.as_str())
             .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], BAND.mix(0.7).filled()));
         chart
             .draw_series(

@@ -118,7 +118,7 @@ pub fn summary_json(
             )
         })
         .collect();
-    json!({
+    let mut summary = json!({
         "scenario": scenario.name,
         "seed": scenario.simulation.seed,
         "replications": replications,
@@ -127,18 +127,33 @@ pub fn summary_json(
         "brand_value": scenario.brand.value,
         "metrics": metrics,
         "throughput": throughput.to_json(),
-    })
+    });
+    // Only with `[[uncertain]]`: what each replication drew its values from.
+    if !scenario.uncertain.is_empty() {
+        let uncertain: Vec<Value> = scenario
+            .uncertain
+            .iter()
+            .map(|u| json!({ "key": u.key, "drawn": !u.fixed, "distribution": u.describe_distribution() }))
+            .collect();
+        summary["uncertain"] = Value::Array(uncertain);
+    }
+    summary
 }
 
-/// `replications.csv`: `replication`, then every metric.
+/// `replications.csv`: `replication`, then every metric, then each drawn
+/// `[[uncertain]]` value (MODEL.md version 2, "Parameter uncertainty").
 pub fn replications_csv(outcomes: &[Outcome]) -> Vec<u8> {
     let mut writer = csv::Writer::from_writer(Vec::new());
     let mut header = vec!["replication"];
     header.extend(METRIC_NAMES);
+    // Then the drawn values of `[[uncertain]]` keys, one column per key.
+    let uncertain = outcomes.first().map_or(&[][..], |o| o.uncertain.as_slice());
+    header.extend(uncertain.iter().map(|(key, _)| key.as_str()));
     writer.write_record(&header).expect("write to memory");
     for outcome in outcomes {
         let mut row = vec![outcome.replication.to_string()];
         row.extend(outcome.metrics().0.iter().map(|&v| csv_number(v)));
+        row.extend(outcome.uncertain.iter().map(|&(_, v)| csv_number(v)));
         writer.write_record(&row).expect("write to memory");
     }
     writer.into_inner().expect("write to memory")
@@ -203,6 +218,9 @@ pub fn metrics_table(scenario: &Scenario, replications: usize, summary: &StudySu
         scenario.simulation.seed,
         scenario.brand.value
     );
+    for uncertain in &scenario.uncertain {
+        let _ = writeln!(out, "uncertain: {}", uncertain.describe());
+    }
     let _ = writeln!(
         out,
         "{:<18} {:>14} {:>31} {:>14} {:>14}",

@@ -32,6 +32,12 @@ pub enum Event {
     /// Not a model event: SPSA's random ±1 signs of the optimiser (the replication
     /// is the optimiser's step, the user the tuned parameter's index).
     Perturbation = 11,
+    /// `[[uncertain]]` values, drawn once per replication before day 0 (the
+    /// "user" is the entry's index).
+    Uncertain = 12,
+    /// Not a model event: the random choices of a sensitivity design and its
+    /// bootstrap (the replication is the purpose, the user the index).
+    Design = 13,
 }
 
 /// The day used in the keys of initial traits, which belong to no simulated day.

@@ -132,6 +132,18 @@ pub enum WhatIf {
         /// The arms' names, the base first.
         arms: Vec<String>,
     },
+    /// A global sensitivity design: one study per design point, in
+    /// `points/<i>/` (the design is recomputed from these and the seed).
+    Sensitivity {
+        /// `morris` or `sobol`.
+        method: String,
+        /// The `--param KEY=LO:HI` options as given.
+        params: Vec<String>,
+        /// Morris trajectories or Sobol base rows.
+        samples: u32,
+        /// The analysed metrics.
+        metrics: Vec<String>,
+    },
 }
 
 impl WhatIf {
@@ -139,13 +151,14 @@ impl WhatIf {
         match self {
             WhatIf::Sweep { .. } => "sweep",
             WhatIf::Compare { .. } => "compare",
+            WhatIf::Sensitivity { .. } => "sensitivity",
         }
     }
 
     /// The study directory of grid point or arm `i` inside the what-if directory `dir`.
     pub fn point_dir(&self, dir: &Path, i: usize) -> PathBuf {
         let folder = match self {
-            WhatIf::Sweep { .. } => "points",
+            WhatIf::Sweep { .. } | WhatIf::Sensitivity { .. } => "points",
             WhatIf::Compare { .. } => "arms",
         };
         dir.join(folder).join(i.to_string())

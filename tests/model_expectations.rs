@@ -385,3 +385,43 @@ fn churn_follows_the_formula_at_the_edges_of_shapes_and_precision() {
         );
     }
 }
+
+/// Issue 12, point 10, the other draws at their edges: a click propensity
+/// `ε_u ~ Normal(0, σ_s)` with σ_s = f64::MAX is ±inf (or huge) for almost
+/// every user, so `p_click` is 0 or 1 with probability ½ each (never NaN), and
+/// a satisfaction noise of f64::MAX clamps `sat_u` to 0 or 1, ½ each.
+#[test]
+fn huge_standard_deviations_give_the_limits_of_the_formulas() {
+    let mut scenario = market();
+    scenario.market.population = 100_000;
+    scenario.market.satisfaction_noise = f64::MAX;
+    scenario.market.segments.truncate(1);
+    scenario.market.segments[0].share = 1.0;
+    scenario.market.segments[0].click_heterogeneity = f64::MAX;
+    scenario.market.segments[0].targeting = vec![1.0, 1.0];
+    scenario.channels[0].daily_budget = 1e9;
+    for item in &mut scenario.content {
+        item.conversion_rate = 1.0;
+    }
+    scenario.brand.value = 0.0;
+    let outcome = run(&scenario, 0);
+    let exposures = outcome.exposures() as f64;
+    let clicks = outcome.clicks() as f64;
+    assert_eq!(exposures, 100_000.0);
+    let se = (exposures * 0.25).sqrt();
+    assert!(
+        (clicks - exposures / 2.0).abs() < 5.0 * se,
+        "clicks {clicks} of {exposures} exposures, expected half ± {:.1}",
+        5.0 * se
+    );
+    // Everyone who clicked paid; each satisfaction is 0 or 1.
+    let payers = outcome.active_payers as f64;
+    assert_eq!(payers, clicks);
+    let satisfied = outcome.satisfaction_sum;
+    assert_eq!(satisfied.fract(), 0.0);
+    let se = (payers * 0.25).sqrt();
+    assert!(
+        (satisfied - payers / 2.0).abs() < 5.0 * se,
+        "{satisfied} of {payers} satisfied"
+    );
+}

@@ -372,6 +372,46 @@ fn sweep_report_renders_with_every_plot() {
 }
 
 #[test]
+fn sensitivity_report_renders_with_its_indices_and_every_plot() {
+    let scratch = Scratch::new("report-sensitivity");
+    let out = scratch.join("sensitivity");
+    let mut args = vec![
+        "sensitivity",
+        STRATEGIES,
+        "-q",
+        "-r",
+        "2",
+        "--param",
+        "brand.value=0:1",
+        "--param",
+        "brand.cost_per_day=0:1000",
+        "--method",
+        "morris",
+        "--samples",
+        "2",
+        "--metric",
+        "registrations",
+        "--metric",
+        "spend",
+        "-o",
+        path(&out),
+    ];
+    args.extend(SMALL);
+    succeed(&args);
+    let html = assert_rebuilt_identically(&out);
+    assert!(html.contains("morris sensitivity of brand.value, brand.cost_per_day"));
+    assert!(html.contains("Morris screening") && html.contains("<code>brand.cost_per_day</code>"));
+    let output = succeed(&["report", &format!("{}/points/1", path(&out))]);
+    assert!(text(&output.stderr).contains("one grid point or arm of the what-if study"));
+    let Some(page) = check_in_browser(&out.join("report.html"), "sensitivity") else {
+        return;
+    };
+    // One bar chart per metric.
+    assert_eq!(page.plots, 2);
+    assert!(page.sections.contains(&"results".to_string()));
+}
+
+#[test]
 fn compare_report_renders_with_its_ranking_and_plot() {
     let scratch = Scratch::new("report-compare");
     let out = scratch.join("compare");
@@ -410,8 +450,8 @@ fn optimize_report_renders_with_its_trace() {
     succeed(&args);
     let html = assert_rebuilt_identically(&out);
     assert!(html.contains("<code>brand.value</code>") && html.contains("J at the answer"));
-    // A run forced into the directory removes the search's files; the report
-    // is of the run.
+    // A run forced into the directory removes the optimizer's files (they are
+    // brandsim's own, recorded in the marker); the report is of the run.
     let mut args = vec![
         "run",
         SCENARIO,

@@ -293,18 +293,25 @@ fn ranking_table(comparison: &Comparison, base: &Scenario, metric: &str) -> Stri
     );
     let _ = writeln!(
         out,
-        "{:>4}  {:<22} {:>12} {:>36} {:>11} {:>11} {:>9}",
+        "{:>4}  {:<22} {:>12} {:>36} {:>11} {:>11} {:>9}  P(beats base) [95% CI]",
         "rank",
         "arm",
         "mean",
         "difference from base [95% CI]",
         "paired SE",
         "unpaired SE",
-        "SE ratio"
+        "SE ratio",
     );
     for (rank, i) in comparison.ranking(metric).into_iter().enumerate() {
         let arm = &comparison.arms[i];
         let mean = arm.metric(metric).map_or(f64::NAN, |s| s.mean);
+        let beats = match arm.difference(metric) {
+            Some(d) if i > 0 => format!(
+                "{:.3} [{:.3}, {:.3}]",
+                d.p_beats_base, d.p_beats_base_ci95[0], d.p_beats_base_ci95[1]
+            ),
+            _ => String::new(),
+        };
         let (difference, paired, unpaired, ratio) = match arm.difference(metric) {
             Some(d) if i > 0 => (
                 difference_cell(d.mean, d.ci95),
@@ -319,7 +326,7 @@ fn ranking_table(comparison: &Comparison, base: &Scenario, metric: &str) -> Stri
                 String::new(),
             ),
         };
-        let _ = writeln!(
+        let _ = write!(
             out,
             "{:>4}  {:<22} {:>12} {:>36} {:>11} {:>11} {:>9}",
             rank + 1,
@@ -328,8 +335,12 @@ fn ranking_table(comparison: &Comparison, base: &Scenario, metric: &str) -> Stri
             difference,
             paired,
             unpaired,
-            ratio
+            ratio,
         );
+        if !beats.is_empty() {
+            let _ = write!(out, "  {beats}");
+        }
+        out.push('\n');
     }
     out
 }

@@ -103,6 +103,7 @@ fn merge_whatif_shards(dirs: &[PathBuf], out: &Path, json: bool) -> Result<(), C
             match meta.study {
                 WhatIf::Sweep { .. } => "grid points",
                 WhatIf::Compare { .. } => "arms",
+                WhatIf::Sensitivity { .. } => "design points",
             },
             meta.replications
         );
@@ -144,6 +145,23 @@ fn merge_whatif_shards(dirs: &[PathBuf], out: &Path, json: bool) -> Result<(), C
                 seconds,
             };
             write_compare_outputs(out, &results, &plot_args, json)
+        }
+        WhatIf::Sensitivity {
+            method,
+            params,
+            samples,
+            metrics,
+        } => {
+            let outcomes: Vec<_> = merged.points.iter().map(|p| p.outcomes.clone()).collect();
+            super::sensitivity::write_merged(
+                out,
+                &base,
+                (method, params, *samples, metrics),
+                &outcomes,
+                seconds,
+                &plot_args,
+                json,
+            )
         }
     }
 }

@@ -23,6 +23,7 @@ pub mod merge;
 pub mod optimize;
 pub mod report;
 pub mod run;
+pub mod sensitivity;
 pub mod study_dir;
 pub mod sweep;
 pub mod validate;

@@ -298,6 +298,7 @@ pub fn print_shard_done(study: &WhatIfStudy, filled: &Filled) -> Result<(), CliE
         match meta.study {
             WhatIf::Sweep { .. } => "grid points",
             WhatIf::Compare { .. } => "arms",
+            WhatIf::Sensitivity { .. } => "design points",
         },
         study.dir.display(),
         meta.shard.count

@@ -26,6 +26,19 @@ use wakeful::Wakefulness;
 /// seed) over the whole horizon. Parallel inside when called from a rayon pool
 /// with idle threads; the result never depends on that.
 pub fn simulate(scenario: &Arc<Scenario>, replication: u32) -> Outcome {
+    if scenario.has_uncertainty() {
+        // MODEL.md version 2, "Parameter uncertainty": the replication runs at
+        // its own draws of the uncertain keys.
+        let (drawn, values) = scenario.with_uncertain_draws(replication);
+        let mut outcome = simulate_at(&Arc::new(drawn), replication);
+        outcome.uncertain = values;
+        return outcome;
+    }
+    simulate_at(scenario, replication)
+}
+
+/// [`simulate`] with every value as `scenario` has it.
+fn simulate_at(scenario: &Arc<Scenario>, replication: u32) -> Outcome {
     let mut world = build_world(scenario, replication);
     let mut day = day_schedule();
     for _ in 0..scenario.simulation.days {
@@ -163,6 +176,7 @@ fn collect_outcome(world: &mut World, replication: u32) -> Outcome {
         score: world.resource::<Score>().0,
         items,
         daily,
+        uncertain: Vec::new(),
     }
 }
 
@@ -233,5 +247,39 @@ mod tests {
         // Every user entity is a subscriber.
         let users = world.query::<&Profile>().iter(&world).count() as u64;
         assert_eq!(users, subscribers);
+    }
+
+    /// MODEL.md version 2, "Parameter uncertainty": the draw replaces the base
+    /// value before day 0 and a campaign that sets the key wins on its days; the
+    /// day's values are rebuilt from the drawn scenario, as `simulate` builds it.
+    #[test]
+    fn a_campaign_wins_over_an_uncertain_draw_on_its_days_only() {
+        let text = format!(
+            "{}\n[[uncertain]]\nkey = \"market.word_of_mouth\"\ndistribution = \"uniform\"\n\
+             low = 0.2\nhigh = 0.4\n\n[[campaigns]]\nname = \"quiet\"\nstart = 5\nend = 9\n\
+             set = {{ \"market.word_of_mouth\" = 0.05 }}\n",
+            include_str!("../../scenarios/bass.toml")
+        );
+        let mut scenario =
+            crate::scenario::parse_str(&text, "bass.toml").unwrap_or_else(|e| panic!("{e}"));
+        scenario.market.population = 1000;
+        scenario.simulation.days = 15;
+        for replication in 0..3 {
+            let (drawn, values) = scenario.with_uncertain_draws(replication);
+            let draw = values[0].1;
+            assert!((0.2..=0.4).contains(&draw) && draw != 0.3, "{draw}");
+            let drawn = Arc::new(drawn);
+            let mut world = build_world(&drawn, replication);
+            let mut day = day_schedule();
+            let mut seen = Vec::new();
+            for _ in 0..drawn.simulation.days {
+                day.run(&mut world);
+                seen.push(world.resource::<Market>().scenario.market.word_of_mouth);
+            }
+            let expected: Vec<f64> = (0..15)
+                .map(|t| if (5..=9).contains(&t) { 0.05 } else { draw })
+                .collect();
+            assert_eq!(seen, expected, "replication {replication}");
+        }
     }
 }

@@ -8,7 +8,7 @@
 //! (`[[uncertain]]`), and how the study was run. Campaigns, seedings and
 //! uncertain keys are read generically from the resolved `scenario.toml`.
 //!
-//! Adding a kind of study (e.g. `calibrate` or `sensitivity`) is one step in
+//! Adding a kind of study (e.g. `calibrate`) is one step in
 //! three places: a variant of [`StudyKind`] with its command and result file,
 //! its recognition in `detect` (its result file, or a `whatif.json` command),
 //! its plot file names in `is_plot_of`, and its headline in `results_section`
@@ -44,7 +44,7 @@ const HEADLINE_METRICS: [&str; 4] = ["profit", "revenue", "active_payers", "regi
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     #[error(
-        "{}: holds no brandsim study (none of study.json, whatif.json, summary.json, optimize.json); expected the output directory of run, sweep, compare, optimize or merge",
+        "{}: holds no brandsim study (none of study.json, whatif.json, summary.json, optimize.json); expected the output directory of run, sweep, compare, sensitivity, optimize or merge",
         dir.display()
     )]
     NotAStudy { dir: PathBuf },
@@ -75,6 +75,9 @@ pub enum StudyKind {
     Compare,
     /// `optimize`: `optimize.json`, `trace.csv`, `trace.svg`.
     Optimize,
+    /// `sensitivity`: `sensitivity.json` and `whatif.json`, one study per design
+    /// point, and a bar chart per metric.
+    Sensitivity,
 }
 
 impl StudyKind {
@@ -85,6 +88,7 @@ impl StudyKind {
             StudyKind::Sweep => "sweep",
             StudyKind::Compare => "compare",
             StudyKind::Optimize => "optimize",
+            StudyKind::Sensitivity => "sensitivity",
         }
     }
 
@@ -95,6 +99,7 @@ impl StudyKind {
             StudyKind::Sweep => "sweep.json",
             StudyKind::Compare => "compare.json",
             StudyKind::Optimize => "optimize.json",
+            StudyKind::Sensitivity => "sensitivity.json",
         }
     }
 }
@@ -205,10 +210,12 @@ fn detect(dir: &Path) -> Result<Study, ReportError> {
         study.kind = match whatif.study {
             WhatIf::Sweep { .. } => StudyKind::Sweep,
             WhatIf::Compare { .. } => StudyKind::Compare,
+            WhatIf::Sensitivity { .. } => StudyKind::Sensitivity,
         };
         let what = match whatif.study {
             WhatIf::Sweep { .. } => "grid point",
             WhatIf::Compare { .. } => "arm",
+            WhatIf::Sensitivity { .. } => "design point",
         };
         if !whatif.shard.is_whole() {
             study.partial = Some(format!(
@@ -420,6 +427,9 @@ fn is_plot_of(study: &Study, stem: &str) -> bool {
         (StudyKind::Compare, Some(WhatIf::Compare { metric, .. })) => {
             stem.strip_prefix("compare-") == Some(metric.as_str())
         }
+        (StudyKind::Sensitivity, Some(WhatIf::Sensitivity { metrics, .. })) => stem
+            .strip_prefix("sensitivity-")
+            .is_some_and(|metric| metrics.iter().any(|m| m == metric)),
         _ => false,
     }
 }
@@ -443,6 +453,11 @@ fn caption(file: &str) -> String {
     } else if let Some(metric) = stem.strip_prefix("compare-") {
         format!(
             "{}: each arm's paired difference from the base, with its 95% confidence interval",
+            words(metric)
+        )
+    } else if let Some(metric) = stem.strip_prefix("sensitivity-") {
+        format!(
+            "{}: the sensitivity index of each key, with its bootstrap 95% interval",
             words(metric)
         )
     } else if stem == "trace" {
@@ -782,6 +797,28 @@ fn title_and_lede(study: &Study) -> (String, String) {
                 ),
             )
         }
+        StudyKind::Sensitivity => {
+            let (method, keys) = match study.whatif.as_ref().map(|w| &w.study) {
+                Some(WhatIf::Sensitivity { method, params, .. }) => (
+                    method.clone(),
+                    params
+                        .iter()
+                        .map(|p| p.split_once('=').map_or(p.as_str(), |(k, _)| k))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ),
+                _ => ("?".to_string(), "?".to_string()),
+            };
+            let points = study.whatif.as_ref().map_or(0, |w| w.points);
+            (
+                format!("{name}: {method} sensitivity of {keys}"),
+                format!(
+                    "{points} design points of {market}, each on replications 0..{} of seed {seed} (common random numbers).",
+                    replications
+                        .map_or_else(|| "R−1".to_string(), |r| r.saturating_sub(1).to_string())
+                ),
+            )
+        }
         StudyKind::Optimize => {
             let results = study.results.as_ref();
             let objective = results
@@ -812,6 +849,7 @@ fn results_section(study: &Study, results: &Json) -> String {
         StudyKind::Sweep => sweep_results(study, results),
         StudyKind::Compare => compare_results(results),
         StudyKind::Optimize => optimize_results(results),
+        StudyKind::Sensitivity => sensitivity_results(results),
     }
 }
 
@@ -944,6 +982,77 @@ fn sweep_results(study: &Study, sweep: &Json) -> String {
         html.push_str("</tr>");
     }
     html.push_str("</tbody></table></div>");
+    html
+}
+
+/// The indices of `sensitivity.json`: per metric, one row per key, Morris
+/// `μ*`, `μ`, `σ` or Sobol first- and total-order indices with their intervals.
+fn sensitivity_results(sensitivity: &Json) -> String {
+    let sobol = sensitivity.get("method").and_then(Json::as_str) == Some("sobol");
+    let Some(metrics) = sensitivity.get("metrics").and_then(Json::as_object) else {
+        return "<p>sensitivity.json holds no metrics.</p>".to_string();
+    };
+    let mut html = String::from(if sobol {
+        "<p>Sobol indices: the share of the variance of the metric's mean due to each key alone (first order) and with its interactions (total order), with bootstrap 95% intervals.</p>"
+    } else {
+        "<p>Morris screening: μ* is the mean absolute elementary effect of each key over its range (bootstrap 95% interval), μ its signed mean, σ their spread (interactions or nonlinearity).</p>"
+    });
+    for (metric, entries) in metrics {
+        let _ = write!(
+            html,
+            "<h3>{}</h3><div class=\"table-wrap\"><table><thead><tr><th>key</th><th class=\"num\">range</th>",
+            text(metric)
+        );
+        if sobol {
+            html.push_str("<th class=\"num\">first order<span class=\"ci-line\">95% interval</span></th><th class=\"num\">total order<span class=\"ci-line\">95% interval</span></th>");
+        } else {
+            html.push_str("<th class=\"num\">μ*<span class=\"ci-line\">95% interval</span></th><th class=\"num\">μ</th><th class=\"num\">σ</th>");
+        }
+        html.push_str("</tr></thead><tbody>");
+        let interval = |entry: &Json, key: &str| {
+            entry
+                .get(key)
+                .and_then(Json::as_array)
+                .and_then(|a| Some([a.first()?.as_f64()?, a.get(1)?.as_f64()?]))
+        };
+        for entry in entries.as_array().into_iter().flatten() {
+            let _ = write!(
+                html,
+                "<tr><td><code>{}</code></td><td class=\"num\">{}</td>",
+                text(entry.get("key").and_then(Json::as_str).unwrap_or("?")),
+                ci_text(
+                    json_f64(entry, &["low"])
+                        .zip(json_f64(entry, &["high"]))
+                        .map(|(l, h)| [l, h])
+                )
+            );
+            let cells: Vec<(&str, Option<&str>)> = if sobol {
+                vec![
+                    ("first_order", Some("first_order_ci95")),
+                    ("total_order", Some("total_order_ci95")),
+                ]
+            } else {
+                vec![
+                    ("mu_star", Some("mu_star_ci95")),
+                    ("mu", None),
+                    ("sigma", None),
+                ]
+            };
+            for (value, ci) in cells {
+                let _ = write!(
+                    html,
+                    "<td class=\"num\">{}{}</td>",
+                    num_text(json_f64(entry, &[value])),
+                    ci.map_or_else(String::new, |ci| format!(
+                        "<span class=\"ci-line\">{}</span>",
+                        ci_text(interval(entry, ci))
+                    ))
+                );
+            }
+            html.push_str("</tr>");
+        }
+        html.push_str("</tbody></table></div>");
+    }
     html
 }
 
@@ -1356,6 +1465,7 @@ fn how_section(study: &Study) -> String {
                 match whatif.study {
                     WhatIf::Sweep { .. } => "grid point",
                     WhatIf::Compare { .. } => "arm",
+                    WhatIf::Sensitivity { .. } => "design point",
                 }
             ),
         ));
@@ -1372,6 +1482,17 @@ fn how_section(study: &Study) -> String {
             WhatIf::Compare { metric, arms } => {
                 facts.push(("arms", arms.join(", ")));
                 facts.push(("--metric", metric.clone()));
+            }
+            WhatIf::Sensitivity {
+                method,
+                params,
+                samples,
+                metrics,
+            } => {
+                facts.push(("--method", method.clone()));
+                facts.push(("--param", params.join("  ")));
+                facts.push(("--samples", samples.to_string()));
+                facts.push(("--metric", metrics.join(", ")));
             }
         }
         version = Some(whatif.brandsim_version.clone());
@@ -1498,6 +1619,26 @@ fn rerun_command(study: &Study) -> Option<String> {
             for v in vary {
                 command.push_str(&format!(" --vary {v}"));
             }
+            for m in metrics {
+                command.push_str(&format!(" --metric {m}"));
+            }
+            command.push_str(" --out NEW_DIR");
+            Some(command)
+        }
+        (
+            StudyKind::Sensitivity,
+            Some(WhatIf::Sensitivity {
+                method,
+                params,
+                samples,
+                metrics,
+            }),
+        ) => {
+            let mut command = format!("brandsim sensitivity {scenario}");
+            for p in params {
+                command.push_str(&format!(" --param {p}"));
+            }
+            command.push_str(&format!(" --method {method} --samples {samples}"));
             for m in metrics {
                 command.push_str(&format!(" --metric {m}"));
             }

@@ -172,6 +172,7 @@ fn resolve(
 ) -> Result<(Scenario, ScenarioSource), ScenarioError> {
     flatten_campaign_sets(&mut document, file, locations)?;
     let set_by = apply_assignments(&mut document, overrides, file)?;
+    super::uncertain::fix_set_keys(&mut document, &set_by);
     let default_name = Path::new(file)
         .file_stem()
         .map(|stem| stem.to_string_lossy().into_owned())
@@ -386,7 +387,7 @@ impl Bound {
             }
     }
 
-    fn describe(self) -> &'static str {
+    pub(super) fn describe(self) -> &'static str {
         match self {
             Bound::Finite => "a finite number",
             Bound::NonNegative => "a number >= 0",
@@ -468,7 +469,7 @@ pub(super) struct Field {
     pub required: bool,
 }
 
-const fn required(key: &'static str, kind: Kind) -> Field {
+pub(super) const fn required(key: &'static str, kind: Kind) -> Field {
     Field {
         key,
         kind,
@@ -476,7 +477,7 @@ const fn required(key: &'static str, kind: Kind) -> Field {
     }
 }
 
-const fn optional(key: &'static str, kind: Kind) -> Field {
+pub(super) const fn optional(key: &'static str, kind: Kind) -> Field {
     Field {
         key,
         kind,
@@ -495,6 +496,7 @@ pub(super) const TOP_FIELDS: &[Field] = &[
     optional("variants", Kind::Tables),
     optional("campaigns", Kind::Tables),
     optional("schedule", Kind::Table),
+    optional("uncertain", Kind::Tables),
 ];
 
 pub(super) const SIMULATION_FIELDS: &[Field] = &[
@@ -798,6 +800,7 @@ impl Validator<'_> {
                 "brand" => brand = Some(self.brand(table)?),
                 "optimize" => optimize = self.optimize(table)?,
                 "variants" => self.check_variant_tables(elements)?,
+                "uncertain" => {}
                 _ => {}
             }
         }
@@ -833,11 +836,13 @@ impl Validator<'_> {
             optimize,
             variants,
             calendar: Default::default(),
+            uncertain: Vec::new(),
         };
         self.check_derived_quantities(&scenario)?;
         let mut scenario = scenario;
         scenario.calendar = std::sync::Arc::new(self.calendar(document, &scenario)?);
         self.check_days_derived_quantities(&scenario)?;
+        scenario.uncertain = super::uncertain::parse(self, document, &scenario)?;
         Ok(scenario)
     }
 

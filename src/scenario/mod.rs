@@ -8,10 +8,12 @@ mod campaigns;
 mod load;
 mod overrides;
 mod schedule;
+mod uncertain;
 
 pub use calendar::{Calendar, Campaign, ScheduleRow, TimeVaryingKey, Timeline};
 pub use load::{MAX_FILE_BYTES, MAX_LIST_LEN, ScenarioError, ScenarioSource, load_file, parse_str};
 pub use overrides::{Assignment, parse_assignment};
+pub use uncertain::{Uncertain, UncertainDistribution};
 
 /// A validated scenario. Every index (`topic`, `segment`, `channel`) is in range and
 /// every number is finite and inside the range MODEL.md gives for it.
@@ -34,6 +36,9 @@ pub struct Scenario {
     /// for a version-1 scenario, whose values never change. Shared, so that a
     /// copy of the scenario with one day's values costs little.
     pub calendar: std::sync::Arc<Calendar>,
+    /// `[[uncertain]]`: values drawn per replication, in file order (the
+    /// index keys their random stream).
+    pub uncertain: Vec<Uncertain>,
 }
 
 /// One `[[variants]]` entry: the scenario with `set` applied like `--set`.

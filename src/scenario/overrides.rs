@@ -89,7 +89,7 @@ pub(super) enum Step {
 }
 
 /// The canonical key path of `steps`, as validation names it: `channels[3].cpm`.
-fn key_path(steps: &[Step]) -> String {
+pub(super) fn key_path(steps: &[Step]) -> String {
     let mut path = String::new();
     for step in steps {
         match step {
