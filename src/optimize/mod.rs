@@ -382,7 +382,8 @@ pub struct Diagnostics {
     /// Per tuned value, at the answer; empty if the search stopped before it
     /// could be estimated.
     pub gradient: Vec<GradientAtAnswer>,
-    /// Replications of the fresh gradient estimate.
+    /// Replications of the fresh gradient estimate: those of the confirmation
+    /// study, or of the last step if it had more (the first ones are shared).
     pub gradient_replications: u32,
     pub verdict: Verdict,
     pub stop: Stop,
@@ -779,12 +780,17 @@ pub fn search(
         .metric_at(&parameters, &confirmation_list)
         .map_err(at_answer)?;
     let (_, c_last) = gains(settings, steps.len().saturating_sub(1) as u32);
+    // At least as many replications as the last step had: what the search found
+    // it needed for a gradient worth following.
+    let last_step = steps.last().map_or(0, |s| s.replications);
+    let gradient_replications = confirmation_replications.max(last_step);
+    let check_list = replications(confirmation_first, gradient_replications)?;
     let samples = estimators::gradient_samples(
         &evaluator,
         settings.estimator,
         &parameters,
         c_last,
-        &confirmation_list,
+        &check_list,
     )
     .map_err(at_answer)?;
     let gradient = gradient_at_answer(problem, settings, &parameters, &samples);
@@ -814,7 +820,7 @@ pub fn search(
             window: window.len(),
             settling,
             gradient,
-            gradient_replications: confirmation_replications,
+            gradient_replications,
             verdict,
             stop,
         },
