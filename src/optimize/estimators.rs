@@ -555,3 +555,79 @@ pub fn direct_derivative(scenario: &Scenario, objective: &str) -> f64 {
         _ => 0.0,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::METRIC_NAMES;
+    use crate::outcome::ItemCounts;
+
+    /// An outcome of two items with large counts, moved by `sign` times the
+    /// integer tangent `t` (so the counts stay integers).
+    fn moved(t: &ScoreWeighted, sign: i64) -> Outcome {
+        let shift = |x: u64, dx: f64| (x as i64 + sign * dx as i64) as u64;
+        let base = [
+            (400_000_000, 90_000_000, 20_000_000, 5_000_000),
+            (300_000_000, 30_000_000, 9_000_000, 1_000_000),
+        ];
+        let items = base
+            .iter()
+            .enumerate()
+            .map(|(i, &(e, c, v, r))| ItemCounts {
+                exposures: shift(e, t.exposures[i]),
+                clicks: shift(c, t.clicks[i]),
+                conversions: shift(v, t.conversions[i]),
+                renewals: shift(r, t.renewals[i]),
+            })
+            .collect();
+        Outcome {
+            replication: 0,
+            population: 1_000_000_000,
+            items,
+            registrations: shift(100_000_000, t.registrations),
+            churned: shift(3_000_000, t.churned),
+            dormant: shift(40_000_000, t.dormant),
+            aware: shift(500_000_000, t.aware),
+            active_payers: shift(25_000_000, t.active_payers),
+            registered_at_end: 0,
+            satisfaction_sum: 15_000_000.0 + sign as f64 * t.satisfaction_sum,
+            revenue: 3.0e9 + sign as f64 * t.revenue,
+            spend: 1.0e6,
+            score: 0.0,
+            daily: Default::default(),
+        }
+    }
+
+    /// The chain rule of every metric matches the central difference of
+    /// `Outcome::metrics` along the same tangent (exact to second order; the
+    /// counts are large so the step of one tangent is small).
+    #[test]
+    fn metric_derivatives_match_central_differences_of_the_metrics() {
+        let tangent = ScoreWeighted {
+            exposures: vec![7000.0, -3000.0],
+            clicks: vec![2500.0, 1200.0],
+            conversions: vec![-800.0, 900.0],
+            renewals: vec![300.0, -100.0],
+            registrations: 4000.0,
+            churned: -200.0,
+            dormant: 1500.0,
+            aware: 6000.0,
+            active_payers: 700.0,
+            satisfaction_sum: 350.0,
+            revenue: 12_345.0,
+        };
+        let (high, low) = (moved(&tangent, 1).metrics(), moved(&tangent, -1).metrics());
+        let at = moved(&ScoreWeighted::new(2), 0);
+        for (i, name) in METRIC_NAMES.iter().enumerate() {
+            let Some(derivative) = metric_derivative(&at, &tangent, name) else {
+                panic!("{name} has no derivative");
+            };
+            let numeric = (high.0[i] - low.0[i]) / 2.0;
+            let scale = derivative.abs().max(numeric.abs()).max(1e-300);
+            assert!(
+                (derivative - numeric).abs() <= 1e-5 * scale + 1e-15,
+                "{name}: chain rule {derivative} vs difference {numeric}"
+            );
+        }
+    }
+}
