@@ -1003,3 +1003,90 @@ fn per_user_lr_bias_with_word_of_mouth_is_measured_against_fd() {
         }
     }
 }
+
+#[test]
+fn several_budget_groups_each_keep_their_total_and_a_key_joins_one_group_only() {
+    let scratch = Scratch::new("two-groups");
+    let file = scratch.join("two_channels.toml");
+    std::fs::write(&file, TWO_CHANNELS).unwrap();
+    let (_, source) = scenario::load_file(&file, &[]).unwrap();
+    let budgets = vec![
+        (
+            vec![
+                "channels.a.daily_budget".into(),
+                "channels.b.daily_budget".into(),
+            ],
+            300.0,
+        ),
+        (vec!["channels.a.cpm".into(), "channels.b.cpm".into()], 50.0),
+    ];
+    let cpm_bounds = vec![
+        optimize::parse_parameter("channels.a.cpm=5:40").unwrap(),
+        optimize::parse_parameter("channels.b.cpm=5:40").unwrap(),
+    ];
+    let problem = Problem::with_budgets(source.clone(), cpm_bounds, budgets.clone()).unwrap();
+    // The start (100 + 100, 20 + 20) is projected onto both constraints.
+    let keys: Vec<&str> = problem.parameters.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "channels.a.cpm",
+            "channels.b.cpm",
+            "channels.a.daily_budget",
+            "channels.b.daily_budget"
+        ]
+    );
+    let close = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-9);
+    assert!(
+        close(&problem.start, &[25.0, 25.0, 150.0, 150.0]),
+        "{:?}",
+        problem.start
+    );
+    let mut theta = vec![45.0, -3.0, 500.0, -80.0];
+    problem.project(&mut theta);
+    assert!((theta[0] + theta[1] - 50.0).abs() <= 1e-9, "{theta:?}");
+    assert!((theta[2] + theta[3] - 300.0).abs() <= 1e-9, "{theta:?}");
+    // The nearest point: the cpm pair clamps at 40 and 10, the budgets at 300 and 0.
+    assert!(close(&theta, &[40.0, 10.0, 300.0, 0.0]), "{theta:?}");
+    assert!(
+        theta[0] <= 40.0 && theta[1] >= 5.0 && theta[3] >= 0.0,
+        "{theta:?}"
+    );
+    let overlapping = vec![
+        budgets[0].clone(),
+        (
+            vec!["channels.b.daily_budget".into(), "channels.a.cpm".into()],
+            60.0,
+        ),
+    ];
+    let error = Problem::with_budgets(source, vec![], overlapping).unwrap_err();
+    assert!(
+        error.to_string().contains("in another --budget group"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_budget_of_user_days_stops_the_search_and_says_so() {
+    let scratch = Scratch::new("user-days");
+    let file = closed_form_file(&scratch);
+    let out = scratch.join("result");
+    // Each fd step of 4 replications costs 2·4·2000 = 16 000 user-days.
+    succeed(&[
+        "optimize",
+        file.to_str().unwrap(),
+        "--estimator",
+        "fd",
+        "--budget-user-days",
+        "100000",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let json = read_json(&out.join("optimize.json"));
+    assert_eq!(json["convergence"]["stopped_by"], "budget");
+    assert_eq!(json["adaptive"], true);
+    let steps = json["steps_done"].as_u64().unwrap();
+    assert!((7..=10).contains(&steps), "{steps} steps");
+    assert_eq!(json["convergence"]["converged"], false);
+}
