@@ -626,30 +626,13 @@ pub fn check_search(problem: &Problem, settings: &OptimizeSettings) -> Result<()
                 .to_string(),
         ));
     }
-    if settings.estimator == Estimator::LikelihoodRatio {
-        let probe = crate::engine::score::ScoreWeighted::new(problem.base.content.len());
-        let outcome = crate::outcome::Outcome {
-            replication: 0,
-            population: 1,
-            items: vec![Default::default(); problem.base.content.len()],
-            registrations: 0,
-            churned: 0,
-            dormant: 0,
-            aware: 0,
-            active_payers: 0,
-            registered_at_end: 0,
-            satisfaction_sum: 0.0,
-            revenue: 0.0,
-            spend: 0.0,
-            score: 0.0,
-            daily: Default::default(),
-        };
-        if estimators::metric_derivative(&outcome, &probe, &settings.objective).is_none() {
-            return Err(OptimizeError::Unsupported(format!(
-                "the lr estimator cannot take objective {:?} user by user; use --estimator lr-whole, fd or spsa",
-                settings.objective
-            )));
-        }
+    if settings.estimator == Estimator::LikelihoodRatio
+        && !estimators::DIFFERENTIABLE.contains(&settings.objective.as_str())
+    {
+        return Err(OptimizeError::Unsupported(format!(
+            "the lr estimator cannot take objective {:?} user by user; use --estimator lr-whole, fd or spsa",
+            settings.objective
+        )));
     }
     Ok(())
 }
