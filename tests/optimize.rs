@@ -1090,3 +1090,35 @@ fn a_budget_of_user_days_stops_the_search_and_says_so() {
     assert!((7..=10).contains(&steps), "{steps} steps");
     assert_eq!(json["convergence"]["converged"], false);
 }
+
+#[test]
+fn sigterm_stops_a_search_like_ctrl_c_keeping_its_steps() {
+    let scratch = Scratch::new("sigterm");
+    let file = closed_form_file(&scratch);
+    let out = scratch.join("result");
+    let args = long_search(&file, &out);
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_brandsim"))
+        .args(&args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let trace = out.join("trace.csv");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::read_to_string(&trace).map_or(0, |t| t.lines().count()) < 3 {
+        assert!(std::time::Instant::now() < deadline, "no step in 60 s");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let output = child.wait_with_output().unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("--resume"), "{stderr}");
+    let kept = std::fs::read_to_string(&trace).unwrap().lines().count() - 1;
+    assert!((2..60).contains(&kept), "{kept} steps kept");
+    assert!(!out.join("optimize.json").exists());
+}
