@@ -597,13 +597,16 @@ fn budget_allocation_reports_allocation_and_marginal_returns() {
     }
 }
 
-/// The arguments of a search long enough to interrupt (about 40 ms a step).
+/// The arguments of a search long enough to interrupt (60 steps of some 40 ms
+/// each: 60 000 users over 2 days, 8 runs a step).
 fn long_search(file: &Path, out: &Path) -> Vec<String> {
     [
         "optimize",
         file.to_str().unwrap(),
         "--set",
         "market.population=60000",
+        "--set",
+        "simulation.days=2",
         "--set",
         "channels.ads.daily_budget=1200",
         "--estimator",
