@@ -37,10 +37,14 @@ fn campaign(name: &str, start: &str, end: &str, set: &str) -> String {
     format!("[[campaigns]]\nname = \"{name}\"\nstart = {start}\nend = {end}\nset = {{ {set} }}\n")
 }
 
+/// A refused case: what it is, the text added to the scenario, a schedule CSV, the
+/// arguments, and what the message must name.
+type RefusedCase<'a> = (&'a str, String, Option<&'a str>, Vec<&'a str>, Vec<&'a str>);
+
 #[test]
 fn each_malformed_campaign_or_schedule_is_refused_with_its_place() {
     let budget = "\"channels.ads.daily_budget\" = 20.0";
-    let cases: Vec<(&str, String, Option<&str>, Vec<&str>, Vec<&str>)> = vec![
+    let cases: Vec<RefusedCase> = vec![
         (
             "two campaigns set one key on common days",
             campaign("a", "0", "9", budget) + &campaign("b", "9", "12", budget),
