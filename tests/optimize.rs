@@ -597,6 +597,71 @@ fn budget_allocation_reports_allocation_and_marginal_returns() {
     }
 }
 
+/// A `--budget` group of two campaign keys (the launch pulse's ads and social
+/// budgets of `scenarios/campaign_calendar.toml`): the answer keeps their total,
+/// and the scenario at the answer sets them in the campaign.
+#[test]
+fn a_budget_can_allocate_between_two_campaign_keys() {
+    let scratch = Scratch::new("budget-campaign");
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/campaign_calendar.toml");
+    let out = scratch.join("result");
+    let ads = "campaigns.launch-pulse.channels.ads.daily_budget";
+    let social = "campaigns.launch-pulse.channels.social.daily_budget";
+    let budget = format!("{ads},{social}=9000");
+    succeed(&[
+        "optimize",
+        file.to_str().unwrap(),
+        "--set",
+        "market.population=2000",
+        "--budget",
+        &budget,
+        "--estimator",
+        "spsa",
+        "--iterations",
+        "4",
+        "--replications-per-step",
+        "2",
+        "--replications",
+        "2",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let json = read_json(&out.join("optimize.json"));
+    let group = &json["budgets"][0];
+    assert!(
+        (group["sum"].as_f64().unwrap() - 9000.0).abs() < 1e-9,
+        "{group}"
+    );
+    let [a, b] = [ads, social].map(|key| json["parameters"][key].as_f64().unwrap());
+    assert!(
+        (a + b - 9000.0).abs() < 1e-9 && a > 0.0 && b > 0.0,
+        "{a} + {b}"
+    );
+    // The scenario at the answer: the campaign sets the allocated budgets.
+    let resolved: toml::Table = std::fs::read_to_string(out.join("scenario.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let pulse = resolved["campaigns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"].as_str() == Some("launch-pulse"))
+        .unwrap();
+    assert_eq!(
+        pulse["set"]["channels.ads.daily_budget"].as_float(),
+        Some(a)
+    );
+    assert_eq!(
+        pulse["set"]["channels.social.daily_budget"].as_float(),
+        Some(b)
+    );
+    let trace = std::fs::read_to_string(out.join("trace.csv")).unwrap();
+    assert_eq!(trace.lines().count(), 1 + 4, "{trace}");
+    assert!(trace.lines().next().unwrap().contains(ads), "{trace}");
+}
+
 /// The arguments of a search long enough to interrupt (60 steps of some 40 ms
 /// each: 60 000 users over 2 days, 8 runs a step).
 fn long_search(file: &Path, out: &Path) -> Vec<String> {
