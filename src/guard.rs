@@ -13,13 +13,23 @@ use crate::outcome::Outcome;
 use crate::scenario::Scenario;
 use crate::study::{StudyRun, run_replications};
 
-/// Peak bytes per user of one running replication, measured with `brandsim run`'s
-/// peak-memory report at 10^6 users: about 7 on the bundled platform scenario
-/// (users in the funnel cost three bits; only subscribers are entities),
-/// 7 on the Bass market, 160 in the worst case found (every user is exposed,
-/// clicks and subscribes on day 0, so every user becomes an entity and is
-/// booked in the renewal calendar at once). Rounded up to stay conservative.
-pub const BYTES_PER_USER: u64 = 512;
+/// Bytes per user of one running replication for the users still in the funnel:
+/// three bits each in prospect blocks of 4096 users, plus the blocks' entities
+/// and the day's change lists. Measured: 0.48 bytes/user (peak RSS above the start,
+/// 3·10^7 users of the Bass scenario, outputs included); budgeted with margin.
+pub const PROSPECT_BYTES_PER_USER: u64 = 1;
+
+/// Bytes per subscriber of one running replication: its entity (`Profile`,
+/// `Subscription`), its place in the renewal calendar and in the day's list of
+/// new subscribers. Measured: 117 bytes/user when every one of 10^6 users
+/// subscribes on day 0 (the worst case); budgeted with margin.
+pub const BYTES_PER_SUBSCRIBER: u64 = 192;
+
+/// Bytes per (segment, item) pair of one running replication: the per-segment
+/// item tables (conversion probabilities, pickers, tallies). Measured: about 40
+/// bytes per pair (400 segments × 400 items, outputs included); budgeted with
+/// margin.
+pub const BYTES_PER_SEGMENT_ITEM: u64 = 64;
 
 /// Bytes per day of one running replication: the renewal calendar (24) and the
 /// daily series while they grow (11 series of 8 bytes, up to twice over by
@@ -40,8 +50,13 @@ pub const FIXED_BYTES: u64 = 64 << 20;
 pub const USABLE_SHARE: f64 = 0.9;
 
 /// The memory a study needs, in parts (bytes; saturating, never overflowing).
+/// Each part of a running replication is one term of [`MemoryEstimate::of`]: a
+/// new per-replication table (e.g. per-day campaign tables) adds one term there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemoryEstimate {
+    /// Bytes per user of one running replication (prospect bits plus, when any
+    /// item is a subscription, a subscriber entity each), for messages.
+    pub per_user: u64,
     /// One replication while it runs: users, per-day state, per-segment item tables.
     pub per_running_replication: u64,
     /// One finished replication kept for the summary.
@@ -58,10 +73,24 @@ impl MemoryEstimate {
         let days = u64::from(scenario.simulation.days);
         let items = scenario.content.len() as u64;
         let segments = scenario.market.segments.len() as u64;
-        let per_running_replication = users
-            .saturating_mul(BYTES_PER_USER)
-            .saturating_add(days.saturating_mul(BYTES_PER_DAY_RUNNING))
-            .saturating_add(segments.saturating_mul(items).saturating_mul(8));
+        // Only subscribers are entities; one-off buyers and users who stop are
+        // counted, not kept. Without subscription items there are none; with
+        // them, at most every user at once.
+        let subscriptions = scenario.content.iter().any(|item| item.renewal_days > 0);
+        let per_user = PROSPECT_BYTES_PER_USER
+            + if subscriptions {
+                BYTES_PER_SUBSCRIBER
+            } else {
+                0
+            };
+        let terms = [
+            users.saturating_mul(per_user),
+            days.saturating_mul(BYTES_PER_DAY_RUNNING),
+            segments
+                .saturating_mul(items)
+                .saturating_mul(BYTES_PER_SEGMENT_ITEM),
+        ];
+        let per_running_replication = terms.iter().fold(0u64, |a, &t| a.saturating_add(t));
         let per_finished_replication = days
             .saturating_mul(BYTES_PER_DAY_FINISHED)
             .saturating_add(items.saturating_mul(32))
@@ -70,6 +99,7 @@ impl MemoryEstimate {
             .saturating_mul(BYTES_PER_DAY_SUMMARY)
             .saturating_add(FIXED_BYTES);
         MemoryEstimate {
+            per_user,
             per_running_replication,
             per_finished_replication,
             fixed,
@@ -122,10 +152,11 @@ impl StudyPlan {
     needed = Bytes(*needed),
     usable = Bytes(*usable),
     available = Bytes(*available),
-    per_user = BYTES_PER_USER
 )]
 pub struct GuardError {
     pub needed: u64,
+    /// Bytes per user of one running replication in the estimate.
+    pub per_user: u64,
     pub usable: u64,
     pub available: u64,
     pub users: u32,
@@ -167,6 +198,7 @@ pub fn plan_study(
         }),
         None => Err(GuardError {
             needed: total(1),
+            per_user: estimate.per_user,
             usable,
             available,
             users: scenario.market.population,
@@ -315,16 +347,54 @@ mod tests {
 
     const GIB: u64 = 1 << 30;
 
+    /// The Bass market sold as a 30-day subscription: every buyer is an entity.
+    fn subscribed() -> Scenario {
+        let mut scenario = bass();
+        scenario.content[0].renewal_days = 30;
+        scenario
+    }
+
     #[test]
     fn impossible_study_is_refused_with_size_and_how_to_shrink() {
-        let mut scenario = bass();
+        let mut scenario = subscribed();
         scenario.market.population = u32::MAX;
         let error = plan_study(&scenario, 8, 2, Some(16 * GIB)).unwrap_err();
         let message = error.to_string();
-        assert!(message.contains("needs about 2.0 TiB"), "{message}");
-        assert!(message.contains("4294967295 users"), "{message}");
+        assert!(message.contains("needs about 772.1 GiB"), "{message}");
+        assert!(
+            message.contains("4294967295 users × 193 bytes per user"),
+            "{message}"
+        );
         assert!(message.contains("--set market.population="), "{message}");
         assert!(message.contains("of 16.0 GiB available"), "{message}");
+    }
+
+    #[test]
+    fn users_cost_what_the_engine_allocates_for_them() {
+        // One-off purchases: users are prospect bits, buyers are only counted,
+        // so 5·10^7 users of the Bass market fit in 1 GiB.
+        let mut scenario = bass();
+        scenario.market.population = 50_000_000;
+        assert_eq!(
+            MemoryEstimate::of(&scenario).per_user,
+            PROSPECT_BYTES_PER_USER
+        );
+        assert!(plan_study(&scenario, 8, 2, Some(GIB)).is_ok());
+        // Subscriptions: at most every user is an entity at once.
+        let scenario = subscribed();
+        assert_eq!(
+            MemoryEstimate::of(&scenario).per_user,
+            PROSPECT_BYTES_PER_USER + BYTES_PER_SUBSCRIBER
+        );
+        // Segment × item tables are budgeted per pair.
+        let mut wide = bass();
+        wide.content = vec![wide.content[0].clone(); 1000];
+        wide.market.segments = vec![wide.market.segments[0].clone(); 1000];
+        let narrow = MemoryEstimate::of(&bass()).per_running_replication;
+        assert!(
+            MemoryEstimate::of(&wide).per_running_replication
+                >= narrow + 999_999 * BYTES_PER_SEGMENT_ITEM
+        );
     }
 
     #[test]
@@ -337,8 +407,8 @@ mod tests {
 
     #[test]
     fn concurrency_is_lowered_until_the_estimate_fits() {
-        let mut scenario = bass();
-        scenario.market.population = 12_000_000; // about 5.7 GiB per replication
+        let mut scenario = subscribed();
+        scenario.market.population = 35_000_000; // about 6.3 GiB per replication
         let plan = plan_study(&scenario, 32, 8, Some(16 * GIB)).unwrap();
         assert_eq!(plan.wanted_concurrency, 8);
         assert_eq!(plan.concurrent_replications, 2);
@@ -465,7 +535,7 @@ mod tests {
         assert_eq!(smallest(None, Some(5)), Some(5));
         // A study that MemAvailable allows is refused in a 1 GiB cgroup.
         let mut scenario = bass();
-        scenario.market.population = 3_000_000;
+        scenario.market.population = 2_000_000_000;
         assert!(plan_study(&scenario, 8, 1, available).is_ok());
         assert!(plan_study(&scenario, 8, 1, smallest(available, Some(1 << 30))).is_err());
     }

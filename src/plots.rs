@@ -133,7 +133,7 @@ fn svg_to_png(svg: &str) -> Result<Vec<u8>, String> {
 /// The unit of a metric or daily series, for axis labels.
 pub fn unit(metric: &str) -> &'static str {
     match metric {
-        "revenue" | "spend" | "profit" | "cumulative_profit" => "currency",
+        "revenue" | "spend" | "profit" | "npv" | "cumulative_profit" => "currency",
         "exposures" | "clicks" => "events",
         "registrations" | "conversions" | "renewals" => "events",
         "churned" | "dormant" | "aware" | "active_payers" => "users",

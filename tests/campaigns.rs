@@ -264,7 +264,7 @@ fn npv_is_profit_at_rate_zero_and_the_discounted_daily_sum_otherwise() {
     let metrics = outcome.metrics();
     assert_eq!(metrics.get("npv"), metrics.get("profit"));
 
-    scenario.calendar.discount_rate = 0.1;
+    std::sync::Arc::make_mut(&mut scenario.calendar).discount_rate = 0.1;
     let outcome = &run(&scenario, 1)[0];
     let by_hand: f64 = (0..400)
         .map(|t| {

@@ -37,14 +37,14 @@ fn campaign(name: &str, start: &str, end: &str, set: &str) -> String {
     format!("[[campaigns]]\nname = \"{name}\"\nstart = {start}\nend = {end}\nset = {{ {set} }}\n")
 }
 
-/// A refused case: what it is, the text added to the scenario, a schedule CSV, the
-/// arguments, and what the message must name.
-type RefusedCase<'a> = (&'a str, String, Option<&'a str>, Vec<&'a str>, Vec<&'a str>);
+/// What is wrong, the scenario's extra text, the schedule CSV, extra arguments,
+/// and what the message must contain.
+type Case<'a> = (&'a str, String, Option<&'a str>, Vec<&'a str>, Vec<&'a str>);
 
 #[test]
 fn each_malformed_campaign_or_schedule_is_refused_with_its_place() {
     let budget = "\"channels.ads.daily_budget\" = 20.0";
-    let cases: Vec<RefusedCase> = vec![
+    let cases: Vec<Case> = vec![
         (
             "two campaigns set one key on common days",
             campaign("a", "0", "9", budget) + &campaign("b", "9", "12", budget),
@@ -322,10 +322,10 @@ fn campaign_key_paths_work_in_set_variants_and_sweeps() {
     let dir = Scratch::new("keys");
     let variants = "[[variants]]\nname = \"later\"\nset = { \"campaigns.pulse.start\" = 2026-01-10, \"campaigns.pulse.end\" = 12 }\n\
                     [[variants]]\nname = \"bigger\"\nset = { \"campaigns.pulse.channels.ads.daily_budget\" = 40.0 }\n";
-    let text = bass_with(
+    let scenario = bass_with(
         &(campaign("pulse", "2", "4", "\"channels.ads.daily_budget\" = 30.0") + variants),
     );
-    std::fs::write(dir.join("s.toml"), text).unwrap();
+    std::fs::write(dir.join("s.toml"), scenario).unwrap();
     let file = dir.arg("s.toml");
     let spend_of =
         |summary: &serde_json::Value| summary["metrics"]["spend"]["mean"].as_f64().unwrap();
@@ -359,8 +359,11 @@ fn campaign_key_paths_work_in_set_variants_and_sweeps() {
         "-o",
         &dir.arg("c"),
     ]);
-    let text = compared.to_string();
-    assert!(text.contains("later") && text.contains("bigger"), "{text}");
+    let compared = compared.to_string();
+    assert!(
+        compared.contains("later") && compared.contains("bigger"),
+        "{compared}"
+    );
 
     let swept = json_of(&[
         "sweep",
@@ -375,6 +378,24 @@ fn campaign_key_paths_work_in_set_variants_and_sweeps() {
         "campaigns.pulse.start=0:4:2",
     ]);
     assert_eq!(swept["points"].as_array().map(Vec::len), Some(3), "{swept}");
+    // The table shows each campaign day with its date.
+    let table = succeed(&[
+        "sweep",
+        &file,
+        "-q",
+        "-r",
+        "1",
+        "-o",
+        &dir.arg("t"),
+        "--no-plots",
+        "--vary",
+        "campaigns.pulse.start=2,3",
+    ]);
+    let table = text(&table.stdout);
+    assert!(
+        table.contains(" 2 (2026-01-03) ") && table.contains(" 3 (2026-01-04) "),
+        "{table}"
+    );
 }
 
 #[test]
@@ -414,5 +435,70 @@ fn a_study_holds_its_schedule_and_resume_refuses_a_changed_one() {
         &output,
         &"resume with a changed schedule",
         &["not the same study"],
+    );
+}
+
+#[test]
+fn optimize_tunes_a_campaign_start_in_whole_days_and_lr_refuses_a_brand_campaign() {
+    let dir = Scratch::new("optimize");
+    // With a duration, moving the start moves the whole window.
+    let text = bass_with(
+        "[[campaigns]]\nname = \"pulse\"\nstart = 2\nduration = 3\n\
+         set = { \"channels.ads.daily_budget\" = 30.0 }\n",
+    );
+    std::fs::write(dir.join("s.toml"), text).unwrap();
+    let file = dir.arg("s.toml");
+    let out = dir.arg("opt");
+    succeed(&[
+        "optimize",
+        &file,
+        "-q",
+        "-r",
+        "1",
+        "-o",
+        &out,
+        "--objective",
+        "npv",
+        "--param",
+        "campaigns.pulse.start=0:20",
+        "--estimator",
+        "fd",
+        "--iterations",
+        "2",
+        "--replications-per-step",
+        "1",
+        "--perturbation",
+        "3",
+        "--learning-rate",
+        "0.001",
+        "--regularization",
+        "0",
+    ]);
+    let result = read_json(&dir.join("opt/optimize.json"));
+    let start = result["parameters"]["campaigns.pulse.start"]
+        .as_f64()
+        .unwrap();
+    assert!((0.0..=20.0).contains(&start), "{result}");
+    let resolved = std::fs::read_to_string(dir.join("opt/scenario.toml")).unwrap();
+    assert!(
+        resolved.contains(&format!("start = {}\n", start.round() as i64)),
+        "the answer is a whole day: {resolved}"
+    );
+
+    let brand = bass_with(&campaign("brand", "2", "4", "\"brand.value\" = 1.0"));
+    std::fs::write(dir.join("b.toml"), brand).unwrap();
+    let output = brandsim(&[
+        "optimize",
+        &dir.arg("b.toml"),
+        "-q",
+        "--estimator",
+        "lr",
+        "-o",
+        &dir.arg("lr"),
+    ]);
+    assert_refused(
+        &output,
+        &"lr with a brand campaign",
+        &["lr estimator", "campaign"],
     );
 }

@@ -56,15 +56,20 @@ fn scenario_that_is_a_directory_empty_or_huge_is_refused_by_name() {
 fn impossible_study_is_refused_with_how_much_it_needs() {
     let scratch = Scratch::new("guard");
     let out = scratch.join("out");
+    // Subscriptions: every user may be an entity at once.
     let output = run(
-        "scenarios/bass.toml",
+        "scenarios/knowledge_platform.toml",
         &out,
         &["--set", "market.population=4294967295"],
     );
     assert_refused(
         &output,
         &"brandsim run",
-        &["the study needs about 2.0 TiB", "--set market.population="],
+        &[
+            "the study needs about 772",
+            "4294967295 users × 193 bytes per user",
+            "--set market.population=",
+        ],
     );
     let days = run(
         "scenarios/bass.toml",

@@ -315,6 +315,33 @@ fn resume_and_merge_refuse_outcome_files_that_do_not_belong() {
 }
 
 #[test]
+fn a_sweep_is_checked_at_every_point_before_any_point_is_computed() {
+    let scratch = Scratch::new("sweep-outcomes");
+    let dir = scratch.join("sweep");
+    let vary = ["--vary", "brand.value=0,1", "--no-plots"];
+    let output = tiny("sweep", "scenarios/bass.toml", &dir, "2", &vary);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let missing = dir.join("points/0/outcomes/000001.json");
+    std::fs::remove_file(&missing).unwrap();
+    let damaged = dir.join("points/1/outcomes/000000.json");
+    let bytes = std::fs::read(&damaged).unwrap();
+    std::fs::write(&damaged, &bytes[..bytes.len() - 10]).unwrap();
+    let mut args = vec!["sweep", "scenarios/bass.toml", "--resume", s(&dir)];
+    args.extend(vary);
+    args.extend(TINY);
+    args.extend(["-r", "2"]);
+    assert_refused(
+        &brandsim(&args),
+        &"sweep --resume",
+        &["points/1/outcomes/000000.json"],
+    );
+    assert!(
+        !missing.exists(),
+        "point 0 was computed before point 1 was checked"
+    );
+}
+
+#[test]
 fn a_study_directory_of_the_previous_format_is_refused_with_a_clear_message() {
     let scratch = Scratch::new("old-format");
     let dir = scratch.join("study");
@@ -1036,4 +1063,96 @@ fn compare_disk_grows_linearly_with_the_number_of_variants() {
         many < 1.3 * few,
         "bytes per arm grow with the number of variants: {few:.0} with 20, {many:.0} with 160"
     );
+}
+
+// ---------------------------------------------- 8. the guard's memory estimate
+
+/// A scenario of `segments` segments and `items` items (each sold as a
+/// subscription of `renewal_days`, 0 for one-off) where everyone is exposed,
+/// clicks and buys on day 0: the worst case for the engine's memory.
+fn wide_scenario(segments: usize, items: usize, renewal_days: u32, population: u32) -> String {
+    let mut out = format!(
+        "name = \"wide\"\n[simulation]\ndays = 30\nseed = 1\nreplications = 2\n[market]\n\
+         population = {population}\nword_of_mouth = 0.3\ndormancy = 0.0\n\
+         price_reference = 10.0\nsatisfaction_noise = 0.0\n"
+    );
+    for s in 0..segments {
+        out += &format!(
+            "[[market.segments]]\nname = \"s{s}\"\nshare = {}\ntopics = {{ t = 1.0 }}\n\
+             price_sensitivity = 0.0\nclick_heterogeneity = 0.0\nchurn_alpha = 1.0\nchurn_beta = 1.0\n",
+            1.0 / segments as f64
+        );
+    }
+    for i in 0..items {
+        out += &format!(
+            "[[content]]\nname = \"i{i}\"\ntopic = \"t\"\nclick_rate = 1.0\nconversion_rate = 1.0\n\
+             price = 10.0\nquality = 1.0\nrenewal_days = {renewal_days}\n"
+        );
+    }
+    out += "[[channels]]\nname = \"ads\"\ndaily_budget = 1000000.0\ncpm = 1.0\n[brand]\nvalue = 0.0\n\
+            click_effect = 0.0\nconversion_effect = 0.0\nretention_effect = 0.0\n\
+            satisfaction_effect = 0.0\ntopic_match = 0.0\ncost_per_day = 0.0\n";
+    out
+}
+
+#[test]
+fn peak_memory_stays_within_the_guards_estimate() {
+    let scratch = Scratch::new("estimate");
+    let bass = std::fs::read_to_string("scenarios/bass.toml").unwrap();
+    let platform = std::fs::read_to_string("scenarios/knowledge_platform.toml").unwrap();
+    let cases: [(&str, String, u32); 5] = [
+        ("one-off market, 3·10^6 users", bass, 3_000_000),
+        ("platform, 10^6 users", platform, 1_000_000),
+        (
+            "everyone subscribes on day 0",
+            wide_scenario(1, 1, 30, 300_000),
+            300_000,
+        ),
+        (
+            "1000 segments × 1000 items",
+            wide_scenario(1000, 1000, 30, 2000),
+            2000,
+        ),
+        (
+            "one-off, 1000 × 300",
+            wide_scenario(1000, 300, 0, 2000),
+            2000,
+        ),
+    ];
+    for (i, (what, text, population)) in cases.iter().enumerate() {
+        let file = scratch.join(format!("case-{i}.toml"));
+        std::fs::write(&file, text).unwrap();
+        let population_set = format!("market.population={population}");
+        let assignments = [
+            brandsim::scenario::parse_assignment(&population_set).unwrap(),
+            brandsim::scenario::parse_assignment("simulation.replications=2").unwrap(),
+        ];
+        let (scenario, _) = brandsim::scenario::load_file(&file, &assignments).unwrap();
+        let estimate = brandsim::guard::MemoryEstimate::of(&scenario);
+        let summary = common::json_of(&[
+            "run",
+            s(&file),
+            "-q",
+            "--json",
+            "--no-plots",
+            "-t",
+            "2",
+            "-r",
+            "2",
+            "--set",
+            &population_set,
+            "--out",
+            &scratch.arg(&format!("out-{i}")),
+        ]);
+        let throughput = &summary["throughput"];
+        let used = throughput["peak_memory_bytes"].as_u64().unwrap()
+            - throughput["start_memory_bytes"].as_u64().unwrap();
+        // The simulated part against the estimate without the process itself,
+        // plus 8 MiB for the second thread's stack and allocator arenas.
+        let budget = estimate.total(2, 2) - brandsim::guard::FIXED_BYTES + (8 << 20);
+        assert!(
+            used <= budget,
+            "{what}: peak {used} bytes above the start exceeds the estimate {budget}"
+        );
+    }
 }

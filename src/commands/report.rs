@@ -10,7 +10,12 @@ use crate::study::output_dir::{Acquire, DirLock};
 
 /// Entry point of `brandsim report`.
 pub fn run(dir: &Path) -> Result<(), CliError> {
-    let _lock = DirLock::acquire(dir, Acquire::Existing, "DIR")?;
+    // A missing directory is reported by the report's own checks.
+    let _lock = if dir.is_dir() {
+        Some(DirLock::acquire(dir, Acquire::Existing, "DIR")?)
+    } else {
+        None
+    };
     let report = html_report::build_report(dir)?;
     write_output(dir, REPORT_FILE, report.html.as_bytes())?;
     if let Some(partial) = &report.partial {

@@ -182,7 +182,7 @@ pub fn write_sweep_outputs(
     if json {
         outln!("{json_text}");
     } else {
-        out!("{}", sweep_table(&base.name, axes, summaries, metrics));
+        out!("{}", sweep_table(base, axes, summaries, metrics));
         outln!(
             "{} grid points x {} replications (common random numbers) in {seconds:.2} s",
             summaries.len(),
@@ -262,33 +262,37 @@ fn sweep_plots(
 
 /// The labels of an axis's values in the table: each as `number` shows it when
 /// that reads back to the value, else its shortest exact decimal (`0.00005`,
-/// `0.0000000001`), so that every grid value is told apart.
-fn grid_labels(values: &[f64]) -> Vec<String> {
+/// `0.0000000001`), so that every grid value is told apart; a campaign's
+/// `start` or `end` with its date when the scenario has a start date
+/// (`151 (2026-06-01)`).
+fn grid_labels(base: &crate::scenario::Scenario, key: &str, values: &[f64]) -> Vec<String> {
+    let is_day =
+        key.starts_with("campaigns.") && (key.ends_with(".start") || key.ends_with(".end"));
     values
         .iter()
         .map(|&v| {
             let short = number(v);
-            if short.parse::<f64>().is_ok_and(|back| back == v) {
+            let label = if short.parse::<f64>().is_ok_and(|back| back == v) {
                 short
             } else {
                 format!("{v}")
+            };
+            match base.calendar.date_text(v as u32) {
+                Some(date) if is_day && v >= 0.0 && v.fract() == 0.0 => format!("{label} ({date})"),
+                _ => label,
             }
         })
         .collect()
 }
 
-/// The label of `value` among its axis's `labels` (in the order of the axis's
-/// values; a point's value is one of them).
-fn grid_label(value: f64, labels: &[String]) -> String {
-    labels
-        .iter()
-        .find(|label| label.parse::<f64>().is_ok_and(|back| back == value))
-        .cloned()
-        .unwrap_or_else(|| format!("{value}"))
-}
-
 /// One row per grid point: the varied values, then each metric's mean and 95% CI.
-fn sweep_table(name: &str, axes: &[Axis], summaries: &[PointSummary], metrics: &[&str]) -> String {
+fn sweep_table(
+    base: &crate::scenario::Scenario,
+    axes: &[Axis],
+    summaries: &[PointSummary],
+    metrics: &[&str],
+) -> String {
+    let name = &base.name;
     let mut out = String::new();
     let replications = summaries.first().map_or(0, |p| p.replications);
     let _ = writeln!(
@@ -300,7 +304,12 @@ fn sweep_table(name: &str, axes: &[Axis], summaries: &[PointSummary], metrics: &
             .collect::<Vec<_>>()
             .join(" x ")
     );
-    let labels: Vec<Vec<String>> = axes.iter().map(|a| grid_labels(&a.numbers())).collect();
+    let numbers: Vec<Vec<f64>> = axes.iter().map(Axis::numbers).collect();
+    let labels: Vec<Vec<String>> = axes
+        .iter()
+        .zip(&numbers)
+        .map(|(axis, values)| grid_labels(base, &axis.key, values))
+        .collect();
     let widths: Vec<usize> = axes
         .iter()
         .zip(&labels)
@@ -320,7 +329,10 @@ fn sweep_table(name: &str, axes: &[Axis], summaries: &[PointSummary], metrics: &
     for point in summaries {
         let mut row = String::new();
         for (a, (value, width)) in point.values.iter().zip(&widths).enumerate() {
-            let label = grid_label(*value, &labels[a]);
+            let label = numbers[a]
+                .iter()
+                .position(|n| n == value)
+                .map_or_else(|| format!("{value}"), |i| labels[a][i].clone());
             let _ = write!(row, "{label:>width$} ");
         }
         for metric in metrics {

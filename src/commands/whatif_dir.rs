@@ -244,6 +244,10 @@ pub fn run_whatif(
         .iter()
         .map(|s| s.meta().replications_due().len())
         .sum();
+    // Every point's stored outcomes are checked before any point is computed.
+    for store in &study.stores {
+        store.load_outcomes()?;
+    }
     let bar = progress_bar(due as u64, "replications", quiet);
     let mut total = Filled::default();
     let mut result = Ok(());
@@ -303,5 +307,5 @@ pub fn print_shard_done(study: &WhatIfStudy, filled: &Filled) -> Result<(), CliE
 
 /// Every outcome of point `i`, in replication order.
 pub fn point_outcomes(study: &WhatIfStudy, i: usize) -> Result<Vec<Outcome>, CliError> {
-    Ok(study.stores[i].load_outcomes()?)
+    Ok(study.stores[i].load_complete()?)
 }

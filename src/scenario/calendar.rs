@@ -267,14 +267,9 @@ impl Timeline {
             .map(|(t, &v)| (t as u32, v))
     }
 
-    /// `scenario` with `set` applied, its calendar and variants left out (they
-    /// belong to the base scenario).
+    /// `scenario` with `set` applied (a cheap copy: the calendar is shared).
     pub fn day_scenario(scenario: &Scenario, set: &[(TimeVaryingKey, f64)]) -> Scenario {
-        let mut day = Scenario {
-            calendar: Calendar::default(),
-            variants: Vec::new(),
-            ..scenario.clone()
-        };
+        let mut day = scenario.clone();
         for &(key, value) in set {
             key.set_in(&mut day, value);
         }
@@ -352,13 +347,14 @@ pub fn toml_date(date: NaiveDate) -> toml::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     fn scenario_with(calendar: Calendar) -> Scenario {
         let mut scenario =
             crate::scenario::parse_str(include_str!("../../scenarios/bass.toml"), "bass.toml")
                 .unwrap();
         scenario.simulation.days = 10;
-        scenario.calendar = calendar;
+        scenario.calendar = Arc::new(calendar);
         scenario
     }
 

@@ -534,6 +534,9 @@ impl Validator<'_> {
             .map(Vec::as_slice)
             .unwrap_or_default();
         let mut rows: Vec<ScheduleRow> = Vec::new();
+        // A schedule names few keys in many rows: resolve each key path once.
+        let mut resolved_keys: std::collections::HashMap<&str, Result<TimeVaryingKey, String>> =
+            Default::default();
         let mut first_row_of_day: std::collections::HashMap<u32, usize> = Default::default();
         for (r, element) in elements.iter().enumerate() {
             let row = element.as_table().unwrap_or(&EMPTY);
@@ -579,7 +582,11 @@ impl Validator<'_> {
                     continue;
                 }
                 let error = |message: String| self.schedule_error(r, Some(key), message);
-                let resolved = time_varying_key(document, key).map_err(error)?;
+                let resolved = resolved_keys
+                    .entry(key.as_str())
+                    .or_insert_with(|| time_varying_key(document, key))
+                    .clone()
+                    .map_err(error)?;
                 if set.iter().any(|&(k, _)| k == resolved) {
                     return Err(error(format!(
                         "{key} names a key of another column; name each key once"

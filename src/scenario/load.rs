@@ -837,11 +837,11 @@ impl Validator<'_> {
             brand,
             optimize,
             variants,
-            calendar: super::Calendar::default(),
+            calendar: Default::default(),
         };
         self.check_derived_quantities(&scenario)?;
         let mut scenario = scenario;
-        scenario.calendar = self.calendar(document, &scenario)?;
+        scenario.calendar = std::sync::Arc::new(self.calendar(document, &scenario)?);
         self.check_days_derived_quantities(&scenario)?;
         Ok(scenario)
     }

@@ -31,8 +31,9 @@ pub struct Scenario {
     /// when its `set` is applied on top of this scenario. They never change it.
     pub variants: Vec<Variant>,
     /// The start date, discount rate, campaigns and schedule (MODEL.md v2); empty
-    /// for a version-1 scenario, whose values never change.
-    pub calendar: Calendar,
+    /// for a version-1 scenario, whose values never change. Shared, so that a
+    /// copy of the scenario with one day's values costs little.
+    pub calendar: std::sync::Arc<Calendar>,
 }
 
 /// One `[[variants]]` entry: the scenario with `set` applied like `--set`.

@@ -115,16 +115,21 @@ pub(crate) fn read_schedule_csv(
         line,
         message,
     };
+    let mut lines = LineCounter::default();
     let mut header: Option<Vec<String>> = None;
     let mut rows = Vec::new();
     let mut row_lines = Vec::new();
     for record in reader.records() {
         let record = record.map_err(|error| {
-            let line = error.position().map(|p| line_at(bytes, p.byte()));
+            let line = error
+                .position()
+                .map(|p| LineCounter::default().line_at(bytes, p.byte()));
             whole_file(line, format!("not a readable CSV file: {error}"))
         })?;
         // The reader's own line count leaves out blank lines: count them here.
-        let line = record.position().map_or(0, |p| line_at(bytes, p.byte()));
+        let line = record
+            .position()
+            .map_or(0, |p| lines.line_at(bytes, p.byte()));
         if record.iter().all(str::is_empty) {
             continue;
         }
@@ -204,16 +209,29 @@ pub(crate) fn read_schedule_csv(
     ))
 }
 
-/// The 1-based line of the record that starts at byte `offset` (the reader puts a
-/// record after blank lines at the first of them: they are skipped here).
-fn line_at(bytes: &[u8], offset: u64) -> usize {
-    let mut end = usize::try_from(offset)
-        .unwrap_or(usize::MAX)
-        .min(bytes.len());
-    while end < bytes.len() && matches!(bytes[end], b'\n' | b'\r') {
-        end += 1;
+/// Lines of records met in file order, counted on from the last one.
+#[derive(Default)]
+struct LineCounter {
+    offset: usize,
+    newlines: usize,
+}
+
+impl LineCounter {
+    /// The 1-based line of the record that starts at byte `offset`, at or after
+    /// the last one asked (the reader puts a record after blank lines at the
+    /// first of them: they are skipped here).
+    fn line_at(&mut self, bytes: &[u8], offset: u64) -> usize {
+        let mut end = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(bytes.len());
+        while end < bytes.len() && matches!(bytes[end], b'\n' | b'\r') {
+            end += 1;
+        }
+        let start = self.offset.min(end);
+        self.newlines += bytes[start..end].iter().filter(|&&b| b == b'\n').count();
+        self.offset = end;
+        1 + self.newlines
     }
-    1 + bytes[..end].iter().filter(|&&b| b == b'\n').count()
 }
 
 /// The header: `day` or `date`, then distinct, non-empty key paths.
