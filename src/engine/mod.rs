@@ -238,6 +238,35 @@ mod tests {
         assert!(weighted.active_payers.is_finite() && weighted.satisfaction_sum.is_finite());
     }
 
+    /// On the days of a campaign (another price, conversion rate, quality, word of
+    /// mouth and dormancy; `V` unchanged, as `lr` requires) the tracked scores
+    /// follow the day's values and still change no draw.
+    #[test]
+    fn tracking_scores_through_a_campaign_leaves_the_outcome_bit_identical() {
+        let campaign = "\n[[campaigns]]\nname = \"push\"\nstart = 10\nend = 40\nset = { \
+                        \"content.tech-pro-monthly.price\" = 19.0, \
+                        \"content.english-club.conversion_rate\" = 0.9, \
+                        \"content.english-club.quality\" = 0.9, \
+                        \"market.word_of_mouth\" = 0.6, \"market.dormancy\" = 0.05 }\n";
+        let text = include_str!("../../scenarios/knowledge_platform.toml");
+        let load = |text: &str| {
+            let mut scenario = crate::scenario::parse_str(text, "knowledge_platform.toml")
+                .expect("the bundled scenario with a campaign is valid");
+            scenario.market.population = 9_000;
+            scenario.simulation.days = 70;
+            scenario.brand.value = 1.0;
+            Arc::new(scenario)
+        };
+        let plain = load(text);
+        let with_campaign = load(&format!("{text}{campaign}"));
+        let (tracked, weighted) = simulate_with_scores(&with_campaign, 3);
+        assert_eq!(tracked, simulate(&with_campaign, 3));
+        let (without, weighted_without) = simulate_with_scores(&plain, 3);
+        assert_ne!(tracked, without, "the campaign changes the run");
+        assert_ne!(weighted.revenue, weighted_without.revenue);
+        assert!(weighted.revenue.is_finite() && weighted.churned.is_finite());
+    }
+
     /// After a run, the World holds exactly the users the counts say are left:
     /// prospects and registered users in blocks, and subscribers (one-off
     /// buyers, dormant and churned users have no entity).
