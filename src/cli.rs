@@ -177,7 +177,7 @@ pub struct OptimizeArgs {
     #[arg(long, value_name = "METRIC")]
     pub objective: Option<String>,
     /// Gradient estimator.
-    #[arg(long, value_parser = ["spsa", "fd", "lr"])]
+    #[arg(long, value_parser = ["spsa", "fd", "lr", "lr-whole"])]
     pub estimator: Option<String>,
     /// Number of gradient steps K.
     #[arg(long, value_name = "K")]
@@ -198,6 +198,23 @@ pub struct OptimizeArgs {
     /// channels.kol.daily_budget=0:5000 (repeatable; default brand.value).
     #[arg(long = "param", value_name = "KEY[=LO:HI]")]
     pub params: Vec<String>,
+    /// Budget allocation: the listed tuned values sum to TOTAL, each within its
+    /// bounds (default >= 0), e.g. channels.ads.daily_budget,channels.kol.daily_budget=7000
+    /// (repeatable, one group each; keys not given by --param are tuned too).
+    #[arg(long = "budget", value_name = "KEY,KEY,...=TOTAL")]
+    pub budgets: Vec<String>,
+    /// Adaptive effort: replications per step grow when the gradient is noisy
+    /// against its size, and the search stops once converged (the default when
+    /// [optimize] does not give replications_per_step).
+    #[arg(long)]
+    pub adaptive: bool,
+    /// Stop the search after this many simulated user-days.
+    #[arg(long, value_name = "USER_DAYS")]
+    pub budget_user_days: Option<f64>,
+    /// Standard error of the answer that counts as converged, relative to
+    /// max(1, |value|) (default 0.01).
+    #[arg(long, value_name = "REL")]
+    pub tolerance: Option<f64>,
 }
 
 /// Options of every command that runs simulations.

@@ -715,7 +715,7 @@ const CASES: &[Case] = &[
         replace: "estimator = \"newton\"",
         key_path: "optimize.estimator",
         line_of: "estimator",
-        says: "expected one of \"spsa\", \"fd\", \"lr\", found string \"newton\"",
+        says: "expected one of \"spsa\", \"fd\", \"lr\", \"lr-whole\", found string \"newton\"",
     },
     Case {
         rule: "a list of tables where a table belongs",

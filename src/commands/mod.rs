@@ -119,17 +119,6 @@ fn with_file(mut error: ScenarioError, file: &Path) -> ScenarioError {
     error
 }
 
-/// Refuses `--shard` and `--resume` for a command that does not store its studies
-/// (`optimize`; `run`, `sweep` and `compare` do).
-pub fn refuse_store_options(command: &str, args: &StudyArgs) -> Result<(), CliError> {
-    if args.shard.is_some() || args.resume.is_some() {
-        return Err(CliError::Usage(format!(
-            "brandsim {command} does not take --shard or --resume yet: shard or resume each study with brandsim run"
-        )));
-    }
-    Ok(())
-}
-
 /// Loads `file` with the study options applied.
 pub fn load_scenario(
     file: &Path,

@@ -105,6 +105,11 @@ impl ProspectBlock {
         self.segment
     }
 
+    /// The number of the block's first user.
+    pub fn first_user(&self) -> u32 {
+        self.first_user
+    }
+
     /// Users still in the block, registered or not.
     pub fn len(&self) -> usize {
         self.count(|w| w.present)

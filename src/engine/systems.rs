@@ -15,6 +15,7 @@ use rayon::prelude::*;
 
 use super::components::*;
 use super::resources::*;
+use super::score::{ScoreWeighted, UserScores};
 use super::wakeful::Wakefulness;
 use crate::model;
 use crate::rng::{Chance, Event, EventStream, WideDraws};
@@ -101,6 +102,7 @@ pub fn run_funnel(
     mut aggregates: ResMut<Aggregates>,
     mut counts: ResMut<DayCounts>,
     mut score: ResMut<Score>,
+    mut user_scores: Option<ResMut<UserScores>>,
     mut scans: Local<Vec<BlockScan>>,
 ) {
     let t = today.0;
@@ -133,11 +135,22 @@ pub fn run_funnel(
     // Split down to single blocks, so an idle thread can always steal one:
     // rayon's default split leaves runs of some 30 blocks that a thread must
     // finish alone while the other waits at the end of the scan.
-    blocks
-        .into_par_iter()
-        .zip(scans.par_iter_mut())
-        .with_max_len(1)
-        .for_each(|(block, scan)| day.scan_block(block, scan));
+    match user_scores.as_deref_mut() {
+        None => blocks
+            .into_par_iter()
+            .zip(scans.par_iter_mut())
+            .with_max_len(1)
+            .for_each(|(block, scan)| day.scan_block(block, scan)),
+        Some(tracked) => {
+            let slices = per_block_slices(&blocks, &mut tracked.running);
+            blocks
+                .into_par_iter()
+                .zip(scans.par_iter_mut())
+                .zip(slices)
+                .with_max_len(1)
+                .for_each(|((block, scan), scores)| day.scan_block_scored(block, scan, scores));
+        }
+    }
     wakefulness.keep_awake();
 
     // The blocks' results in block order, whatever the threads did.
@@ -158,6 +171,9 @@ pub fn run_funnel(
         aggregates.active_payers += scan.payers;
         aggregates.satisfaction_sum += scan.payers_satisfaction;
         subscribers.pending.append(&mut scan.subscribers);
+        if let (Some(tracked), Some(weighted)) = (user_scores.as_deref_mut(), &scan.weighted) {
+            tracked.weighted.add(weighted);
+        }
     }
     counts.exposures += exposures.iter().sum::<u64>();
     counts.clicks += clicks.iter().sum::<u64>();
@@ -189,6 +205,30 @@ pub fn spawn_subscribers(world: &mut World) {
     for (entity, day) in entities.into_iter().zip(renewal_days) {
         calendar.book(day, entity);
     }
+}
+
+/// Each block's users' running scores: the part of `running` (indexed by user
+/// number) that the block covers, in the order of `blocks`. Blocks cover the
+/// users `0..N` in consecutive runs, each up to the next block's first user.
+fn per_block_slices<'a>(
+    blocks: &[&mut ProspectBlock],
+    mut running: &'a mut [f64],
+) -> Vec<&'a mut [f64]> {
+    let mut order: Vec<usize> = (0..blocks.len()).collect();
+    order.sort_by_key(|&b| blocks[b].first_user());
+    let mut slices: Vec<Option<&'a mut [f64]>> = (0..blocks.len()).map(|_| None).collect();
+    for (position, &b) in order.iter().enumerate() {
+        let end = order.get(position + 1).map_or(running.len(), |&next| {
+            (blocks[next].first_user() - blocks[b].first_user()) as usize
+        });
+        let (own, rest) = std::mem::take(&mut running).split_at_mut(end);
+        slices[b] = Some(own);
+        running = rest;
+    }
+    slices
+        .into_iter()
+        .map(|slice| slice.expect("every block has its users"))
+        .collect()
 }
 
 /// `total[i] += part[i]`.
@@ -244,6 +284,8 @@ pub struct BlockScan {
     payers_satisfaction: u64,
     /// The payers whose item renews, in user order.
     subscribers: Vec<(Profile, Subscription)>,
+    /// The day's score-weighted counts, when per-user scores are tracked.
+    weighted: Option<ScoreWeighted>,
 }
 
 impl BlockScan {
@@ -257,6 +299,7 @@ impl BlockScan {
             payers: 0,
             payers_satisfaction: 0,
             subscribers: Vec::new(),
+            weighted: None,
         }
     }
 
@@ -291,16 +334,84 @@ impl FunnelDraws<'_> {
                     0
                 }
             },
-            |user| self.respond(Profile { user, segment }, scan),
+            |user| self.respond(Profile { user, segment }, scan, None),
         );
+    }
+
+    /// [`Self::scan_block`] that also keeps each user's running score (`scores`,
+    /// the block's users in order) and the day's score-weighted counts
+    /// (`scan.weighted`). The users' draws and so every count are the same.
+    fn scan_block_scored(
+        &self,
+        block: &mut ProspectBlock,
+        scan: &mut BlockScan,
+        scores: &mut [f64],
+    ) {
+        scan.clear();
+        let mut weighted = scan
+            .weighted
+            .take()
+            .unwrap_or_else(|| ScoreWeighted::new(self.catalogue.price.len()));
+        weighted.clear();
+        let at_start = block.clone();
+        let first = block.first_user();
+        let segment = block.segment();
+        let chance = self.exposure_chances[usize::from(segment)];
+        let dormancy_applies = self.dormancy_chance != Chance::default();
+        let mut payers = Vec::new();
+        scan.changes = block.live_day(
+            |first_user, among| {
+                self.exposure
+                    .happens_among(self.wide, first_user, among, chance)
+            },
+            |first_user, among| {
+                if dormancy_applies {
+                    self.dormancy
+                        .happens_among(self.wide, first_user, among, self.dormancy_chance)
+                } else {
+                    0
+                }
+            },
+            |user| {
+                let track = UserTrack {
+                    score: &mut scores[(user - first) as usize],
+                    weighted: &mut weighted,
+                    stage: at_start.stage(user),
+                };
+                let response = self.respond(Profile { user, segment }, scan, Some(track));
+                if response == Response::Pays {
+                    payers.push(user);
+                }
+                response
+            },
+        );
+        // Who left the block today without paying turned dormant.
+        if scan.changes.dormant > 0 {
+            for (offset, &score) in scores.iter().enumerate() {
+                let user = first + offset as u32;
+                if at_start.stage(user).is_some()
+                    && block.stage(user).is_none()
+                    && !payers.contains(&user)
+                {
+                    weighted.dormant += score;
+                }
+            }
+        }
+        scan.weighted = Some(weighted);
     }
 
     /// Steps 2–4 for a user exposed today: the item it is shown
     /// (`exposures_i += 1`), `p_click` (`clicks_i += 1`), then `p_conv`; a
     /// new payer draws its satisfaction and, for an item that renews, gets its
-    /// `h`.
+    /// `h`. With `track`, the user's running score and the score-weighted
+    /// counts follow the same draws.
     #[inline]
-    fn respond(&self, profile: Profile, scan: &mut BlockScan) -> Response {
+    fn respond(
+        &self,
+        profile: Profile,
+        scan: &mut BlockScan,
+        mut track: Option<UserTrack>,
+    ) -> Response {
         let Profile { user, segment } = profile;
         let segment_index = usize::from(segment);
         let segment = &self.scenario.market.segments[segment_index];
@@ -313,6 +424,12 @@ impl FunnelDraws<'_> {
             .choose_item(topic, brand.topic_match, branch, pick);
         let i = usize::from(item);
         scan.exposures[i] += 1;
+        if let Some(track) = &mut track {
+            track.weighted.exposures[i] += *track.score;
+            if track.stage == Some(ProspectStage::Unaware) {
+                track.weighted.aware += *track.score;
+            }
+        }
         let p = model::p_click(
             self.catalogue.click_logit[i],
             brand.click_effect,
@@ -320,7 +437,17 @@ impl FunnelDraws<'_> {
             self.randomness.traits.click_propensity(segment, user),
         );
         let clicks = self.click.bernoulli(user, p);
-        scan.score += model::logistic_score(brand.click_effect, clicks, p);
+        let click_score = model::logistic_score(brand.click_effect, clicks, p);
+        scan.score += click_score;
+        if let Some(track) = &mut track {
+            *track.score += click_score;
+            if clicks {
+                track.weighted.clicks[i] += *track.score;
+                if track.stage != Some(ProspectStage::Registered) {
+                    track.weighted.registrations += *track.score;
+                }
+            }
+        }
         if !clicks {
             return Response::Ignores;
         }
@@ -328,7 +455,11 @@ impl FunnelDraws<'_> {
 
         let p = self.catalogue.conversion_probability[segment_index][i];
         let converts = self.conversion.bernoulli(user, p);
-        scan.score += model::logistic_score(brand.conversion_effect, converts, p);
+        let conversion_score = model::logistic_score(brand.conversion_effect, converts, p);
+        scan.score += conversion_score;
+        if let Some(track) = &mut track {
+            *track.score += conversion_score;
+        }
         if !converts {
             return Response::Registers;
         }
@@ -345,6 +476,16 @@ impl FunnelDraws<'_> {
         let satisfaction = exact_satisfaction as f32;
         scan.payers += 1;
         scan.payers_satisfaction += satisfaction_units(satisfaction);
+        if let Some(track) = &mut track {
+            let score = *track.score;
+            track.weighted.conversions[i] += score;
+            track.weighted.revenue += self.catalogue.price[i] * score;
+            if self.catalogue.renewal_days[i] == 0 {
+                // A one-off buyer pays to the end and draws nothing more.
+                track.weighted.active_payers += score;
+                track.weighted.satisfaction_sum += f64::from(satisfaction) * score;
+            }
+        }
         if self.catalogue.renewal_days[i] > 0 {
             // Kept at the base `V`; a renewal on a day of another `V` recomputes it.
             let churn_probability = model::churn_probability_of_logit(
@@ -365,6 +506,14 @@ impl FunnelDraws<'_> {
     }
 }
 
+/// A user's running score and the block's score-weighted counts, while it
+/// responds to an exposure; `stage` is its stage at the start of the day.
+struct UserTrack<'a> {
+    score: &'a mut f64,
+    weighted: &'a mut ScoreWeighted,
+    stage: Option<ProspectStage>,
+}
+
 /// Step 6, churn: each subscriber due today renews or churns with its `h`; a
 /// renewal pays and books the next one. A churned user never acts again: it is
 /// counted and despawned.
@@ -381,6 +530,7 @@ pub fn renew_or_churn(
     mut counts: ResMut<DayCounts>,
     mut score: ResMut<Score>,
     mut aggregates: ResMut<Aggregates>,
+    mut user_scores: Option<ResMut<UserScores>>,
 ) {
     let t = today.0;
     let Some(due) = calendar.due.get_mut(t as usize).map(std::mem::take) else {
@@ -392,6 +542,9 @@ pub fn renew_or_churn(
     // `h` is kept at the base `V`: on a day of another `V_t` it is recomputed.
     let brand_value_differs = brand.value.to_bits() != market.base.brand.value.to_bits();
     let items_count = catalogue.price.len();
+    let running = user_scores
+        .as_deref()
+        .map(|tracked| tracked.running.as_slice());
     let chunks: Vec<RenewalDraws> = due
         .par_chunks(CHUNK)
         .map(|due| {
@@ -399,6 +552,7 @@ pub fn renew_or_churn(
                 renewed: vec![Vec::new(); items_count],
                 churned: Vec::new(),
                 score: 0.0,
+                tracked: running.map(|_| (Vec::new(), ScoreWeighted::new(items_count))),
             };
             for &entity in due {
                 let (profile, subscription) = subscribers
@@ -419,7 +573,20 @@ pub fn renew_or_churn(
                     subscription.churn_probability
                 };
                 let churns = stream.bernoulli(profile.user, h);
-                draws.score += model::logistic_score(-retention_effect, churns, h);
+                let churn_score = model::logistic_score(-retention_effect, churns, h);
+                draws.score += churn_score;
+                if let (Some(running), Some((updates, weighted))) = (running, &mut draws.tracked) {
+                    let user = profile.user;
+                    let score = running[user as usize] + churn_score;
+                    updates.push((user, score));
+                    if churns {
+                        weighted.churned += score;
+                    } else {
+                        let item = usize::from(subscription.item);
+                        weighted.renewals[item] += score;
+                        weighted.revenue += catalogue.price[item] * score;
+                    }
+                }
                 if churns {
                     draws.churned.push((entity, subscription.satisfaction));
                 } else {
@@ -432,6 +599,14 @@ pub fn renew_or_churn(
     let mut renewals = vec![0u64; items_count];
     for draws in chunks {
         score.0 += draws.score;
+        if let (Some(tracked), Some((updates, weighted))) =
+            (user_scores.as_deref_mut(), &draws.tracked)
+        {
+            for &(user, score) in updates {
+                tracked.running[user as usize] = score;
+            }
+            tracked.weighted.add(weighted);
+        }
         for (entity, satisfaction) in draws.churned {
             aggregates.active_payers -= 1;
             aggregates.satisfaction_sum -= satisfaction_units(satisfaction);
@@ -456,6 +631,9 @@ struct RenewalDraws {
     /// Who churns, with the satisfaction that leaves `S`.
     churned: Vec<(Entity, f32)>,
     score: f64,
+    /// With per-user scores: the new running score of each subscriber due, and
+    /// the chunk's score-weighted renewals, churns and revenue.
+    tracked: Option<(Vec<(u32, f64)>, ScoreWeighted)>,
 }
 
 /// End of day: append the day's counts to the daily series, then start afresh.

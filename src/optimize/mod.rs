@@ -1,14 +1,20 @@
 //! The outer loop of `brandsim optimize` (MODEL.md, "The outer loop"): stochastic
 //! gradient steps `θ ← Π(θ + a_k·(ĝ − λ·θ))` that maximise
 //! `J(θ) = E[M(θ)] − (λ/2)·|θ|²` over tuned scenario values (the brand value `V` by
-//! default), projected onto bounds, with a Polyak–Ruppert average as the answer.
+//! default), projected onto bounds and `--budget` constraints, with a
+//! Polyak–Ruppert average as the answer, its standard error and a verdict on
+//! convergence; adaptive effort, a budget of user-days, and resumption from the
+//! steps already done.
 //!
 //! Must not depend on: the CLI or files (`commands::optimize` writes the outputs).
 
+pub mod budget;
+pub mod convergence;
 pub mod estimators;
 pub mod plot;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use crate::rng::{Event, ReplicationKey};
@@ -16,6 +22,8 @@ use crate::scenario::{
     Assignment, Estimator, OptimizeSettings, Scenario, ScenarioError, ScenarioSource,
 };
 use crate::stats::{Summary, summarize};
+use budget::BudgetGroup;
+use convergence::{GradientAtAnswer, Settling, Stop, Verdict};
 use estimators::{Evaluator, GradientEstimate};
 
 /// The key path tuned when no `--param` is given.
@@ -26,6 +34,8 @@ pub const BRAND_VALUE: &str = "brand.value";
 pub enum OptimizeError {
     #[error("--param {text:?}: {message}")]
     BadParameter { text: String, message: String },
+    #[error("--budget {text:?}: {message}")]
+    BadBudget { text: String, message: String },
     #[error("{0}")]
     Scenario(#[from] ScenarioError),
     #[error("{0}")]
@@ -116,7 +126,11 @@ pub struct Problem {
     source: ScenarioSource,
     pub base: Arc<Scenario>,
     pub parameters: Vec<TunedParameter>,
+    /// Where the search starts: the scenario's values, projected onto the
+    /// `--budget` constraints.
     pub start: Vec<f64>,
+    /// The `--budget` groups: tuned values that sum to a total.
+    pub budgets: Vec<BudgetGroup>,
 }
 
 impl Problem {
@@ -127,11 +141,68 @@ impl Problem {
         source: ScenarioSource,
         parameters: Vec<TunedParameter>,
     ) -> Result<Problem, OptimizeError> {
-        let parameters = if parameters.is_empty() {
+        Problem::with_budgets(source, parameters, Vec::new())
+    }
+
+    /// [`Problem::new`] with `--budget` groups `(keys, total)`: a key not given by
+    /// `--param` is tuned with the bounds `[0, ∞)`, one given by `--param` without
+    /// a lower bound gets 0; the start is projected onto each group's constraint.
+    /// A key in two groups, or a total out of reach of the bounds, is refused.
+    pub fn with_budgets(
+        source: ScenarioSource,
+        parameters: Vec<TunedParameter>,
+        budgets: Vec<(Vec<String>, f64)>,
+    ) -> Result<Problem, OptimizeError> {
+        let mut parameters = if parameters.is_empty() && budgets.is_empty() {
             vec![TunedParameter::unbounded(BRAND_VALUE)]
         } else {
             parameters
         };
+        let mut groups = Vec::with_capacity(budgets.len());
+        for (keys, total) in &budgets {
+            let text = format!("{}={total}", keys.join(","));
+            let error = |message: String| OptimizeError::BadBudget {
+                text: text.clone(),
+                message,
+            };
+            let mut indices = Vec::with_capacity(keys.len());
+            for key in keys {
+                if groups
+                    .iter()
+                    .any(|g: &BudgetGroup| g.keys.iter().any(|k| k == key))
+                {
+                    return Err(error(format!("{key} is in another --budget group too")));
+                }
+                let index = match parameters.iter().position(|p| &p.key == key) {
+                    Some(index) => index,
+                    None => {
+                        parameters.push(TunedParameter {
+                            key: key.clone(),
+                            lower: 0.0,
+                            upper: f64::INFINITY,
+                        });
+                        parameters.len() - 1
+                    }
+                };
+                let parameter = &mut parameters[index];
+                if parameter.lower == f64::NEG_INFINITY {
+                    parameter.lower = 0.0;
+                }
+                indices.push(index);
+            }
+            let lowest: f64 = indices.iter().map(|&i| parameters[i].lower).sum();
+            let highest: f64 = indices.iter().map(|&i| parameters[i].upper).sum();
+            if !(lowest <= *total && *total <= highest) {
+                return Err(error(format!(
+                    "the total {total} is out of reach: the keys' bounds allow totals in [{lowest}, {highest}]"
+                )));
+            }
+            groups.push(BudgetGroup {
+                keys: keys.clone(),
+                indices,
+                total: *total,
+            });
+        }
         let mut start = Vec::with_capacity(parameters.len());
         for (i, parameter) in parameters.iter().enumerate() {
             let error = |message: String| OptimizeError::BadParameter {
@@ -177,7 +248,8 @@ impl Problem {
                     "cannot be tuned: only keys that take a real number can ({e})"
                 ))
             })?;
-            if parameter.project(value) != value {
+            let in_group = groups.iter().any(|g| g.keys.contains(&parameter.key));
+            if !in_group && parameter.project(value) != value {
                 return Err(error(format!(
                     "the search starts at the scenario's value {value}, outside the bounds [{}, {}]",
                     parameter.lower, parameter.upper
@@ -186,12 +258,34 @@ impl Problem {
             start.push(value);
         }
         let base = Arc::new(source.with_overrides(&[])?.0);
-        Ok(Problem {
+        let mut problem = Problem {
             source,
             base,
             parameters,
             start,
-        })
+            budgets: groups,
+        };
+        let mut start = problem.start.clone();
+        problem.project(&mut start);
+        problem.start = start;
+        Ok(problem)
+    }
+
+    /// The group of tuned value `i`, if it is in a `--budget` group.
+    pub fn group_of(&self, i: usize) -> Option<&BudgetGroup> {
+        self.budgets.iter().find(|g| g.indices.contains(&i))
+    }
+
+    /// Subtracts, within each `--budget` group, the group's mean from `direction`,
+    /// making it zero-sum there (the projection onto the constraint's directions).
+    pub fn center_groups(&self, direction: &mut [f64]) {
+        for group in &self.budgets {
+            let mean = group.indices.iter().map(|&i| direction[i]).sum::<f64>()
+                / group.indices.len() as f64;
+            for &i in &group.indices {
+                direction[i] -= mean;
+            }
+        }
     }
 
     /// The assignments that set the tuned values to `theta`.
@@ -223,10 +317,30 @@ impl Problem {
         0.5 * settings.regularization * theta.iter().map(|x| x * x).sum::<f64>()
     }
 
-    /// Projects `theta` onto the bounds.
+    /// Projects `theta` onto the feasible set: each `--budget` group onto its
+    /// bounded simplex (Euclidean projection), every other value onto its bounds.
     pub fn project(&self, theta: &mut [f64]) {
-        for (x, parameter) in theta.iter_mut().zip(&self.parameters) {
-            *x = parameter.project(*x);
+        for (i, (x, parameter)) in theta.iter_mut().zip(&self.parameters).enumerate() {
+            if self.group_of(i).is_none() {
+                *x = parameter.project(*x);
+            }
+        }
+        for group in &self.budgets {
+            let mut values: Vec<f64> = group.indices.iter().map(|&i| theta[i]).collect();
+            let lower: Vec<f64> = group
+                .indices
+                .iter()
+                .map(|&i| self.parameters[i].lower)
+                .collect();
+            let upper: Vec<f64> = group
+                .indices
+                .iter()
+                .map(|&i| self.parameters[i].upper)
+                .collect();
+            budget::project_onto_simplex(&mut values, &lower, &upper, group.total);
+            for (&i, v) in group.indices.iter().zip(values) {
+                theta[i] = v;
+            }
         }
     }
 }
@@ -251,13 +365,34 @@ pub struct Step {
     pub objective: Summary,
     /// `(λ/2)·|θ_k|²`: `J = M − penalty`.
     pub penalty: f64,
-    /// ĝ, an estimate of ∂E[M]/∂θ_i, and its standard error over replications.
+    /// ĝ, an estimate of ∂E[M]/∂θ_i (projected onto a `--budget` group's
+    /// constraint for its values), and its standard error over replications.
     pub gradient: Vec<f64>,
     pub gradient_se: Vec<f64>,
     /// The step size `a_k`.
     pub gain: f64,
     /// The perturbation `c_k` (none for `lr`).
     pub perturbation: Option<f64>,
+    /// Replications of the step (each estimate averages this many).
+    pub replications: u32,
+}
+
+/// How far to trust an answer: its standard error, how the iterates settled, the
+/// gradient at the answer from a fresh estimate, and the verdict.
+#[derive(Debug, Clone)]
+pub struct Diagnostics {
+    /// Iterates averaged into the answer.
+    pub window: usize,
+    /// Per tuned value.
+    pub settling: Vec<Settling>,
+    /// Per tuned value, at the answer; empty if the search stopped before it
+    /// could be estimated.
+    pub gradient: Vec<GradientAtAnswer>,
+    /// Replications of the fresh gradient estimate: those of the confirmation
+    /// study, or of the last step if it had more (the first ones are shared).
+    pub gradient_replications: u32,
+    pub verdict: Verdict,
+    pub stop: Stop,
 }
 
 /// The answer of a search.
@@ -271,13 +406,25 @@ pub struct Optimum {
     /// `M` at `parameters` from a confirmation study on fresh replications.
     pub confirmation: Summary,
     pub confirmation_replications: u32,
+    /// The first replication index of the confirmation study (after the steps').
+    pub confirmation_first: u64,
     /// `(λ/2)·|θ̄|²` at `parameters`.
     pub penalty: f64,
-    /// Replications simulated in all (steps and confirmation).
+    pub diagnostics: Diagnostics,
+    /// Replications simulated in all (steps, confirmation and gradient check),
+    /// including steps done by an earlier, interrupted process.
     pub simulations: u64,
     /// Simulated user-days in all: `simulations · N · T`.
     pub user_days: f64,
     pub seconds: f64,
+}
+
+/// How a search ended: with an answer, or interrupted after some steps.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Finished(Box<Optimum>),
+    /// Stopped by the caller's flag (Ctrl-C) after these steps.
+    Interrupted(Vec<Step>),
 }
 
 /// Step size `a_k` and perturbation `c_k` of step `k`: constant `η` and `c` for
@@ -294,8 +441,17 @@ pub fn gains(settings: &OptimizeSettings, k: u32) -> (f64, f64) {
                 c / (k + 1.0).powf(0.101),
             )
         }
-        Estimator::FiniteDifference | Estimator::LikelihoodRatio => (eta, c),
+        Estimator::FiniteDifference
+        | Estimator::LikelihoodRatio
+        | Estimator::LikelihoodRatioWhole => (eta, c),
     }
+}
+
+fn is_score_function(estimator: Estimator) -> bool {
+    matches!(
+        estimator,
+        Estimator::LikelihoodRatio | Estimator::LikelihoodRatioWhole
+    )
 }
 
 /// SPSA's perturbation direction of step `k`: a ±1 per tuned parameter, keyed by
@@ -313,14 +469,14 @@ pub fn spsa_signs(seed: u64, k: u32, dimensions: usize) -> Vec<f64> {
         .collect()
 }
 
-/// The replication indices of step `k`: `k·R .. (k+1)·R`, fresh at every step and
-/// shared by the step's ± runs. The confirmation study uses the indices after the
-/// last step's.
+/// The replication indices `first .. first + count`: each step's are fresh and
+/// shared by the step's ± runs; the confirmation study uses the indices after
+/// the last step's.
 fn replications(first: u64, count: u32) -> Result<Vec<u32>, OptimizeError> {
     let last = first + u64::from(count);
     if last > u64::from(u32::MAX) {
         return Err(OptimizeError::Unsupported(format!(
-            "iterations x replications_per_step + replications = {last} replications; at most {} fit",
+            "the search needs replication indices up to {last}; at most {} fit",
             u32::MAX
         )));
     }
@@ -362,10 +518,19 @@ fn tuned_value(key: &str, value: f64) -> toml::Value {
     }
 }
 
+/// Runs per replication of one step: `2d` for `fd`, 2 for `spsa`, 1 for `lr`.
+pub fn runs_per_replication(estimator: Estimator, dimensions: usize) -> u64 {
+    match estimator {
+        Estimator::FiniteDifference => 2 * dimensions as u64,
+        Estimator::Spsa => 2,
+        Estimator::LikelihoodRatio | Estimator::LikelihoodRatioWhole => 1,
+    }
+}
+
 /// Runs the search: `settings.iterations` gradient steps from `problem.start`, then
-/// a confirmation study of `confirmation_replications` at the averaged answer.
-/// Calls `on_step` after each step. Deterministic given the scenario's seed,
-/// whatever the number of threads in `pool`.
+/// a confirmation study of `confirmation_replications` at the averaged answer and
+/// a fresh gradient estimate there. Calls `on_step` after each step. Deterministic
+/// given the scenario's seed, whatever the number of threads in `pool`.
 pub fn optimize(
     problem: &Problem,
     settings: &OptimizeSettings,
@@ -373,67 +538,256 @@ pub fn optimize(
     pool: &rayon::ThreadPool,
     on_step: &dyn Fn(&Step),
 ) -> Result<Optimum, OptimizeError> {
-    let started = Instant::now();
-    if settings.estimator == Estimator::LikelihoodRatio {
-        if let Some(other) = problem.parameters.iter().find(|p| p.key != BRAND_VALUE) {
-            return Err(OptimizeError::Unsupported(format!(
-                "--param {}: the lr estimator tunes only {BRAND_VALUE} (the engine's score is \
-                 ∂log P/∂V); use --estimator fd or spsa to tune other values",
-                other.key
-            )));
-        }
-        let calendar = &problem.base.calendar;
-        let sets_brand_value = calendar
-            .campaigns
-            .iter()
-            .flat_map(|c| &c.set)
-            .chain(calendar.schedule.iter().flat_map(|row| &row.set))
-            .any(|(key, _)| *key == crate::scenario::TimeVaryingKey::BrandValue);
-        if sets_brand_value {
-            return Err(OptimizeError::Unsupported(
-                "the lr estimator needs brand.value to be the tuned value on every day, but a \
-                 campaign or the schedule sets it on some days; use --estimator fd or spsa"
-                    .to_string(),
-            ));
-        }
-        if settings.replications_per_step < 2 {
-            return Err(OptimizeError::Unsupported(
-                "the lr estimator needs replications_per_step >= 2 for its leave-one-out baseline"
-                    .to_string(),
-            ));
+    let outcome = search(
+        problem,
+        settings,
+        confirmation_replications,
+        pool,
+        &Control {
+            on_step: &|steps: &[Step]| on_step(steps.last().expect("a step was done")),
+            stop: &AtomicBool::new(false),
+            done: Vec::new(),
+        },
+    )?;
+    match outcome {
+        Outcome::Finished(optimum) => Ok(*optimum),
+        Outcome::Interrupted(_) => unreachable!("nothing sets the stop flag"),
+    }
+}
+
+/// What the caller of [`search`] controls: a callback after each step (with all
+/// steps so far), a flag that stops the search between steps, and the steps an
+/// earlier process did (to resume).
+pub struct Control<'a> {
+    pub on_step: &'a dyn Fn(&[Step]),
+    pub stop: &'a AtomicBool,
+    pub done: Vec<Step>,
+}
+
+/// Where a search stands after some steps: the next iterate, the iterates so
+/// far, the replications of the next step and the next replication index.
+struct State {
+    theta: Vec<f64>,
+    iterates: Vec<Vec<f64>>,
+    next_replications: u32,
+    next_index: u64,
+    /// Per-replication gradient variances of the last few steps (newest last).
+    recent_variances: Vec<Vec<f64>>,
+}
+
+/// Steps whose per-replication gradient variance is pooled for the norm test: a
+/// step of 2 replications alone estimates it too poorly (its standard error can
+/// come out as 0).
+const POOLED_STEPS: usize = 5;
+
+impl State {
+    fn new(problem: &Problem, settings: &OptimizeSettings) -> State {
+        State {
+            theta: problem.start.clone(),
+            iterates: Vec::new(),
+            next_replications: settings.replications_per_step,
+            next_index: 0,
+            recent_variances: Vec::new(),
         }
     }
+
+    /// The standard errors of `step`'s gradient with the per-replication variance
+    /// pooled over the last [`POOLED_STEPS`] steps (this one included).
+    fn pooled_se(&mut self, step: &Step) -> Vec<f64> {
+        let r = f64::from(step.replications);
+        self.recent_variances
+            .push(step.gradient_se.iter().map(|se| se * se * r).collect());
+        if self.recent_variances.len() > POOLED_STEPS {
+            self.recent_variances.remove(0);
+        }
+        (0..step.gradient_se.len())
+            .map(|i| {
+                let pooled = self.recent_variances.iter().map(|v| v[i]).sum::<f64>()
+                    / self.recent_variances.len() as f64;
+                (pooled / r).sqrt()
+            })
+            .collect()
+    }
+
+    /// Moves past `step`: `θ ← Π(θ + a_k·(ĝ − λ·θ))`, and (adaptive effort) the
+    /// norm test sizes the next step.
+    fn advance(&mut self, problem: &Problem, settings: &OptimizeSettings, step: &Step) {
+        let gradient_j = gradient_of_j(problem, settings, step);
+        for (x, g) in self.theta.iter_mut().zip(&step.gradient) {
+            *x += step.gain * (g - settings.regularization * *x);
+        }
+        problem.project(&mut self.theta);
+        self.iterates.push(self.theta.clone());
+        self.next_index += u64::from(step.replications);
+        if settings.adaptive {
+            let tolerances: Vec<f64> = step
+                .parameters
+                .iter()
+                .map(|x| settings.tolerance * x.abs().max(1.0))
+                .collect();
+            self.next_replications = convergence::norm_test(
+                step.replications,
+                &self.pooled_se(step),
+                &gradient_j,
+                convergence::noise_floor(&tolerances, step.gain),
+            );
+        }
+    }
+}
+
+/// `∇J = ĝ − λ·θ_k` of a step, made zero-sum within each `--budget` group.
+fn gradient_of_j(problem: &Problem, settings: &OptimizeSettings, step: &Step) -> Vec<f64> {
+    let mut gradient: Vec<f64> = step
+        .gradient
+        .iter()
+        .zip(&step.parameters)
+        .map(|(g, x)| g - settings.regularization * x)
+        .collect();
+    problem.center_groups(&mut gradient);
+    gradient
+}
+
+/// Checks that the search can run: the `lr` estimators tune `brand.value` only,
+/// `lr-whole` needs two replications per step, and `lr` a metric it can
+/// differentiate user by user.
+pub fn check_search(problem: &Problem, settings: &OptimizeSettings) -> Result<(), OptimizeError> {
+    if !is_score_function(settings.estimator) {
+        return Ok(());
+    }
+    if let Some(other) = problem.parameters.iter().find(|p| p.key != BRAND_VALUE) {
+        return Err(OptimizeError::Unsupported(format!(
+            "--param {}: the lr estimator tunes only {BRAND_VALUE} (the engine's score is \
+             ∂log P/∂V); use --estimator fd or spsa to tune other values",
+            other.key
+        )));
+    }
+    let calendar = &problem.base.calendar;
+    let sets_brand_value = calendar
+        .campaigns
+        .iter()
+        .flat_map(|c| &c.set)
+        .chain(calendar.schedule.iter().flat_map(|row| &row.set))
+        .any(|(key, _)| *key == crate::scenario::TimeVaryingKey::BrandValue);
+    if sets_brand_value {
+        return Err(OptimizeError::Unsupported(
+            "the lr estimator needs brand.value to be the tuned value on every day, but a \
+             campaign or the schedule sets it on some days; use --estimator fd or spsa"
+                .to_string(),
+        ));
+    }
+    if settings.estimator == Estimator::LikelihoodRatioWhole && settings.replications_per_step < 2 {
+        return Err(OptimizeError::Unsupported(
+            "the lr-whole estimator needs replications_per_step >= 2 for its leave-one-out baseline"
+                .to_string(),
+        ));
+    }
+    if settings.estimator == Estimator::LikelihoodRatio
+        && !estimators::DIFFERENTIABLE.contains(&settings.objective.as_str())
+    {
+        return Err(OptimizeError::Unsupported(format!(
+            "the lr estimator cannot take objective {:?} user by user; use --estimator lr-whole, fd or spsa",
+            settings.objective
+        )));
+    }
+    Ok(())
+}
+
+/// Runs or resumes a search (see [`optimize`]) under `control`: the steps in
+/// `control.done` are replayed, not simulated again, so a resumed search gives
+/// the answer of an uninterrupted one. With adaptive effort the search stops
+/// once it has converged; with a budget of user-days, once it is spent.
+pub fn search(
+    problem: &Problem,
+    settings: &OptimizeSettings,
+    confirmation_replications: u32,
+    pool: &rayon::ThreadPool,
+    control: &Control,
+) -> Result<Outcome, OptimizeError> {
+    let started = Instant::now();
+    check_search(problem, settings)?;
     let evaluator = Evaluator::new(problem, &settings.objective, pool)?;
-    let per_step = settings.replications_per_step;
+    let dimensions = problem.parameters.len();
     let seed = problem.base.simulation.seed;
-    let mut theta = problem.start.clone();
-    let mut iterates = Vec::with_capacity(settings.iterations as usize);
-    let mut steps = Vec::with_capacity(settings.iterations as usize);
-    for k in 0..settings.iterations {
-        let step_replications = replications(u64::from(k) * u64::from(per_step), per_step)?;
+    let user_days_per_run =
+        f64::from(problem.base.market.population) * f64::from(problem.base.simulation.days);
+    let runs = runs_per_replication(settings.estimator, dimensions);
+
+    let mut state = State::new(problem, settings);
+    let mut steps: Vec<Step> = Vec::with_capacity(settings.iterations as usize);
+    let mut replayed_simulations = 0u64;
+    for (k, step) in control.done.iter().enumerate() {
+        if step.step as usize != k
+            || step.parameters != state.theta
+            || step.parameters.len() != dimensions
+        {
+            return Err(OptimizeError::Unsupported(format!(
+                "the stored step {k} does not continue this search (its values differ from the replayed ones)"
+            )));
+        }
+        state.advance(problem, settings, step);
+        replayed_simulations += runs * u64::from(step.replications);
+        steps.push(step.clone());
+    }
+    let spent = |evaluator: &Evaluator| {
+        (replayed_simulations + evaluator.simulations()) as f64 * user_days_per_run
+    };
+
+    let mut stop = Stop::Iterations;
+    for k in steps.len() as u32..settings.iterations {
+        if settings.adaptive && has_converged(problem, settings, &steps, &state.iterates) {
+            stop = Stop::Converged;
+            break;
+        }
+        if settings
+            .budget_user_days
+            .is_some_and(|budget| spent(&evaluator) >= budget)
+        {
+            stop = Stop::Budget;
+            break;
+        }
+        if control.stop.load(Ordering::SeqCst) {
+            return Ok(Outcome::Interrupted(steps));
+        }
+        let per_step = state.next_replications;
+        let step_replications = replications(state.next_index, per_step)?;
         let (gain, c) = gains(settings, k);
         let out_of_domain = |error| OptimizeError::OutOfDomain { step: k, error };
+        let theta = &state.theta;
+        let constrained = !problem.budgets.is_empty();
         let GradientEstimate {
             gradient,
             gradient_se,
             objective,
         } = match settings.estimator {
+            Estimator::FiniteDifference if constrained => {
+                estimators::finite_difference_constrained(&evaluator, theta, c, &step_replications)
+            }
             Estimator::FiniteDifference => estimators::finite_difference(
                 &evaluator,
-                &theta,
+                theta,
                 c,
                 &step_replications,
+                &step_replications,
+            ),
+            Estimator::Spsa if constrained => estimators::spsa_constrained(
+                &evaluator,
+                theta,
+                c,
+                &spsa_signs(seed, k, dimensions),
                 &step_replications,
             ),
             Estimator::Spsa => estimators::spsa(
                 &evaluator,
-                &theta,
+                theta,
                 c,
-                &spsa_signs(seed, k, theta.len()),
+                &spsa_signs(seed, k, dimensions),
                 &step_replications,
             ),
             Estimator::LikelihoodRatio => {
-                estimators::likelihood_ratio(&evaluator, &theta, &step_replications)
+                estimators::likelihood_ratio_per_user(&evaluator, theta, &step_replications)
+            }
+            Estimator::LikelihoodRatioWhole => {
+                estimators::likelihood_ratio(&evaluator, theta, &step_replications)
             }
         }
         .map_err(out_of_domain)?;
@@ -441,45 +795,234 @@ pub fn optimize(
             step: k,
             parameters: theta.clone(),
             objective: summarize(&objective),
-            penalty: problem.penalty(settings, &theta),
+            penalty: problem.penalty(settings, theta),
             gradient,
             gradient_se,
             gain,
-            perturbation: (settings.estimator != Estimator::LikelihoodRatio).then_some(c),
+            perturbation: (!is_score_function(settings.estimator)).then_some(c),
+            replications: per_step,
         };
-        for (x, g) in theta.iter_mut().zip(&step.gradient) {
-            *x += gain * (g - settings.regularization * *x);
-        }
-        problem.project(&mut theta);
-        iterates.push(theta.clone());
-        on_step(&step);
+        state.advance(problem, settings, &step);
         steps.push(step);
+        (control.on_step)(&steps);
     }
-    let parameters = polyak_ruppert_average(&iterates).unwrap_or_else(|| theta.clone());
-    let confirmation_replications_list = replications(
-        u64::from(settings.iterations) * u64::from(per_step),
-        confirmation_replications,
-    )?;
+
+    let parameters = polyak_ruppert_average(&state.iterates).unwrap_or_else(|| state.theta.clone());
+    let confirmation_first = state.next_index;
+    let confirmation_list = replications(confirmation_first, confirmation_replications)?;
+    let at_answer = |error| OptimizeError::OutOfDomain {
+        step: steps.len() as u32,
+        error,
+    };
     let confirmation = evaluator
-        .metric_at(&parameters, &confirmation_replications_list)
-        .map_err(|error| OptimizeError::OutOfDomain {
-            step: settings.iterations,
-            error,
-        })?;
-    let simulations = evaluator.simulations();
-    Ok(Optimum {
+        .metric_at(&parameters, &confirmation_list)
+        .map_err(at_answer)?;
+    let (_, c_last) = gains(settings, steps.len().saturating_sub(1) as u32);
+    // At least as many replications as the last step had: what the search found
+    // it needed for a gradient worth following.
+    let last_step = steps.last().map_or(0, |s| s.replications);
+    let gradient_replications = confirmation_replications.max(last_step);
+    let check_list = replications(confirmation_first, gradient_replications)?;
+    let samples = estimators::gradient_samples(
+        &evaluator,
+        settings.estimator,
+        &parameters,
+        c_last,
+        &check_list,
+    )
+    .map_err(at_answer)?;
+    let gradient = gradient_at_answer(problem, settings, &parameters, &samples);
+    let window = window_of(&state.iterates);
+    let settling = settling_of(window, dimensions);
+    let keys: Vec<String> = problem.parameters.iter().map(|p| p.key.clone()).collect();
+    let smallest_step = steps.iter().map(|s| s.replications).min().unwrap_or(0);
+    let verdict = convergence::judge(
+        &keys,
+        window.len(),
+        &settling,
+        Some(&gradient),
+        &parameters,
+        settings.tolerance,
+        smallest_step,
+    );
+    let simulations = replayed_simulations + evaluator.simulations();
+    Ok(Outcome::Finished(Box::new(Optimum {
         steps,
         penalty: problem.penalty(settings, &parameters),
         parameters,
-        last_iterate: theta,
+        last_iterate: state.theta,
         confirmation: summarize(&confirmation),
         confirmation_replications,
+        confirmation_first,
+        diagnostics: Diagnostics {
+            window: window.len(),
+            settling,
+            gradient,
+            gradient_replications,
+            verdict,
+            stop,
+        },
         simulations,
-        user_days: simulations as f64
-            * f64::from(problem.base.market.population)
-            * f64::from(problem.base.simulation.days),
+        user_days: simulations as f64 * user_days_per_run,
         seconds: started.elapsed().as_secs_f64(),
-    })
+    })))
+}
+
+/// The iterates averaged into the answer: the second half.
+fn window_of(iterates: &[Vec<f64>]) -> &[Vec<f64>] {
+    &iterates[iterates.len() / 2..]
+}
+
+/// How each tuned value settled over `window`.
+fn settling_of(window: &[Vec<f64>], dimensions: usize) -> Vec<Settling> {
+    (0..dimensions)
+        .map(|i| {
+            let values: Vec<f64> = window.iter().map(|theta| theta[i]).collect();
+            Settling::of(&values)
+        })
+        .collect()
+}
+
+/// Whether an adaptive search may stop before step `steps.len()`: the judge's
+/// verdict on the steps so far, with the gradient at the answer taken as the mean
+/// of the window's steps' gradients of `J` (the iterates hover around the answer,
+/// so to first order that is the gradient there; its standard error is that of a
+/// mean of independent estimates).
+fn has_converged(
+    problem: &Problem,
+    settings: &OptimizeSettings,
+    steps: &[Step],
+    iterates: &[Vec<f64>],
+) -> bool {
+    let window = window_of(iterates);
+    if window.len() < convergence::MIN_WINDOW {
+        return false;
+    }
+    let dimensions = problem.parameters.len();
+    let recent = &steps[steps.len() - window.len()..];
+    let n = recent.len() as f64;
+    let gradients: Vec<Vec<f64>> = recent
+        .iter()
+        .map(|s| gradient_of_j(problem, settings, s))
+        .collect();
+    let answer = polyak_ruppert_average(iterates).expect("a window");
+    let gradient: Vec<GradientAtAnswer> = (0..dimensions)
+        .map(|i| {
+            let mean = gradients.iter().map(|g| g[i]).sum::<f64>() / n;
+            let se = recent
+                .iter()
+                .map(|s| s.gradient_se[i] * s.gradient_se[i])
+                .sum::<f64>()
+                .sqrt()
+                / n;
+            GradientAtAnswer {
+                marginal_return: f64::NAN,
+                marginal_return_se: f64::NAN,
+                stationarity: mean,
+                stationarity_se: se,
+                position: position(&problem.parameters[i], answer[i]),
+            }
+        })
+        .collect();
+    let keys: Vec<String> = problem.parameters.iter().map(|p| p.key.clone()).collect();
+    let smallest_step = recent.iter().map(|s| s.replications).min().unwrap_or(0);
+    let settling = settling_of(window, dimensions);
+    // Stopping early asks more of the drift than the final verdict does.
+    let still = settling
+        .iter()
+        .all(|s| s.drift.abs() <= convergence::STOP_DRIFT_Z * s.drift_se);
+    still
+        && convergence::judge(
+            &keys,
+            window.len(),
+            &settling,
+            Some(&gradient),
+            &answer,
+            settings.tolerance,
+            smallest_step,
+        )
+        .converged
+}
+
+/// Where `x` lies against the bounds of `parameter`.
+fn position(parameter: &TunedParameter, x: f64) -> &'static str {
+    let scale = 1e-9 * x.abs().max(1.0);
+    if x <= parameter.lower + scale {
+        "lower bound"
+    } else if x >= parameter.upper - scale {
+        "upper bound"
+    } else {
+        "inside"
+    }
+}
+
+/// The gradient of `J` at the answer per tuned value from per-replication
+/// samples of `∂E[M]/∂θ_i` (`samples[i][j]`, all on the same replications): the
+/// marginal return with its standard error and the stationarity component,
+/// which for a value of a `--budget` group is its `∂J/∂θ_i` minus the group's
+/// mean over the values not at a bound (per replication, so common random
+/// numbers cut the noise of the difference).
+fn gradient_at_answer(
+    problem: &Problem,
+    settings: &OptimizeSettings,
+    answer: &[f64],
+    samples: &[Vec<f64>],
+) -> Vec<GradientAtAnswer> {
+    let lambda = settings.regularization;
+    let positions: Vec<&'static str> = problem
+        .parameters
+        .iter()
+        .zip(answer)
+        .map(|(p, &x)| position(p, x))
+        .collect();
+    // ∂J/∂θ_i per replication.
+    let of_j: Vec<Vec<f64>> = samples
+        .iter()
+        .zip(answer)
+        .map(|(s, &x)| s.iter().map(|g| g - lambda * x).collect())
+        .collect();
+    let mut stationarity = of_j.clone();
+    for group in &problem.budgets {
+        let inside: Vec<usize> = group
+            .indices
+            .iter()
+            .copied()
+            .filter(|&i| positions[i] == "inside")
+            .collect();
+        let reference = if inside.is_empty() {
+            group.indices.clone()
+        } else {
+            inside
+        };
+        let replications = samples[group.indices[0]].len();
+        let means: Vec<f64> = (0..replications)
+            .map(|j| reference.iter().map(|&i| of_j[i][j]).sum::<f64>() / reference.len() as f64)
+            .collect();
+        for &i in &group.indices {
+            for (x, m) in stationarity[i].iter_mut().zip(&means) {
+                *x -= m;
+            }
+        }
+    }
+    (0..samples.len())
+        .map(|i| {
+            let (marginal_return, marginal_return_se) = mean_se(&samples[i]);
+            let (stationarity, stationarity_se) = mean_se(&stationarity[i]);
+            GradientAtAnswer {
+                marginal_return,
+                marginal_return_se,
+                stationarity,
+                stationarity_se,
+                position: positions[i],
+            }
+        })
+        .collect()
+}
+
+/// Mean and standard error of independent samples.
+fn mean_se(samples: &[f64]) -> (f64, f64) {
+    let (mean, sd) = crate::stats::mean_sd(samples);
+    (mean, sd / (samples.len() as f64).sqrt())
 }
 
 /// The mean of the second half of the iterates (Polyak–Ruppert averaging after a

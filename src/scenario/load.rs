@@ -555,7 +555,10 @@ pub(super) const BRAND_FIELDS: &[Field] = &[
     required("cost_per_day", Kind::Number(Bound::NonNegative)),
 ];
 
-const ESTIMATORS: &[&str] = &["spsa", "fd", "lr"];
+/// Replications of the first step of an adaptive search.
+const ADAPTIVE_START: u32 = 4;
+
+const ESTIMATORS: &[&str] = &["spsa", "fd", "lr", "lr-whole"];
 
 pub(super) const OPTIMIZE_FIELDS: &[Field] = &[
     optional("objective", Kind::OneOf(crate::metrics::METRIC_NAMES)),
@@ -565,6 +568,8 @@ pub(super) const OPTIMIZE_FIELDS: &[Field] = &[
     optional("regularization", Kind::Number(Bound::NonNegative)),
     optional("perturbation", Kind::Number(Bound::Positive)),
     optional("replications_per_step", COUNT),
+    optional("tolerance", Kind::Number(Bound::Positive)),
+    optional("budget_user_days", Kind::Number(Bound::Positive)),
 ];
 
 /// One `[[variants]]` entry: a name and a table of `--set` key paths to values.
@@ -1230,6 +1235,7 @@ impl Validator<'_> {
     fn optimize(&self, table: &Table) -> Checked<OptimizeSettings> {
         self.check_table("optimize", table, OPTIMIZE_FIELDS)?;
         let defaults = OptimizeSettings::default();
+        let fixed_effort = table.contains_key("replications_per_step");
         let number =
             |key: &str, default: f64| table.get(key).and_then(number_of).unwrap_or(default);
         let count = |key: &str, default: u32| {
@@ -1248,13 +1254,24 @@ impl Validator<'_> {
             estimator: match table.get("estimator").and_then(Value::as_str) {
                 Some("fd") => Estimator::FiniteDifference,
                 Some("lr") => Estimator::LikelihoodRatio,
+                Some("lr-whole") => Estimator::LikelihoodRatioWhole,
                 Some(_) | None => defaults.estimator,
             },
             iterations: count("iterations", defaults.iterations),
             learning_rate: number("learning_rate", defaults.learning_rate),
             regularization: number("regularization", defaults.regularization),
             perturbation: number("perturbation", defaults.perturbation),
-            replications_per_step: count("replications_per_step", defaults.replications_per_step),
+            replications_per_step: count(
+                "replications_per_step",
+                if fixed_effort {
+                    defaults.replications_per_step
+                } else {
+                    ADAPTIVE_START
+                },
+            ),
+            adaptive: !fixed_effort,
+            tolerance: number("tolerance", defaults.tolerance),
+            budget_user_days: table.get("budget_user_days").and_then(number_of),
         })
     }
 

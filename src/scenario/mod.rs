@@ -148,7 +148,10 @@ pub struct Brand {
 pub enum Estimator {
     Spsa,
     FiniteDifference,
+    /// `lr`: the score function taken user by user (README, "The lr estimator").
     LikelihoodRatio,
+    /// `lr-whole`: the whole objective times the sum of every user's score.
+    LikelihoodRatioWhole,
 }
 
 /// `[optimize]`: defaults for `brandsim optimize`; every key optional.
@@ -165,8 +168,17 @@ pub struct OptimizeSettings {
     pub regularization: f64,
     /// c > 0.
     pub perturbation: f64,
-    /// >= 1.
+    /// >= 1; with `adaptive`, the number of the first step.
     pub replications_per_step: u32,
+    /// Adaptive effort: the replications per step grow by the norm test and the
+    /// search stops once it has converged. The default when the `[optimize]`
+    /// table does not give `replications_per_step` (the search then starts at 4).
+    pub adaptive: bool,
+    /// Positive: the standard error of the answer that counts as converged,
+    /// relative to `max(1, |θ_i|)` for each tuned value.
+    pub tolerance: f64,
+    /// Positive: simulated user-days after which the search stops.
+    pub budget_user_days: Option<f64>,
 }
 
 impl Default for OptimizeSettings {
@@ -179,6 +191,9 @@ impl Default for OptimizeSettings {
             regularization: 0.01,
             perturbation: 0.1,
             replications_per_step: 8,
+            adaptive: false,
+            tolerance: 0.01,
+            budget_user_days: None,
         }
     }
 }
