@@ -38,6 +38,12 @@ fn main() {
             study,
         } => commands::optimize::run(&file, &tuning, &study),
         Command::Fit { model } => commands::fit::run(&model),
+        Command::Calibrate {
+            file,
+            calibration,
+            study,
+            plots,
+        } => commands::calibrate::run(&file, &calibration, &study, &plots),
     };
     if let Err(error) = result {
         eprintln!("error: {error}");

@@ -1,6 +1,7 @@
 //! One module per subcommand, plus what they share: loading a scenario with the
 //! common options, the output directory, the progress bar and the CLI error.
 
+pub mod calibrate;
 pub mod compare;
 pub mod fit;
 pub mod merge;
