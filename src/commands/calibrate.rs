@@ -67,12 +67,11 @@ pub fn run(
     let data_bytes = std::fs::read(&calibration.data).unwrap_or_default();
 
     let dir = study_dir(args, || {
-        named_output_dir(None, &format!("{}-calibration", scenario.name))
+        named_output_dir(
+            args.out.as_deref(),
+            &format!("{}-calibration", scenario.name),
+        )
     })?;
-    let dir = match (&args.out, &args.resume) {
-        (Some(out), None) => out.clone(),
-        _ => dir,
-    };
     let study = super::study_identity(
         "calibrate",
         &format!(

@@ -850,9 +850,10 @@ pub fn moments(cells: &[Vec<f64>]) -> Moments {
     Moments { mean, variance }
 }
 
-/// The weights `w_c = 1/max(v_c, floor_s)`: each series' floor is 1% of its mean
-/// simulated variance (so a cell that happens to have no spread, e.g. day 0, does not
-/// dominate), or 1 if the series has no spread at all.
+/// The weights `w_c = 1/max(v_c, floor_s)`: each series' floor is a quarter of its
+/// mean simulated variance, so that the first days, whose counts barely vary, do
+/// not dominate the objective (where common random numbers make it rough), or 1 if
+/// the series has no spread at all.
 pub fn weights_from_variance(observed: &Observed, variance: &[f64]) -> Vec<f64> {
     let mut weights = Vec::with_capacity(variance.len());
     let mut offset = 0;
@@ -951,7 +952,7 @@ mod tests {
             }],
         };
         let w = weights_from_variance(&observed, &[0.0, 2.0, 4.0]);
-        assert_eq!(w, [1.0 / 0.02, 0.5, 0.25]);
+        assert_eq!(w, [1.0 / 0.5, 0.5, 0.25]);
         assert_eq!(weights_from_variance(&observed, &[0.0; 3]), [1.0; 3]);
         let m = moments(&[vec![1.0, 2.0], vec![3.0, 2.0]]);
         assert_eq!(m.mean, [2.0, 2.0]);
