@@ -123,7 +123,6 @@ fn one_item(renewal_days: u32, campaign: &str) -> Scenario {
         .replace("word_of_mouth = 0.3", "word_of_mouth = 0.0")
         .replace("daily_budget = 10.0", "daily_budget = 4.0")
         .replace("conversion_rate = 1.0", "conversion_rate = 0.5")
-        .replace("churn_alpha = 1.0", "churn_alpha = 1.0")
         .replace(
             "renewal_days = 0",
             &format!("renewal_days = {renewal_days}"),

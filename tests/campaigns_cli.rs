@@ -37,10 +37,15 @@ fn campaign(name: &str, start: &str, end: &str, set: &str) -> String {
     format!("[[campaigns]]\nname = \"{name}\"\nstart = {start}\nend = {end}\nset = {{ {set} }}\n")
 }
 
+/// A malformed input: what it is, the campaigns appended to the scenario, a
+/// schedule CSV (if any), extra command-line arguments and the texts its
+/// refusal must hold.
+type Case<'a> = (&'a str, String, Option<&'a str>, Vec<&'a str>, Vec<&'a str>);
+
 #[test]
 fn each_malformed_campaign_or_schedule_is_refused_with_its_place() {
     let budget = "\"channels.ads.daily_budget\" = 20.0";
-    let cases: Vec<(&str, String, Option<&str>, Vec<&str>, Vec<&str>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "two campaigns set one key on common days",
             campaign("a", "0", "9", budget) + &campaign("b", "9", "12", budget),

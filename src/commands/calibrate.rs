@@ -231,6 +231,7 @@ pub fn run(
             pair.keys[0], pair.keys[1], pair.correlation
         );
     }
+    super::report::write_for_study(&dir)?;
     if args.json {
         outln!("{json_text}");
     } else {
