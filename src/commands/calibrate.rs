@@ -18,7 +18,8 @@ use super::{
 use crate::cli::{CalibrateArgs, PlotArgs, StudyArgs};
 use crate::fit::Estimate;
 use crate::fit::calibrate::{
-    Calibration, CalibrationResult, Moments, Observed, SearchSettings, read_observed,
+    Calibration, CalibrationResult, Moments, Observed, ObservedSchedule, SearchSettings,
+    read_observed,
 };
 use crate::fit::data::Table;
 use crate::optimize::{self, Problem};
@@ -51,6 +52,23 @@ pub fn run(
         ));
     }
     let (scenario, source) = scenario::load_file(file, &assignments(file, args)?)?;
+    let table = Table::read(&calibration.data)?;
+    let observed = read_observed(
+        &table,
+        scenario.simulation.days,
+        scenario.calendar.start_date,
+    )?;
+    // The key-path columns of the data (the spend per channel, ...) are what the
+    // market saw: the calibrated scenario's schedule.
+    let (scenario, source) = match &observed.schedule {
+        None => (scenario, source),
+        Some(schedule) => source.with_schedule_rows(
+            &observed.file,
+            schedule_rows(schedule),
+            schedule.rows.iter().map(|r| r.line as usize).collect(),
+            schedule.header.clone(),
+        )?,
+    };
     let replications = scenario.simulation.replications;
     if replications < 2 {
         return Err(CliError::Usage(format!(
@@ -63,8 +81,6 @@ pub fn run(
         .map(|text| optimize::parse_parameter(text))
         .collect::<Result<Vec<_>, _>>()?;
     let problem = Problem::new(source.clone(), parameters)?;
-    let table = Table::read(&calibration.data)?;
-    let observed = read_observed(&table, scenario.simulation.days)?;
     let data_bytes = std::fs::read(&calibration.data).unwrap_or_default();
 
     // Locked for the whole command: `--resume DIR`, `--out DIR`, or a new
@@ -248,6 +264,23 @@ pub fn run(
         outln!("wrote {}", dir.display());
     }
     Ok(())
+}
+
+/// The schedule rows (`{ day = t, "<key path>" = value }`) of the key-path
+/// columns of the observed data.
+fn schedule_rows(schedule: &ObservedSchedule) -> Vec<toml::Table> {
+    schedule
+        .rows
+        .iter()
+        .map(|row| {
+            let mut table = toml::Table::new();
+            table.insert("day".into(), toml::Value::Integer(i64::from(row.day)));
+            for (key, value) in &row.set {
+                table.insert(key.clone(), toml::Value::Float(*value));
+            }
+            table
+        })
+        .collect()
 }
 
 /// The options to repeat on `--resume` (the same search), one word each.

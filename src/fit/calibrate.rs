@@ -26,6 +26,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use chrono::NaiveDate;
 use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
 
@@ -54,6 +55,30 @@ pub struct ObservedSeries {
 pub struct Observed {
     pub file: String,
     pub series: Vec<ObservedSeries>,
+    /// The columns named by time-varying key paths (the spend per channel, ...):
+    /// what the market was exposed to, day by day, which become the calibrated
+    /// scenario's schedule.
+    pub schedule: Option<ObservedSchedule>,
+}
+
+/// The key-path columns of the observed data, as schedule rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedSchedule {
+    /// The header of the data file, column by column (to name a bad cell).
+    pub header: Vec<String>,
+    /// The key paths, in column order.
+    pub keys: Vec<String>,
+    /// One row per day that sets at least one key: its line in the file, the
+    /// day, and `(key path, value)` of each non-empty cell.
+    pub rows: Vec<ScheduleCells>,
+}
+
+/// One day's row of an [`ObservedSchedule`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScheduleCells {
+    pub line: u64,
+    pub day: u32,
+    pub set: Vec<(String, f64)>,
 }
 
 impl Observed {
@@ -87,50 +112,59 @@ impl Observed {
     }
 }
 
-/// Reads the observed series: a `day` column (days `0..days−1`, each once) and any
-/// of the daily series of MODEL.md by name; empty cells are missing. A `date`
-/// column, and columns named by key path (spend per channel), need the calendar
-/// and schedules, which this version refuses with a message.
-pub fn read_observed(table: &Table, days: u32) -> Result<Observed, DataError> {
-    match table.headers[0].as_str() {
-        "day" => {}
+/// Reads the observed data: a `day` column (days `0..days−1`, each once), or a
+/// `date` column (`YYYY-MM-DD`, with `start_date` the scenario's
+/// `simulation.start_date`); any of the daily series of MODEL.md by name, empty
+/// cells missing; and any columns named by key path (`channels.ads.daily_budget`):
+/// the values the market saw, which become the scenario's schedule (the keys and
+/// values are checked with the scenario).
+pub fn read_observed(
+    table: &Table,
+    days: u32,
+    start_date: Option<NaiveDate>,
+) -> Result<Observed, DataError> {
+    let dated = match table.headers[0].as_str() {
+        "day" => false,
+        "date" if start_date.is_some() => true,
         "date" => {
             return Err(table.file_error(
                 Some(1),
-                "column 1 \"date\": dates need the calendar (simulation.start_date): not yet supported; \
-                 number the days from 0 in a \"day\" column"
+                "column 1 \"date\": dates need the scenario's simulation.start_date; \
+                 give the start date, or number the days from 0 in a \"day\" column"
                     .into(),
             ));
         }
         other => {
             return Err(table.file_error(
                 Some(1),
-                format!("column 1 is {other:?}; expected \"day\", then observed daily series"),
-            ));
-        }
-    }
-    let mut series = Vec::new();
-    for (column, name) in table.headers.iter().enumerate().skip(1) {
-        if name.contains('.') {
-            return Err(table.file_error(
-                Some(1),
                 format!(
-                    "column {} {name:?}: spend columns need schedules: not yet supported; \
-                     put the spend in the scenario, or leave the column out",
-                    column + 1
+                    "column 1 is {other:?}; expected \"day\" (or \"date\"), then observed daily series"
                 ),
             ));
+        }
+    };
+    // Per column after the first: the index of its series, or None for a key path.
+    let mut columns: Vec<Option<usize>> = Vec::new();
+    let mut series = Vec::new();
+    let mut keys = Vec::new();
+    for (column, name) in table.headers.iter().enumerate().skip(1) {
+        if name.contains('.') {
+            keys.push(name.clone());
+            columns.push(None);
+            continue;
         }
         let Some(&known) = SERIES_NAMES.iter().find(|&&s| s == name) else {
             return Err(table.file_error(
                 Some(1),
                 format!(
-                    "column {} {name:?} is no daily series; expected one of: {}",
+                    "column {} {name:?} is no daily series; expected one of: {} \
+                     (or a time-varying key path such as channels.<c>.daily_budget)",
                     column + 1,
                     SERIES_NAMES.join(", ")
                 ),
             ));
         };
+        columns.push(Some(series.len()));
         series.push(ObservedSeries {
             name: known,
             cells: Vec::new(),
@@ -145,15 +179,42 @@ pub fn read_observed(table: &Table, days: u32) -> Result<Observed, DataError> {
             ),
         ));
     }
+    let mut rows = Vec::new();
     let mut seen: HashMap<u64, u64> = HashMap::new();
     for row in &table.rows {
-        let day = table.index(row, 0, "a day")?;
+        let day = if dated {
+            let text = row.cells[0].as_str();
+            let date = crate::scenario::calendar::parse_date(text).ok_or_else(|| {
+                table.error(
+                    row.line,
+                    0,
+                    format!("expected a date YYYY-MM-DD, found {text:?}"),
+                )
+            })?;
+            let start = start_date.expect("dated only with a start date");
+            let day = (date - start).num_days();
+            if day < 0 {
+                return Err(table.error(
+                    row.line,
+                    0,
+                    format!("the date {date} is before simulation.start_date = {start}"),
+                ));
+            }
+            day as u64
+        } else {
+            table.index(row, 0, "a day")?
+        };
         if day >= u64::from(days) {
             return Err(table.error(
                 row.line,
                 0,
                 format!(
-                    "day {day} is outside the horizon: days run 0..{} (simulation.days = {days})",
+                    "{} is outside the horizon: days run 0..{} (simulation.days = {days})",
+                    if dated {
+                        format!("the date {} (day {day})", row.cells[0])
+                    } else {
+                        format!("day {day}")
+                    },
                     days - 1
                 ),
             ));
@@ -165,26 +226,47 @@ pub fn read_observed(table: &Table, days: u32) -> Result<Observed, DataError> {
                 format!("day {day} again (first on line {first}); each day once"),
             ));
         }
-        for (i, s) in series.iter_mut().enumerate() {
-            if let Some(value) = table.number(row, i + 1)? {
-                if value < 0.0 {
-                    return Err(table.error(
-                        row.line,
-                        i + 1,
-                        format!("expected a non-negative value of {}, found {value}", s.name),
-                    ));
+        let mut set = Vec::new();
+        for (i, column) in columns.iter().enumerate() {
+            let Some(value) = table.number(row, i + 1)? else {
+                continue;
+            };
+            match column {
+                Some(s) => {
+                    let s = &mut series[*s];
+                    if value < 0.0 {
+                        return Err(table.error(
+                            row.line,
+                            i + 1,
+                            format!("expected a non-negative value of {}, found {value}", s.name),
+                        ));
+                    }
+                    s.cells.push((day as usize, value));
                 }
-                s.cells.push((day as usize, value));
+                None => set.push((table.headers[i + 1].clone(), value)),
             }
+        }
+        if !set.is_empty() {
+            rows.push(ScheduleCells {
+                line: row.line,
+                day: day as u32,
+                set,
+            });
         }
     }
     series.retain(|s| !s.cells.is_empty());
     if series.is_empty() {
         return Err(table.file_error(None, "no observed value in any cell".into()));
     }
+    let schedule = (!keys.is_empty()).then(|| ObservedSchedule {
+        header: table.headers.clone(),
+        keys,
+        rows,
+    });
     Ok(Observed {
         file: table.file.clone(),
         series,
+        schedule,
     })
 }
 
@@ -903,7 +985,8 @@ mod tests {
 
     #[test]
     fn observed_tables_are_checked_against_series_and_horizon() {
-        let read = |text: &str| read_observed(&Table::parse(text.as_bytes(), "o.csv").unwrap(), 30);
+        let read =
+            |text: &str| read_observed(&Table::parse(text.as_bytes(), "o.csv").unwrap(), 30, None);
         let observed = read("day,registrations,revenue\n0,5,\n1,,7.5\n2,3,1\n").unwrap();
         assert_eq!(observed.series[0].cells, [(0, 5.0), (2, 3.0)]);
         assert_eq!(observed.values(), [5.0, 3.0, 7.5, 1.0]);
@@ -920,11 +1003,11 @@ mod tests {
                 "day,signups\n0,5\n",
                 "o.csv:1: column 2 \"signups\" is no daily series; expected one of: exposures",
             ),
+            ("day,channels.ads.daily_budget\n0,5\n", "no observed series"),
             (
-                "day,channels.ads.daily_budget\n0,5\n",
-                "spend columns need schedules: not yet supported",
+                "date,registrations\n2026-01-01,5\n",
+                "dates need the scenario's simulation.start_date",
             ),
-            ("date,registrations\n2026-01-01,5\n", "not yet supported"),
             (
                 "day,registrations\n0,5\n0,6\n",
                 "o.csv:3: column 1 (\"day\"): day 0 again (first on line 2)",
@@ -943,6 +1026,32 @@ mod tests {
     }
 
     #[test]
+    fn key_path_columns_become_schedule_rows_and_dates_count_from_the_start() {
+        let table = Table::parse(
+            b"date,registrations,channels.ads.daily_budget\n2026-01-02,5,40\n2026-01-01,,\n2026-01-03,7,50\n",
+            "o.csv",
+        )
+        .unwrap();
+        let start = NaiveDate::from_ymd_opt(2026, 1, 1);
+        let observed = read_observed(&table, 30, start).unwrap();
+        assert_eq!(observed.series[0].cells, [(1, 5.0), (2, 7.0)]);
+        let schedule = observed.schedule.unwrap();
+        assert_eq!(schedule.keys, ["channels.ads.daily_budget"]);
+        let rows: Vec<(u64, u32, f64)> = schedule
+            .rows
+            .iter()
+            .map(|r| (r.line, r.day, r.set[0].1))
+            .collect();
+        assert_eq!(rows, [(2, 1, 40.0), (4, 2, 50.0)]);
+        let late = Table::parse(b"date,registrations\n2026-02-01,5\n", "o.csv").unwrap();
+        let error = read_observed(&late, 30, start).unwrap_err().to_string();
+        assert!(
+            error.contains("the date 2026-02-01 (day 31) is outside the horizon"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn weights_are_inverse_variances_with_a_floor() {
         let observed = Observed {
             file: "o".into(),
@@ -950,6 +1059,7 @@ mod tests {
                 name: "registrations",
                 cells: vec![(0, 1.0), (1, 1.0), (2, 1.0)],
             }],
+            schedule: None,
         };
         let w = weights_from_variance(&observed, &[0.0, 2.0, 4.0]);
         assert_eq!(w, [1.0 / 0.5, 0.5, 0.25]);
