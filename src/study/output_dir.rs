@@ -158,7 +158,11 @@ impl DirLock {
                 if !dir.is_dir() {
                     return Err(refused(
                         dir,
-                        "no study to resume there (no such directory)".into(),
+                        if flag == "--resume" {
+                            "no study to resume there (no such directory)".into()
+                        } else {
+                            "no such directory; expected a study's output directory".into()
+                        },
                     ));
                 }
                 (dir.to_path_buf(), false)
