@@ -126,6 +126,19 @@ pub enum Command {
         #[command(subcommand)]
         model: FitModel,
     },
+    /// Calibrate scenario values so that simulated daily series match observed
+    /// ones (simulated moments on common random numbers), with standard errors.
+    Calibrate {
+        /// Scenario file (TOML).
+        file: PathBuf,
+        #[command(flatten)]
+        calibration: CalibrateArgs,
+        /// Options of every simulation (--replications R: replications per evaluation).
+        #[command(flatten)]
+        study: StudyArgs,
+        #[command(flatten)]
+        plots: PlotArgs,
+    },
 }
 
 /// The method of `brandsim sensitivity`.
@@ -311,4 +324,26 @@ pub struct FitOutputArgs {
     pub force: bool,
     #[command(flatten)]
     pub plots: PlotArgs,
+}
+
+/// Options of `brandsim calibrate`.
+#[derive(Debug, Clone, Args)]
+pub struct CalibrateArgs {
+    /// Observed daily series (CSV): a `day` column, then any of the daily series
+    /// (registrations, conversions, active_payers, revenue, ...); empty cells are missing.
+    #[arg(long, value_name = "OBSERVED.csv")]
+    pub data: PathBuf,
+    /// A scenario value to fit, by key path, with optional bounds, e.g.
+    /// market.word_of_mouth=0:1 (repeatable, at least one).
+    #[arg(long = "param", value_name = "KEY[=LO:HI]", required = true)]
+    pub params: Vec<String>,
+    /// Nelder–Mead starts: the scenario's values, then points spread inside the bounds.
+    #[arg(long, value_name = "K", default_value_t = 3)]
+    pub starts: u32,
+    /// Most Nelder–Mead iterations per start.
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    pub max_iterations: u32,
+    /// Parametric bootstrap: refit on B data sets simulated at the answer.
+    #[arg(long, value_name = "B", default_value_t = 0)]
+    pub bootstrap: u32,
 }

@@ -48,6 +48,12 @@ fn main() {
         } => commands::optimize::run(&file, &tuning, &study),
         Command::Report { dir } => commands::report::run(&dir),
         Command::Fit { model } => commands::fit::run(&model),
+        Command::Calibrate {
+            file,
+            calibration,
+            study,
+            plots,
+        } => commands::calibrate::run(&file, &calibration, &study, &plots),
     };
     if let Err(error) = result {
         eprintln!("error: {error}");

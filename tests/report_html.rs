@@ -625,3 +625,98 @@ fn precision_run_report_says_whether_the_target_was_reached() {
     // No stored replications and no rerun command: --precision decides the count as it goes.
     assert!(html.contains("fan-revenue.svg") && !html.contains("The same results again"));
 }
+
+#[test]
+fn calibrate_report_renders_with_its_estimates_and_fit_plots() {
+    const LAST_QUARTER: &str = "scenarios/last_quarter.toml";
+    let scratch = Scratch::new("report-calibrate");
+    // Observed data: one replication at brand.value = 0.4 on another seed.
+    let truth = scratch.join("truth");
+    let mut args = vec![
+        "run",
+        LAST_QUARTER,
+        "-q",
+        "-r",
+        "1",
+        "--seed",
+        "7",
+        "--no-plots",
+        "--set",
+        "brand.value=0.4",
+        "-o",
+        path(&truth),
+    ];
+    args.extend(SMALL);
+    succeed(&args);
+    let daily = read(&truth.join("daily.csv"));
+    let mut lines = daily.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let column = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let (day, registrations, conversions) = (
+        column("day"),
+        column("registrations_mean"),
+        column("conversions_mean"),
+    );
+    let mut observed = String::from("day,registrations,conversions\n");
+    for line in lines {
+        let cells: Vec<&str> = line.split(',').collect();
+        observed += &format!(
+            "{},{},{}\n",
+            cells[day], cells[registrations], cells[conversions]
+        );
+    }
+    let data = scratch.join("observed.csv");
+    std::fs::write(&data, observed).unwrap();
+    let out = scratch.join("calibrate");
+    let mut args = vec![
+        "calibrate",
+        LAST_QUARTER,
+        "--data",
+        path(&data),
+        "--param",
+        "brand.value=-3:3",
+        "--starts",
+        "1",
+        "--max-iterations",
+        "15",
+        "-q",
+        "-r",
+        "2",
+        "-o",
+        path(&out),
+    ];
+    args.extend(SMALL);
+    succeed(&args);
+    let html = assert_rebuilt_identically(&out);
+    assert!(
+        html.contains("brandsim · calibrate report"),
+        "not a calibration's report"
+    );
+    assert!(html.contains("calibration of 1 value to observed data"));
+    assert!(html.contains("<code>brand.value</code>") && html.contains("Fit at the answer"));
+    for series in ["registrations", "conversions"] {
+        assert!(
+            html.contains(&format!("calibration-{series}.svg")),
+            "report lacks the plot of {series}"
+        );
+    }
+    let calibrated = std::fs::read_to_string(out.join("scenario.toml")).unwrap();
+    assert!(
+        html.contains("The calibrated scenario is shown"),
+        "{calibrated}"
+    );
+    let page = check_in_browser(&out.join("report.html"), "calibrate");
+    if let Some(page) = page {
+        assert_eq!(page.plots, 2);
+        assert!(page.sections.contains(&"results".to_string()));
+    }
+    // Without calibration.json (an interrupted calibration) the report is partial
+    // and says how to continue.
+    std::fs::remove_file(out.join("calibration.json")).unwrap();
+    let output = succeed(&["report", path(&out)]);
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("partial report") && stderr.contains("--resume"),
+        "{stderr}"
+    );
+}

@@ -17,6 +17,7 @@ macro_rules! outln {
     };
 }
 
+pub mod calibrate;
 pub mod compare;
 pub mod fit;
 pub mod merge;

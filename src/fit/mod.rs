@@ -8,7 +8,7 @@
 //! arguments and write the files).
 
 pub mod bass;
-
+pub mod calibrate;
 pub mod churn;
 pub mod data;
 

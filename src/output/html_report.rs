@@ -8,7 +8,7 @@
 //! (`[[uncertain]]`), and how the study was run. Campaigns, seedings and
 //! uncertain keys are read generically from the resolved `scenario.toml`.
 //!
-//! Adding a kind of study (e.g. `calibrate`) is one step in
+//! Adding a kind of study (`sensitivity` and `calibrate` were added so) is one step in
 //! three places: a variant of [`StudyKind`] with its command and result file,
 //! its recognition in `detect` (its result file, or a `whatif.json` command),
 //! its plot file names in `is_plot_of`, and its headline in `results_section`
@@ -37,6 +37,10 @@ use crate::store::{
 /// The report's file name in a study directory.
 pub const REPORT_FILE: &str = "report.html";
 
+/// The journal of a calibration's evaluations, written from its first one: a
+/// calibration directory without `calibration.json` is an interrupted one.
+const CALIBRATION_JOURNAL: &str = "evaluations.jsonl";
+
 /// The metrics shown first (and as cards) wherever a study reports every metric.
 const HEADLINE_METRICS: [&str; 4] = ["profit", "revenue", "active_payers", "registrations"];
 
@@ -44,7 +48,7 @@ const HEADLINE_METRICS: [&str; 4] = ["profit", "revenue", "active_payers", "regi
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     #[error(
-        "{}: holds no brandsim study (none of study.json, whatif.json, summary.json, optimize.json); expected the output directory of run, sweep, compare, sensitivity, optimize or merge",
+        "{}: holds no brandsim study (none of study.json, whatif.json, summary.json, optimize.json, calibration.json); expected the output directory of run, sweep, compare, sensitivity, optimize, calibrate or merge",
         dir.display()
     )]
     NotAStudy { dir: PathBuf },
@@ -78,6 +82,9 @@ pub enum StudyKind {
     /// `sensitivity`: `sensitivity.json` and `whatif.json`, one study per design
     /// point, and a bar chart per metric.
     Sensitivity,
+    /// `calibrate`: `calibration.json`, `calibration.csv`, `calibration-<series>.svg`,
+    /// the calibrated `scenario.toml` and the journal `evaluations.jsonl`.
+    Calibrate,
 }
 
 impl StudyKind {
@@ -89,6 +96,7 @@ impl StudyKind {
             StudyKind::Compare => "compare",
             StudyKind::Optimize => "optimize",
             StudyKind::Sensitivity => "sensitivity",
+            StudyKind::Calibrate => "calibrate",
         }
     }
 
@@ -100,6 +108,7 @@ impl StudyKind {
             StudyKind::Compare => "compare.json",
             StudyKind::Optimize => "optimize.json",
             StudyKind::Sensitivity => "sensitivity.json",
+            StudyKind::Calibrate => "calibration.json",
         }
     }
 }
@@ -152,6 +161,7 @@ struct Study {
 enum Described {
     WhatIf,
     Optimize,
+    Calibrate,
     Run,
 }
 
@@ -190,6 +200,10 @@ fn detect(dir: &Path) -> Result<Study, ReportError> {
         (
             Described::Optimize,
             modified(StudyKind::Optimize.result_file()),
+        ),
+        (
+            Described::Calibrate,
+            modified(StudyKind::Calibrate.result_file()).max(modified(CALIBRATION_JOURNAL)),
         ),
         (
             Described::Run,
@@ -231,6 +245,8 @@ fn detect(dir: &Path) -> Result<Study, ReportError> {
         study.whatif = Some(whatif);
     } else if newest == Some(Described::Optimize) {
         study.kind = StudyKind::Optimize;
+    } else if newest == Some(Described::Calibrate) {
+        study.kind = StudyKind::Calibrate;
     } else if dir.join(META_FILE).exists() {
         let store = StudyStore::open(dir)?;
         let meta = store.meta().clone();
@@ -258,11 +274,18 @@ fn detect(dir: &Path) -> Result<Study, ReportError> {
     }
     let result_path = dir.join(study.kind.result_file());
     if study.partial.is_none() && !result_path.exists() {
+        let again = if study.kind == StudyKind::Calibrate {
+            format!(
+                "the command line that started it (the same scenario, data, `--param` and search options) with `--resume {}`: its saved evaluations are replayed",
+                dir.display()
+            )
+        } else {
+            format!("`--resume {}`", dir.display())
+        };
         study.partial = Some(format!(
-            "This {} has no results yet ({} is missing): it was interrupted or is still running. Continue it with `--resume {}`; its report is written when it finishes.",
+            "This {} has no results yet ({} is missing): it was interrupted or is still running. Continue it with {again}; its report is written when it finishes.",
             study.kind.command(),
             study.kind.result_file(),
-            dir.display()
         ));
     }
     if study.partial.is_none() {
@@ -415,6 +438,7 @@ fn is_plot_of(study: &Study, stem: &str) -> bool {
     match (study.kind, study.whatif.as_ref().map(|w| &w.study)) {
         (StudyKind::Run, _) => stem.starts_with("fan-"),
         (StudyKind::Optimize, _) => stem == "trace",
+        (StudyKind::Calibrate, _) => stem.starts_with("calibration-"),
         (StudyKind::Sweep, Some(WhatIf::Sweep { vary, metrics })) => {
             let prefix = match vary.len() {
                 1 => "sweep-",
@@ -459,6 +483,11 @@ fn caption(file: &str) -> String {
         format!(
             "{}: the sensitivity index of each key, with its bootstrap 95% interval",
             words(metric)
+        )
+    } else if let Some(series) = stem.strip_prefix("calibration-") {
+        format!(
+            "{} by day: observed against the simulated mean and 5–95% band at the fitted values",
+            words(series)
         )
     } else if stem == "trace" {
         "the search: J with its 95% confidence interval, and each tuned value, step by step"
@@ -839,6 +868,39 @@ fn title_and_lede(study: &Study) -> (String, String) {
                 ),
             )
         }
+        StudyKind::Calibrate => {
+            let results = study.results.as_ref();
+            let values = results
+                .and_then(|r| r.get("keys"))
+                .and_then(Json::as_array)
+                .map_or(0, Vec::len);
+            let series = results
+                .and_then(|r| r.get("fit"))
+                .and_then(Json::as_array)
+                .map_or(0, Vec::len);
+            let cells = results
+                .and_then(|r| r.get("cells"))
+                .map_or_else(|| "?".to_string(), Json::to_string);
+            let data = results
+                .and_then(|r| r.get("data"))
+                .and_then(Json::as_str)
+                .unwrap_or("the observed data");
+            let per_evaluation = results
+                .and_then(|r| r.get("replications_per_evaluation"))
+                .map_or(reps, Json::to_string);
+            (
+                format!(
+                    "{name}: calibration of {values} value{} to observed data",
+                    if values == 1 { "" } else { "s" }
+                ),
+                format!(
+                    "{market}, fitted to {series} daily series ({cells} observed cells) of {data} by simulated moments; every evaluation on replications 0..{} of seed {seed} (common random numbers). Estimates with standard errors and 95% intervals.",
+                    per_evaluation
+                        .parse::<u64>()
+                        .map_or_else(|_| "R−1".to_string(), |r| r.saturating_sub(1).to_string())
+                ),
+            )
+        }
     }
 }
 
@@ -850,6 +912,7 @@ fn results_section(study: &Study, results: &Json) -> String {
         StudyKind::Compare => compare_results(results),
         StudyKind::Optimize => optimize_results(results),
         StudyKind::Sensitivity => sensitivity_results(results),
+        StudyKind::Calibrate => calibrate_results(results),
     }
 }
 
@@ -1233,6 +1296,163 @@ fn optimize_results(optimize: &Json) -> String {
     html
 }
 
+/// The headline of a calibration: each fitted value with its standard error and
+/// interval (and bootstrap), what the series cannot tell apart, the correlations
+/// of the estimates and the fit per series.
+fn calibrate_results(calibration: &Json) -> String {
+    let keys: Vec<String> = calibration
+        .get("keys")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|k| k.as_str().map(str::to_string))
+        .collect();
+    let parameters = calibration.get("parameters").cloned().unwrap_or(Json::Null);
+    let bootstrapped = keys
+        .iter()
+        .any(|k| parameters.get(k).and_then(|p| p.get("bootstrap")).is_some());
+    let mut html = String::from("<div class=\"cards\">");
+    for key in &keys {
+        let p = parameters.get(key).cloned().unwrap_or(Json::Null);
+        let _ = write!(
+            html,
+            "<div class=\"card\"><div class=\"label\"><code>{}</code></div><div class=\"value\">{}</div><div class=\"ci\">95% interval {}</div></div>",
+            text(key),
+            num_text(json_f64(&p, &["estimate"])),
+            ci_text(json_ci(&p))
+        );
+    }
+    html.push_str("</div>");
+    let _ = write!(
+        html,
+        "<div class=\"table-wrap\"><table><thead><tr><th>fitted value</th><th class=\"num\">start</th><th class=\"num\">estimate</th><th class=\"num\">se</th><th class=\"num\">95% interval</th><th class=\"num\">bounds</th>{}</tr></thead><tbody>",
+        if bootstrapped {
+            "<th class=\"num\">bootstrap sd</th><th class=\"num\">bootstrap 95%</th>"
+        } else {
+            ""
+        }
+    );
+    for key in &keys {
+        let p = parameters.get(key).cloned().unwrap_or(Json::Null);
+        let bound = |i: usize| {
+            p.get("bounds")
+                .and_then(|b| b.get(i))
+                .and_then(Json::as_f64)
+                .map_or_else(|| if i == 0 { "−∞" } else { "∞" }.to_string(), number)
+        };
+        let se = json_f64(&p, &["se"]);
+        let interval = if se.is_some() {
+            ci_text(json_ci(&p))
+        } else {
+            "n/a (not identifiable)".to_string()
+        };
+        let _ = write!(
+            html,
+            "<tr><td><code>{}</code></td><td class=\"num\">{}</td><td class=\"num\"><strong>{}</strong></td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">[{}, {}]</td>",
+            text(key),
+            num_text(json_f64(&p, &["start"])),
+            num_text(json_f64(&p, &["estimate"])),
+            num_text(se),
+            text(&interval),
+            bound(0),
+            bound(1)
+        );
+        if bootstrapped {
+            let boot = p.get("bootstrap").cloned().unwrap_or(Json::Null);
+            let _ = write!(
+                html,
+                "<td class=\"num\">{}</td><td class=\"num\">{}</td>",
+                num_text(json_f64(&boot, &["sd"])),
+                ci_text(json_ci(&boot))
+            );
+        }
+        html.push_str("</tr>");
+    }
+    html.push_str("</tbody></table></div>");
+    html.push_str("<p>Standard errors from the simulated-moments sandwich (1 + 1/R)·A⁻¹BA⁻¹; intervals x ± 1.96·se cut to the bounds. The calibrated scenario is <code>scenario.toml</code> in this directory, ready for <code>run</code>, <code>compare</code>, <code>sweep</code> and <code>optimize</code>.</p>");
+    let mut warnings = Vec::new();
+    for key in calibration
+        .get("inert")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Json::as_str)
+    {
+        warnings.push(format!(
+            "<code>{}</code> does not move the simulated series at the answer: it is not identifiable from these series.",
+            text(key)
+        ));
+    }
+    for pair in calibration
+        .get("unidentified")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let key = |i: usize| {
+            pair.get("keys")
+                .and_then(|k| k.get(i))
+                .and_then(Json::as_str)
+                .unwrap_or("?")
+                .to_string()
+        };
+        warnings.push(format!(
+            "<code>{}</code> and <code>{}</code> are correlated {}: not identifiable from these series (they move them only together); fix one with <code>--set</code>, or observe a series that tells them apart.",
+            text(&key(0)),
+            text(&key(1)),
+            num_text(json_f64(pair, &["correlation"]))
+        ));
+    }
+    if !warnings.is_empty() {
+        let _ = write!(
+            html,
+            "<div class=\"notice\" role=\"note\"><strong>Not identifiable.</strong> {}</div>",
+            warnings.join(" ")
+        );
+    }
+    if keys.len() > 1
+        && let Some(rows) = calibration.get("correlation").and_then(Json::as_array)
+    {
+        html.push_str("<h3>Correlations of the estimates</h3><div class=\"table-wrap\"><table><thead><tr><th></th>");
+        for key in &keys {
+            let _ = write!(html, "<th class=\"num\"><code>{}</code></th>", text(key));
+        }
+        html.push_str("</tr></thead><tbody>");
+        for (key, row) in keys.iter().zip(rows) {
+            let _ = write!(html, "<tr><td><code>{}</code></td>", text(key));
+            for cell in row.as_array().into_iter().flatten() {
+                let _ = write!(html, "<td class=\"num\">{}</td>", num_text(cell.as_f64()));
+            }
+            html.push_str("</tr>");
+        }
+        html.push_str("</tbody></table></div>");
+    }
+    html.push_str("<h3>Fit at the answer</h3><div class=\"table-wrap\"><table><thead><tr><th>series</th><th class=\"num\">RMSE</th><th class=\"num\">observed days</th><th class=\"num\">observed mean</th></tr></thead><tbody>");
+    for fit in calibration
+        .get("fit")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            text(fit.get("series").and_then(Json::as_str).unwrap_or("?")),
+            num_text(json_f64(fit, &["rmse"])),
+            num_text(json_f64(fit, &["cells"])),
+            num_text(json_f64(fit, &["observed_mean"]))
+        );
+    }
+    html.push_str("</tbody></table></div>");
+    let _ = write!(
+        html,
+        "<p>Objective Σ w·(observed − simulated mean)² = {} over {} observed cells (about the number of cells when the misfit is noise).</p>",
+        num_text(json_f64(calibration, &["objective"])),
+        num_text(json_f64(calibration, &["cells"]))
+    );
+    html
+}
+
 /// The scenario's market, segments, items, channels, brand and variants, read
 /// generically from `scenario.toml`.
 fn scenario_section(study: &Study) -> String {
@@ -1334,6 +1554,9 @@ fn scenario_section(study: &Study) -> String {
     }
     if study.kind == StudyKind::Compare {
         html.push_str("<p>The base scenario is shown; each arm as run is in <code>arm-&lt;i&gt;.toml</code>.</p>");
+    }
+    if study.kind == StudyKind::Calibrate {
+        html.push_str("<p>The calibrated scenario is shown: the scenario file with the fitted values in place of its guesses.</p>");
     }
     html.push_str("<p>The full resolved scenario is in <code>scenario.toml</code>.</p>");
     html
@@ -1533,6 +1756,28 @@ fn how_section(study: &Study) -> String {
                 ("simulations", "replications simulated"),
             ] {
                 if let Some(value) = results.get(key) {
+                    facts.push((label, value.to_string().trim_matches('"').to_string()));
+                }
+            }
+            seconds = json_f64(results, &["seconds"]);
+        } else if study.kind == StudyKind::Calibrate {
+            for (path, label) in [
+                (&["data"][..], "observed data"),
+                (
+                    &["replications_per_evaluation"][..],
+                    "replications per evaluation",
+                ),
+                (&["settings", "starts"][..], "Nelder–Mead starts"),
+                (&["settings", "max_iterations"][..], "iterations per search"),
+                (&["settings", "bootstrap"][..], "bootstrap refits"),
+                (&["evaluations", "simulated"][..], "evaluations simulated"),
+                (&["evaluations", "cached"][..], "points found in the cache"),
+                (
+                    &["evaluations", "from_journal"][..],
+                    "evaluations replayed (--resume)",
+                ),
+            ] {
+                if let Some(value) = path.iter().try_fold(results, |v, k| v.get(*k)) {
                     facts.push((label, value.to_string().trim_matches('"').to_string()));
                 }
             }

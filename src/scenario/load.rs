@@ -85,6 +85,53 @@ impl ScenarioSource {
             assignments,
         )
     }
+
+    /// The scenario with a schedule given as rows, read from the CSV `source` (e.g.
+    /// the spend columns of `calibrate`'s observed data): `[schedule] source =
+    /// "<source>", rows = [...]`, each row a table `{ day = t, "<key path>" =
+    /// value }`. A bad row is named by `source`, the line of the row (`row_lines`,
+    /// 1-based, in row order) and the column of its key in `header` (the CSV's
+    /// header). Refused when the scenario has a schedule already.
+    pub fn with_schedule_rows(
+        &self,
+        source: &str,
+        rows: Vec<Table>,
+        row_lines: Vec<usize>,
+        header: Vec<String>,
+    ) -> Result<(Scenario, ScenarioSource), ScenarioError> {
+        if self.document.contains_key("schedule") {
+            return Err(ScenarioError {
+                file: self.file.clone(),
+                key_path: "schedule".to_string(),
+                line: None,
+                message: format!(
+                    "the scenario has a schedule already, and the key-path columns of {source} \
+                     would be a second one; put those values in the scenario's schedule, or \
+                     leave the columns out of {source}"
+                ),
+            });
+        }
+        let mut document = self.document.clone();
+        let mut schedule = Table::new();
+        schedule.insert(
+            "source".to_string(),
+            toml::Value::String(source.to_string()),
+        );
+        schedule.insert(
+            "rows".to_string(),
+            toml::Value::Array(rows.into_iter().map(toml::Value::Table).collect()),
+        );
+        document.insert("schedule".to_string(), toml::Value::Table(schedule));
+        let locations = Locations {
+            schedule: Some(ScheduleOrigin {
+                file: source.to_string(),
+                row_lines,
+                columns: header,
+            }),
+            ..Locations::default()
+        };
+        resolve(document, &self.file, &locations, &[])
+    }
 }
 
 /// Entry point for `brandsim <command> scenario.toml --set KEY=VALUE...`: reads,

@@ -61,6 +61,18 @@ pub const OUTPUT_NAMES: &[&str] = &[
     "sensitivity-*.svg",
     "sensitivity-*.png",
     "calibration.json",
+    "calibration.csv",
+    "calibration-*.svg",
+    "calibration-*.png",
+    "evaluations.jsonl",
+    "churn.json",
+    "churn.csv",
+    "churn-*.svg",
+    "churn-*.png",
+    "bass.json",
+    "bass.csv",
+    "bass.svg",
+    "bass.png",
     "outcomes",
     "points",
     "arms",
@@ -149,7 +161,11 @@ impl DirLock {
                 if !dir.is_dir() {
                     return Err(refused(
                         dir,
-                        "no study to resume there (no such directory)".into(),
+                        if flag == "--resume" {
+                            "no study to resume there (no such directory)".into()
+                        } else {
+                            "no such directory; expected a study's output directory".into()
+                        },
                     ));
                 }
                 (dir.to_path_buf(), false)
