@@ -174,6 +174,37 @@ fn calibrate_recovers_known_values_within_their_intervals_from_a_distant_start()
     );
     let scenario = out.join("scenario.toml");
     succeed(&["validate", path(&scenario)]);
+    // Each fitted value is held uncertain there: normal(estimate, se), so a
+    // study of the calibrated scenario carries the fit's uncertainty.
+    let document: toml::Table = calibrated.parse().unwrap();
+    let entries = document["uncertain"].as_array().unwrap();
+    assert_eq!(entries.len(), TRUTH.len());
+    for ((key, _), entry) in TRUTH.iter().zip(entries) {
+        let fitted = &json["parameters"][*key];
+        assert_eq!(entry["key"].as_str(), Some(*key));
+        assert_eq!(entry["distribution"].as_str(), Some("normal"));
+        assert_eq!(entry["mean"].as_float(), fitted["estimate"].as_f64());
+        assert_eq!(entry["sd"].as_float(), fitted["se"].as_f64());
+    }
+    assert_eq!(json["uncertain"].as_array().unwrap().len(), TRUTH.len());
+    let run = dir.join("run");
+    succeed(&[
+        "run",
+        path(&scenario),
+        "-q",
+        "-r",
+        "3",
+        "--set",
+        "market.population=500",
+        "--no-plots",
+        "--out",
+        path(&run),
+    ]);
+    let replications = std::fs::read_to_string(run.join("replications.csv")).unwrap();
+    let header = replications.lines().next().unwrap();
+    for (key, _) in TRUTH {
+        assert!(header.contains(key), "{key} not drawn: {header}");
+    }
 }
 
 #[test]

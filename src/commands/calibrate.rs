@@ -25,7 +25,7 @@ use crate::fit::data::Table;
 use crate::optimize::{self, Problem};
 use crate::plots::{FitCurve, FitPoints, fit_chart};
 use crate::report;
-use crate::scenario;
+use crate::scenario::{self, ScenarioSource};
 use crate::stats::quantile;
 use crate::study::output_dir::{Marker, MarkerState};
 use crate::study::thread_pool;
@@ -192,7 +192,9 @@ pub fn run(
     };
     let seconds = started.elapsed().as_secs_f64();
 
-    let resolved = problem.source_at(&result.estimate)?.resolved_toml();
+    let (resolved, held_uncertain) =
+        with_fitted_uncertainty(problem.source_at(&result.estimate)?, &problem, &result);
+    let resolved = resolved.resolved_toml();
     let json = calibration_json(
         &problem,
         &observed,
@@ -201,6 +203,18 @@ pub fn run(
         settings,
         seconds,
         resumed,
+    );
+    let mut json = json;
+    json["uncertain"] = Value::Array(
+        held_uncertain
+            .iter()
+            .map(|(key, held)| match held {
+                Ok((mean, sd)) => {
+                    json!({"key": key, "distribution": "normal", "mean": mean, "sd": sd})
+                }
+                Err(reason) => json!({"key": key, "not_held_uncertain": reason}),
+            })
+            .collect(),
     );
     let json_text = serde_json::to_string_pretty(&json).expect("plain JSON");
     write_output(&dir, "scenario.toml", resolved.as_bytes())?;
@@ -233,6 +247,13 @@ pub fn run(
             })
             .collect::<Result<Vec<_>, _>>()?;
         write_plots(&dir, &drawn)?;
+    }
+    for (key, held) in &held_uncertain {
+        if let Err(reason) = held {
+            eprintln!(
+                "warning: {key} is written at its estimate but not held uncertain in scenario.toml: {reason}"
+            );
+        }
     }
     for key in &result.inert {
         eprintln!(
@@ -403,6 +424,39 @@ fn finite(x: f64) -> Value {
 
 /// `calibration.json`: the fitted values with standard errors and intervals, their
 /// correlations and identifiability warnings, the fit per series, the searches.
+/// A fitted value held uncertain, `(mean, sd)`, or why it could not be.
+type HeldUncertain = Result<(f64, f64), String>;
+
+/// The calibrated scenario with each fitted value held uncertain (MODEL.md v2,
+/// "Parameter uncertainty"): `[[uncertain]] key = K, distribution = "normal",
+/// mean = estimate, sd = standard error`, truncated to the key's range when
+/// drawn, so "calibrate, then compare" carries the fit's uncertainty through.
+/// A value whose standard error is not positive and finite, or whose key
+/// cannot be uncertain, keeps its estimate alone; the reason is returned.
+fn with_fitted_uncertainty(
+    mut source: ScenarioSource,
+    problem: &Problem,
+    result: &CalibrationResult,
+) -> (ScenarioSource, Vec<(String, HeldUncertain)>) {
+    let mut held = Vec::new();
+    for (i, parameter) in problem.parameters.iter().enumerate() {
+        let (mean, sd) = (result.estimate[i], result.se[i]);
+        let outcome = if !(sd.is_finite() && sd > 0.0) {
+            Err("its standard error is not a positive number (not identifiable)".to_string())
+        } else {
+            match source.with_uncertain_normal(&parameter.key, mean, sd) {
+                Ok((_, next)) => {
+                    source = next;
+                    Ok((mean, sd))
+                }
+                Err(error) => Err(error.message),
+            }
+        };
+        held.push((parameter.key.clone(), outcome));
+    }
+    (source, held)
+}
+
 fn calibration_json(
     problem: &Problem,
     observed: &Observed,

@@ -134,6 +134,41 @@ impl ScenarioSource {
     }
 }
 
+impl ScenarioSource {
+    /// The scenario with `key` held uncertain as `normal(mean, sd)` (MODEL.md v2,
+    /// "Parameter uncertainty": drawn per replication, truncated to the key's
+    /// range): an `[[uncertain]]` entry appended, replacing any entry of the same
+    /// key. `calibrate` writes each fitted value so, from its estimate and
+    /// standard error. Errors: the key is not uncertain-capable, `sd` is not
+    /// positive and finite, or the truncated normal has no mass in the range.
+    pub fn with_uncertain_normal(
+        &self,
+        key: &str,
+        mean: f64,
+        sd: f64,
+    ) -> Result<(Scenario, ScenarioSource), ScenarioError> {
+        let mut document = self.document.clone();
+        let mut entries: Vec<toml::Value> = match document.remove("uncertain") {
+            Some(toml::Value::Array(entries)) => entries
+                .into_iter()
+                .filter(|entry| entry.get("key").and_then(toml::Value::as_str) != Some(key))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let mut entry = Table::new();
+        entry.insert("key".to_string(), toml::Value::String(key.to_string()));
+        entry.insert(
+            "distribution".to_string(),
+            toml::Value::String("normal".to_string()),
+        );
+        entry.insert("mean".to_string(), toml::Value::Float(mean));
+        entry.insert("sd".to_string(), toml::Value::Float(sd));
+        entries.push(toml::Value::Table(entry));
+        document.insert("uncertain".to_string(), toml::Value::Array(entries));
+        resolve(document, &self.file, &Locations::default(), &[])
+    }
+}
+
 /// Entry point for `brandsim <command> scenario.toml --set KEY=VALUE...`: reads,
 /// parses, applies the overrides and validates. `file` in errors is `path` as given.
 pub fn load_file(
