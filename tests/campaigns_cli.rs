@@ -396,6 +396,40 @@ fn campaign_key_paths_work_in_set_variants_and_sweeps() {
         table.contains(" 2 (2026-01-03) ") && table.contains(" 3 (2026-01-04) "),
         "{table}"
     );
+    // --vary takes dates too: the same grid as its day numbers.
+    let by_date = json_of(&[
+        "sweep",
+        &file,
+        "-q",
+        "--json",
+        "-r",
+        "2",
+        "-o",
+        &dir.arg("d"),
+        "--vary",
+        "campaigns.pulse.start=2026-01-01:2026-01-05:2",
+    ]);
+    assert_eq!(by_date["points"], swept["points"]);
+    assert_eq!(
+        std::fs::read(dir.join("d/sweep.csv")).unwrap(),
+        std::fs::read(dir.join("s/sweep.csv")).unwrap()
+    );
+    let before = brandsim(&[
+        "sweep",
+        &file,
+        "-q",
+        "-r",
+        "1",
+        "-o",
+        &dir.arg("e"),
+        "--vary",
+        "campaigns.pulse.start=2025-12-31,2026-01-02",
+    ]);
+    assert_refused(
+        &before,
+        &"--vary",
+        &["2025-12-31", "before simulation.start_date"],
+    );
 }
 
 #[test]

@@ -31,6 +31,8 @@ pub fn run(
     args: &StudyArgs,
     plot_args: &PlotArgs,
 ) -> Result<(), CliError> {
+    let (base, source) = load_scenario(file, args)?;
+    let vary = &dates_as_days(vary, &base)?;
     let axes = parse_axes(vary)?;
     let grid_size: usize = axes.iter().map(|a| a.values.len()).product();
     if grid_size > sweep::MAX_GRID_POINTS {
@@ -40,7 +42,6 @@ pub fn run(
         )));
     }
     let metrics = metric_names(metrics)?;
-    let (base, source) = load_scenario(file, args)?;
     let points = sweep::grid(&source, &axes)?;
     let study = super::study_identity("sweep", &format!("{vary:?} {metrics:?}"), &source);
 
@@ -114,6 +115,62 @@ pub fn run(
         seconds: stored.seconds(),
     };
     write_sweep_outputs(&dir, &results, plot_args, args.json)
+}
+
+/// `--vary` texts with every date of a campaign's `start` or `end`
+/// (`campaigns.sale.start=2026-05-01:2026-08-01:7`, or a list of dates) written as
+/// its day number from the scenario's `simulation.start_date` (MODEL.md v2,
+/// "Days"); the step stays in days. Other texts are returned unchanged. Errors: a
+/// date without a `start_date`, or before it.
+pub fn dates_as_days(vary: &[String], base: &Scenario) -> Result<Vec<String>, CliError> {
+    vary.iter()
+        .map(|text| {
+            let Some((key, spec)) = text.split_once('=') else {
+                return Ok(text.clone());
+            };
+            let key = key.trim();
+            let is_day =
+                key.starts_with("campaigns.") && (key.ends_with(".start") || key.ends_with(".end"));
+            if !is_day {
+                return Ok(text.clone());
+            }
+            let mut converted = String::new();
+            let mut part = String::new();
+            let flush = |part: &mut String, out: &mut String| -> Result<(), CliError> {
+                let trimmed = part.trim();
+                match chrono::NaiveDate::parse_from_str(trimmed, "%Y-%m-%d") {
+                    Ok(date) => {
+                        let Some(start) = base.calendar.start_date else {
+                            return Err(CliError::Usage(format!(
+                                "--vary {text}: {trimmed} is a date, but the scenario has no \
+                                 simulation.start_date; give day numbers or set a start date"
+                            )));
+                        };
+                        let day = (date - start).num_days();
+                        if day < 0 {
+                            return Err(CliError::Usage(format!(
+                                "--vary {text}: {trimmed} is before simulation.start_date {start}"
+                            )));
+                        }
+                        out.push_str(&day.to_string());
+                    }
+                    Err(_) => out.push_str(part),
+                }
+                part.clear();
+                Ok(())
+            };
+            for c in spec.chars() {
+                if c == ':' || c == ',' {
+                    flush(&mut part, &mut converted)?;
+                    converted.push(c);
+                } else {
+                    part.push(c);
+                }
+            }
+            flush(&mut part, &mut converted)?;
+            Ok(format!("{key}={converted}"))
+        })
+        .collect()
 }
 
 /// The `--vary` axes, checked: each key varied once.
