@@ -8,21 +8,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::whatif_dir::{
-    WhatIfPoint, open_whatif, plan_points, point_outcomes, print_shard_done, run_whatif,
-    whatif_meta,
+    StartedWhatIf, WhatIfPoint, point_outcomes, print_shard_done, run_whatif, start_whatif,
 };
-use super::{
-    CliError, assignments, load_scenario, lock_output, metric_name, write_output, write_plots,
-};
+use super::{CliError, assignments, load_scenario, metric_name, write_output, write_plots};
 use crate::cli::{PlotArgs, StudyArgs};
 use crate::compare::{self, Arm, Comparison};
 use crate::outcome::Outcome;
 use crate::plots::{self, DifferenceBar};
 use crate::report::{number, table_text};
 use crate::scenario::{self, Assignment, Scenario, ScenarioSource};
-use crate::shard::Shard;
 use crate::store::WhatIf;
-use crate::study::thread_pool;
 
 /// Entry point of `brandsim compare`: each arm is a study directory of its own
 /// (`OUT/arms/<i>/`), so a comparison can be sharded, interrupted and resumed.
@@ -57,20 +52,21 @@ pub fn run(
         metric: metric.to_string(),
         arms: names.clone(),
     };
-    let shard = args.shard.unwrap_or(Shard::WHOLE);
-    let wanted = whatif_meta(kind, &points, shard, plot_args);
-    let pool = thread_pool(args.threads);
-    let plans = plan_points(&points, shard, &pool)?;
-    let lock = lock_output(args, &base)?;
-    let dir = lock.dir().to_path_buf();
-    let mut stored = open_whatif(
-        &dir,
-        wanted,
-        &study,
-        &first_source.resolved_toml(),
+    let StartedWhatIf {
+        lock,
+        study: mut stored,
+        plans,
+        pool,
+    } = start_whatif(
+        kind,
         &points,
+        &base,
+        &first_source.resolved_toml(),
+        &study,
         args,
+        plot_args,
     )?;
+    let dir = lock.dir().to_path_buf();
     // One file: its stored base scenario holds the variants, --set and all.
     // Several: the files again, with the options that resolved them.
     let mut words = vec!["brandsim".to_string(), "compare".to_string()];

@@ -11,18 +11,15 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::whatif_dir::{
-    WhatIfPoint, open_whatif, plan_points, point_outcomes, print_shard_done, run_whatif,
-    whatif_meta,
+    StartedWhatIf, WhatIfPoint, point_outcomes, print_shard_done, run_whatif, start_whatif,
 };
-use super::{CliError, load_scenario, lock_output, metric_name, write_output, write_plots};
+use super::{CliError, load_scenario, metric_name, write_output, write_plots};
 use crate::cli::{PlotArgs, SensitivityMethod, StudyArgs};
 use crate::outcome::Outcome;
 use crate::plots::{self, DifferenceBar};
 use crate::report::number;
 use crate::scenario::{Assignment, Scenario, ScenarioSource};
-use crate::shard::Shard;
 use crate::store::WhatIf;
-use crate::study::thread_pool;
 use crate::whatif::sensitivity::{
     MAX_PARAMETERS, MorrisIndex, SobolIndex, morris_design, morris_indices, saltelli_design,
     sobol_indices,
@@ -215,20 +212,21 @@ pub fn run(
         samples,
         metrics: metrics.iter().map(|m| m.to_string()).collect(),
     };
-    let shard = args.shard.unwrap_or(Shard::WHOLE);
-    let wanted = whatif_meta(kind, &whatif_points, shard, plot_args);
-    let pool = thread_pool(args.threads);
-    let plans = plan_points(&whatif_points, shard, &pool)?;
-    let lock = lock_output(args, &base)?;
-    let dir = lock.dir().to_path_buf();
-    let mut stored = open_whatif(
-        &dir,
-        wanted,
-        &study,
-        &source.resolved_toml(),
+    let StartedWhatIf {
+        lock,
+        study: mut stored,
+        plans,
+        pool,
+    } = start_whatif(
+        kind,
         &whatif_points,
+        &base,
+        &source.resolved_toml(),
+        &study,
         args,
+        plot_args,
     )?;
+    let dir = lock.dir().to_path_buf();
     let mut words = vec![
         "brandsim".to_string(),
         "sensitivity".to_string(),

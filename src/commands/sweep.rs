@@ -6,17 +6,14 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::whatif_dir::{
-    WhatIfPoint, open_whatif, plan_points, point_outcomes, print_shard_done, run_whatif,
-    whatif_meta,
+    StartedWhatIf, WhatIfPoint, point_outcomes, print_shard_done, run_whatif, start_whatif,
 };
-use super::{CliError, load_scenario, lock_output, metric_name, write_output, write_plots};
+use super::{CliError, load_scenario, metric_name, write_output, write_plots};
 use crate::cli::{PlotArgs, StudyArgs};
 use crate::plots::{self, PlotFile, PointCi};
 use crate::report::{number, table_text};
 use crate::scenario::Scenario;
-use crate::shard::Shard;
 use crate::store::WhatIf;
-use crate::study::thread_pool;
 use crate::sweep::{self, Axis, PointSummary};
 
 /// Metrics plotted when `--metric` is not given.
@@ -57,20 +54,21 @@ pub fn run(
         vary: vary.to_vec(),
         metrics: metrics.iter().map(|m| m.to_string()).collect(),
     };
-    let shard = args.shard.unwrap_or(Shard::WHOLE);
-    let wanted = whatif_meta(kind, &whatif_points, shard, plot_args);
-    let pool = thread_pool(args.threads);
-    let plans = plan_points(&whatif_points, shard, &pool)?;
-    let lock = lock_output(args, &base)?;
-    let dir = lock.dir().to_path_buf();
-    let mut stored = open_whatif(
-        &dir,
-        wanted,
-        &study,
-        &source.resolved_toml(),
+    let StartedWhatIf {
+        lock,
+        study: mut stored,
+        plans,
+        pool,
+    } = start_whatif(
+        kind,
         &whatif_points,
+        &base,
+        &source.resolved_toml(),
+        &study,
         args,
+        plot_args,
     )?;
+    let dir = lock.dir().to_path_buf();
     let mut words = vec![
         "brandsim".to_string(),
         "sweep".to_string(),

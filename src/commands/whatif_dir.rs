@@ -19,6 +19,7 @@ use crate::shard::Shard;
 use crate::store::{
     StudyMeta, StudyStore, WHATIF_FORMAT, WhatIf, WhatIfMeta, fnv1a64, scenario_hash,
 };
+use crate::study::output_dir::DirLock;
 
 /// One grid point or arm of a what-if study.
 pub struct WhatIfPoint<'a> {
@@ -96,6 +97,42 @@ pub fn stored_plot_args(meta: &WhatIfMeta) -> PlotArgs {
         plot_format: format.unwrap_or_default(),
         no_plots: format.is_none(),
     }
+}
+
+/// A what-if study ready to run: its output directory locked for the whole
+/// command, the study opened there (new or resumed), each point's plan within
+/// the available memory, and the thread pool the plans are for.
+pub struct StartedWhatIf {
+    pub lock: DirLock,
+    pub study: WhatIfStudy,
+    pub plans: Vec<StudyPlan>,
+    pub pool: rayon::ThreadPool,
+}
+
+/// The start every what-if command (`sweep`, `compare`, `sensitivity`) shares:
+/// the study's meta for `kind` and `--shard`, the memory plans of its points,
+/// the lock on the output directory, and [`open_whatif`] there.
+pub fn start_whatif(
+    kind: WhatIf,
+    points: &[WhatIfPoint],
+    base: &Scenario,
+    base_toml: &str,
+    identity: &str,
+    args: &StudyArgs,
+    plot_args: &PlotArgs,
+) -> Result<StartedWhatIf, CliError> {
+    let shard = args.shard.unwrap_or(Shard::WHOLE);
+    let wanted = whatif_meta(kind, points, shard, plot_args);
+    let pool = crate::study::thread_pool(args.threads);
+    let plans = plan_points(points, shard, &pool)?;
+    let lock = super::lock_output(args, base)?;
+    let study = open_whatif(lock.dir(), wanted, identity, base_toml, points, args)?;
+    Ok(StartedWhatIf {
+        lock,
+        study,
+        plans,
+        pool,
+    })
 }
 
 /// Plans every point within the available memory (see `crate::guard`), for the

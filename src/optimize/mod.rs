@@ -682,7 +682,7 @@ pub fn check_search(problem: &Problem, settings: &OptimizeSettings) -> Result<()
         ));
     }
     if settings.estimator == Estimator::LikelihoodRatio
-        && !estimators::DIFFERENTIABLE.contains(&settings.objective.as_str())
+        && !estimators::is_differentiable(&settings.objective)
     {
         return Err(OptimizeError::Unsupported(format!(
             "the lr estimator cannot take objective {:?} user by user; use --estimator lr-whole, fd or spsa",
