@@ -346,4 +346,9 @@ pub struct CalibrateArgs {
     /// Parametric bootstrap: refit on B data sets simulated at the answer.
     #[arg(long, value_name = "B", default_value_t = 0)]
     pub bootstrap: u32,
+    /// Replications for the weights and, at the answer, the Jacobian, the
+    /// covariance of the series and the bands (at least the -r of the search):
+    /// with few, the standard errors of weakly identified values come out too small.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub se_replications: u32,
 }

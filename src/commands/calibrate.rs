@@ -93,11 +93,12 @@ pub fn run(
     let study = super::study_identity(
         "calibrate",
         &format!(
-            "{:?} starts {} max_iterations {} bootstrap {}\n{}",
+            "{:?} starts {} max_iterations {} bootstrap {} se_replications {}\n{}",
             calibration.params,
             calibration.starts,
             calibration.max_iterations,
             calibration.bootstrap,
+            calibration.se_replications,
             String::from_utf8_lossy(&data_bytes)
         ),
         &source,
@@ -161,6 +162,7 @@ pub fn run(
         &problem,
         &observed,
         replications,
+        calibration.se_replications,
         &pool,
         stop,
         cache,
@@ -169,6 +171,7 @@ pub fn run(
     let result = calibrator.run(&settings, &|stage| bar.set_message(stage.to_string()));
     bar.finish_and_clear();
     let simulated_now = calibrator.simulated();
+    let precision_replications = calibrator.precision_replications.len() as u32;
     drop(calibrator);
     journal.into_inner().expect("journal lock").finish()?;
     let Some(result) = result else {
@@ -199,7 +202,7 @@ pub fn run(
         &problem,
         &observed,
         &result,
-        replications,
+        (replications, precision_replications),
         settings,
         seconds,
         resumed,
@@ -229,7 +232,7 @@ pub fn run(
                 fit_chart(
                     &format!("calibration-{}", series.name),
                     &format!(
-                        "{}: observed vs simulated at the fitted values (mean, 5-95% band, {replications} replications)",
+                        "{}: observed vs simulated at the fitted values (mean, 5-95% band, {precision_replications} replications)",
                         series.name
                     ),
                     ("day", crate::plots::unit(series.name)),
@@ -274,7 +277,13 @@ pub fn run(
     } else {
         out!(
             "{}",
-            answer_table(&problem, &observed, &result, replications, seconds)
+            answer_table(
+                &problem,
+                &observed,
+                &result,
+                (replications, precision_replications),
+                seconds
+            )
         );
         if resumed > 0 {
             outln!(
@@ -318,6 +327,10 @@ fn resume_options(calibration: &CalibrateArgs, args: &StudyArgs) -> Vec<String> 
     if calibration.bootstrap > 0 {
         words.extend(["--bootstrap".to_string(), calibration.bootstrap.to_string()]);
     }
+    words.extend([
+        "--se-replications".to_string(),
+        calibration.se_replications.to_string(),
+    ]);
     for s in &args.set {
         words.extend(["--set".to_string(), s.clone()]);
     }
@@ -461,7 +474,7 @@ fn calibration_json(
     problem: &Problem,
     observed: &Observed,
     result: &CalibrationResult,
-    replications: u32,
+    (replications, precision_replications): (u32, u32),
     settings: SearchSettings,
     seconds: f64,
     resumed: usize,
@@ -491,9 +504,10 @@ fn calibration_json(
         "data": observed.file,
         "seed": problem.base.simulation.seed,
         "replications_per_evaluation": replications,
+        "replications_for_standard_errors": precision_replications,
         "population": problem.base.market.population,
         "days": problem.base.simulation.days,
-        "method": "simulated moments on common random numbers; Nelder-Mead (argmin) from several starts, two stages of weights; sandwich standard errors (1 + 1/R)·A⁻¹BA⁻¹",
+        "method": "simulated moments on common random numbers; Nelder-Mead (argmin) from several starts, two stages of weights; sandwich standard errors (1 + 1/R)·A⁻¹BA⁻¹ with the weights, the Jacobian and Ω from the replications for standard errors",
         "parameters": parameters,
         "keys": keys,
         "correlation": correlation,
@@ -546,13 +560,13 @@ fn answer_table(
     problem: &Problem,
     observed: &Observed,
     result: &CalibrationResult,
-    replications: u32,
+    (replications, precision_replications): (u32, u32),
     seconds: f64,
 ) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{}: calibrated {} value{} to {} series ({} observed cells) of {}; {} replications per evaluation, seed {} (common random numbers)",
+        "{}: calibrated {} value{} to {} series ({} observed cells) of {}; {} replications per evaluation, {} for the weights and standard errors, seed {} (common random numbers)",
         problem.base.name,
         problem.parameters.len(),
         if problem.parameters.len() == 1 {
@@ -564,6 +578,7 @@ fn answer_table(
         observed.len(),
         observed.file,
         replications,
+        precision_replications,
         problem.base.simulation.seed
     );
     let bootstrapped = !result.bootstrap.is_empty();
