@@ -153,6 +153,11 @@ fn calibrate_recovers_known_values_within_their_intervals_from_a_distant_start()
         json["seed"], 42,
         "the calibration's own seed, not the data's"
     );
+    assert_eq!(json["replications_per_evaluation"], 8);
+    assert_eq!(
+        json["replications_for_standard_errors"], 64,
+        "the weights and standard errors on --se-replications (default 64)"
+    );
     for series in ["registrations", "conversions", "active_payers"] {
         assert!(out.join(format!("calibration-{series}.svg")).exists());
     }

@@ -332,17 +332,14 @@ impl Coordinate {
         }
     }
 
-    /// The first central-difference step at `x`: 5% of the value, or of the bounds'
-    /// width or the scale when the value is 0; at most a quarter of the width.
+    /// The first central-difference step at `x`: 5% of the value, but at least 1%
+    /// of the search's scale (a quarter of the bounds' width; without both bounds,
+    /// half the start's size, or 1), so that a value at
+    /// or near zero is not differentiated on a step far below what the data
+    /// resolve; at most a quarter of the width.
     fn step(&self, x: f64) -> f64 {
         let width = self.parameter.upper - self.parameter.lower;
-        let base = if x != 0.0 {
-            0.05 * x.abs()
-        } else if width.is_finite() {
-            0.05 * width
-        } else {
-            0.05 * self.scale
-        };
+        let base = (0.05 * x.abs()).max(0.01 * self.scale);
         if width.is_finite() {
             base.min(width / 4.0)
         } else {
@@ -1047,6 +1044,17 @@ mod tests {
                 assert!(x >= c.parameter.lower && x <= c.parameter.upper);
             }
         }
+    }
+
+    #[test]
+    fn first_steps_are_five_percent_of_the_value_with_a_floor_near_zero() {
+        let mut c = coordinate(0.0, 2.0, 0.3);
+        c.scale = 0.5;
+        assert_eq!(c.step(0.4), 0.05 * 0.4);
+        // Near zero (an estimate at its bound), 1% of the scale, not 5% of 0.001.
+        assert_eq!(c.step(0.001), 0.005);
+        assert_eq!(c.step(0.0), 0.005);
+        assert_eq!(c.step(100.0), 0.5, "at most a quarter of the width");
     }
 
     #[test]

@@ -1767,6 +1767,10 @@ fn how_section(study: &Study) -> String {
                     &["replications_per_evaluation"][..],
                     "replications per evaluation",
                 ),
+                (
+                    &["replications_for_standard_errors"][..],
+                    "replications for the weights and standard errors",
+                ),
                 (&["settings", "starts"][..], "Nelder–Mead starts"),
                 (&["settings", "max_iterations"][..], "iterations per search"),
                 (&["settings", "bootstrap"][..], "bootstrap refits"),
