@@ -320,6 +320,20 @@ fn bad_observed_tables_are_refused_with_file_line_and_column() {
         &["--param \"market.population\""],
         &out,
     );
+    // Replications whose outcomes cannot be held in memory: refused before
+    // anything is simulated or written, by the resource guard.
+    let out = dir.join("out-replications");
+    let output = brandsim(&calibrate_args(
+        &data,
+        &out,
+        &["--se-replications", "4000000000"],
+    ));
+    assert_refused_writing_nothing(
+        &output,
+        &"--se-replications 4e9",
+        &["4000000000 replications", "fewer replications"],
+        &out,
+    );
 }
 
 #[test]

@@ -75,6 +75,15 @@ pub fn run(
             "--replications {replications}: calibration needs at least 2 replications per evaluation (their variance weighs the cells)"
         )));
     }
+    // Every evaluation holds the outcomes of all its replications at once (the
+    // most on --se-replications): refuse, before anything is written, a count
+    // whose outcomes cannot fit in memory even one replication at a time.
+    crate::guard::plan_study(
+        &scenario,
+        replications.max(calibration.se_replications) as usize,
+        1,
+        crate::guard::available_memory(),
+    )?;
     let parameters = calibration
         .params
         .iter()
