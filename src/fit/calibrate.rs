@@ -8,16 +8,18 @@
 //! `R` replications simulated at `θ` on common random numbers (replications
 //! `0..R−1` of the scenario's seed, so `μ(θ)` moves smoothly with `θ`), minimising
 //! `Q(θ) = Σ_c w_c·(y_c − μ_c(θ))²` with `w_c = 1/v_c`, `v_c` the simulated
-//! variance of one replication's cell at the weighting point (floored per series).
+//! variance of one replication's cell at the weighting point (floored per series),
+//! taken on the `R_p ≥ R` precision replications (`--se-replications`).
 //! Two stages: weights at the scenario's values, Nelder–Mead from several starts;
 //! then weights at that answer and one more search from it.
 //!
 //! Standard errors: the simulated-moments sandwich
 //! `V = (1 + 1/R)·A⁻¹·B·A⁻¹` with `A = GᵀWG`, `B = GᵀWΩWG`, `G = ∂μ/∂θ` by central
 //! differences on common random numbers at the answer, and `Ω` the covariance of one
-//! replication's cells, estimated from the `R` replications there (`B` as the sample
-//! covariance of `GᵀW(x_j − x̄)`). The factor `1 + 1/R` counts the simulation noise
-//! of `μ` on top of the data's own.
+//! replication's cells, estimated there (`B` as the sample covariance of
+//! `GᵀW(x_j − x̄)`), both on the `R_p` precision replications. The factor `1 + 1/R`
+//! counts the simulation noise of the `R`-replication mean `μ` that the search
+//! fitted, on top of the data's own.
 //!
 //! Must not depend on: the CLI or files (`commands::calibrate` writes the outputs
 //! and the journal of evaluations).
