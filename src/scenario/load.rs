@@ -196,6 +196,19 @@ pub fn load_file(
     resolve(document, &file, &locations, overrides)
 }
 
+/// [`load_file`] for scenario text that is not read from a file (the Python
+/// package's `Scenario.from_toml`): `file` names it in errors, its stem is the
+/// default `name`, and a relative `[schedule] file` is read from its directory.
+pub fn load_str(
+    text: &str,
+    file: &str,
+    overrides: &[Assignment],
+) -> Result<(Scenario, ScenarioSource), ScenarioError> {
+    let (mut document, mut locations) = parse_document(text, file)?;
+    locations.schedule = embed_schedule_file(&mut document, file, &locations)?;
+    resolve(document, file, &locations, overrides)
+}
+
 /// The largest scenario file read: a hand-written scenario is a few KiB, and a
 /// bound keeps a wrong path (a log, `/dev/zero`) from filling the memory.
 pub const MAX_FILE_BYTES: u64 = 10 * 1024 * 1024;
