@@ -605,12 +605,21 @@ class Comparison(Result):
     """A scenario against its variants or other scenarios, paired on the same
     replications (``brandsim compare``)."""
 
+    _labels: Mapping[str, str] = {}
+
+    def _shown(self, label: str) -> str:
+        for hidden, shown in self._labels.items():
+            label = label.replace(hidden, shown)
+        return label
+
     @property
     def table(self) -> Any:
         """``compare.csv``: one row per arm and metric: ``mean``, ``ci_low``,
         ``ci_high``, the paired ``difference`` from the base with its 95% CI,
         ``se_paired``, ``se_unpaired``, ``p_beats_base`` and its Wilson interval."""
-        return self.read_csv("compare.csv")
+        columns = _read_csv(self.dir / "compare.csv")
+        columns["arm"] = [self._shown(str(a)) for a in columns["arm"]]
+        return _frame(columns)
 
     @property
     def result(self) -> dict[str, Any]:
@@ -620,7 +629,7 @@ class Comparison(Result):
     @property
     def arm_names(self) -> list[str]:
         """The arms' labels, base first (``compare.json``)."""
-        return [arm["name"] for arm in self.result["arms"]]
+        return [self._shown(arm["name"]) for arm in self.result["arms"]]
 
     def replications(self, arm: int | str) -> Any:
         """One row per replication of ``arm`` (its index, 0 = base, or its name):
@@ -1042,12 +1051,19 @@ def compare(
     if len({s._sets for s in scenarios}) == 1:
         files, sets = [s._path for s in scenarios], scenarios[0]._sets
     else:
+        # The CLI's --set applies to every file: each scenario goes in as a file
+        # of its own, its overrides applied, named in the results by its file and
+        # overrides.
         files, sets = [s._materialized(keep) for s in scenarios], ()
+        for s, file in zip(scenarios, files):
+            labels[file] = s._label + "".join(f" --set {a}" for a in s._sets)
     argv = ["compare", *files, "--metric", metric]
     argv += _study_options(replications, seed, threads, quiet, shard, resume, force, sets)
     argv += _plot_options(plots, plot_format)
     directory, text, result_keep = _execute(argv, _resume_out(out, resume), labels, None)
-    return Comparison(directory, text, _Keep(result_keep, keep, *(s._keep for s in scenarios)))
+    comparison = Comparison(directory, text, _Keep(result_keep, keep, *(s._keep for s in scenarios)))
+    comparison._labels = labels
+    return comparison
 
 
 class _Keep:
