@@ -161,8 +161,17 @@ class StudyError(BrandsimError, RuntimeError):
     Ctrl-C given to another thread."""
 
 
-def _raise(error: _core.CommandError, labels: Mapping[str, str] = {}) -> None:
+def _raise(
+    error: _core.CommandError,
+    labels: Mapping[str, str] = {},
+    sources: Mapping[str, str | None] = {},
+) -> None:
+    """Raises ``error`` as ScenarioError or StudyError. ``labels`` maps temporary
+    paths to what messages show instead; ``sources`` the scenario files involved to
+    their text (``None``: read the file), to find the column of a scenario error."""
     kind, message, file, key_path, line, column, exit_code = error.args
+    if kind == "scenario" and column is None and line is not None and file in sources:
+        column = _column(sources[file], file, key_path or "", line)
     for hidden, shown in labels.items():
         message = message.replace(hidden, shown)
         if file == hidden:
@@ -176,6 +185,18 @@ def _raise(error: _core.CommandError, labels: Mapping[str, str] = {}) -> None:
         column=column,
         exit_code=exit_code,
     ) from None
+
+
+def _column(text: str | None, file: str, key_path: str, line: int) -> int | None:
+    """The column of ``key_path`` (or of a syntax error) on ``line`` of the scenario
+    text, when the key is written there."""
+    if text is None:
+        try:
+            text = Path(file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+    position = _core.key_position(text, key_path)
+    return position[1] if position is not None and position[0] == line else None
 
 
 # ---------------------------------------------------------------------------------
@@ -345,7 +366,7 @@ class Scenario:
         try:
             text = _core.load_scenario(self._path, list(self._sets))
         except _core.CommandError as error:
-            _raise(error, self._labels())
+            _raise(error, self._labels(), {self._path: None})
         for hidden, shown in self._labels().items():
             text = text.replace(hidden, shown, 1)
         return text
@@ -380,7 +401,7 @@ class Scenario:
         try:
             resolved = _core.load_scenario(label, [], text)
         except _core.CommandError as error:
-            _raise(error)
+            _raise(error, {}, {label: text})
         keep = _TempDir()
         path = keep.path / f"{stem}.toml"
         path.write_text(resolved, encoding="utf-8")
@@ -787,11 +808,16 @@ def _stored_replications(result: Result, folder: str, index: int) -> Any:
 
 
 def _execute(
-    argv: list[str], out: PathLike | None, labels: Mapping[str, str], keep: _TempDir | None
+    argv: list[str],
+    out: PathLike | None,
+    labels: Mapping[str, str],
+    keep: _TempDir | None,
+    scenario_files: Iterable[str] = (),
 ) -> tuple[Path, str, _TempDir | None]:
     """Runs ``brandsim ARGV --out DIR``: into ``out``, or a new temporary directory
     (deleted if the command fails). Returns the directory, the printout and the
-    temporary directory to keep alive."""
+    temporary directory to keep alive. ``scenario_files`` are read to find the
+    column of a scenario error."""
     if out is None:
         temp = _TempDir()
         directory = temp.path
@@ -802,7 +828,7 @@ def _execute(
     except _core.CommandError as error:
         if temp is not None:
             temp.cleanup()
-        _raise(error, labels)
+        _raise(error, labels, {f: None for f in scenario_files})
     except BaseException:
         if temp is not None:
             temp.cleanup()
@@ -934,7 +960,7 @@ def run(
         argv += ["--metric", m]
     argv += _plot_options(plots, plot_format)
     directory, text, keep = _execute(
-        argv, _resume_out(out, resume), scenario._labels(), scenario._keep
+        argv, _resume_out(out, resume), scenario._labels(), scenario._keep, [scenario._path]
     )
     return Study(directory, text, keep)
 
@@ -979,7 +1005,7 @@ def sweep(
     argv += _study_options(replications, seed, threads, quiet, shard, resume, force, scenario._sets)
     argv += _plot_options(plots, plot_format)
     directory, text, keep = _execute(
-        argv, _resume_out(out, resume), scenario._labels(), scenario._keep
+        argv, _resume_out(out, resume), scenario._labels(), scenario._keep, [scenario._path]
     )
     return Sweep(directory, text, keep)
 
@@ -1060,7 +1086,7 @@ def compare(
     argv = ["compare", *files, "--metric", metric]
     argv += _study_options(replications, seed, threads, quiet, shard, resume, force, sets)
     argv += _plot_options(plots, plot_format)
-    directory, text, result_keep = _execute(argv, _resume_out(out, resume), labels, None)
+    directory, text, result_keep = _execute(argv, _resume_out(out, resume), labels, None, files)
     comparison = Comparison(directory, text, _Keep(result_keep, keep, *(s._keep for s in scenarios)))
     comparison._labels = labels
     return comparison
@@ -1117,7 +1143,7 @@ def sensitivity(
     argv += _study_options(replications, seed, threads, quiet, shard, resume, force, scenario._sets)
     argv += _plot_options(plots, plot_format)
     directory, text, keep = _execute(
-        argv, _resume_out(out, resume), scenario._labels(), scenario._keep
+        argv, _resume_out(out, resume), scenario._labels(), scenario._keep, [scenario._path]
     )
     return Sensitivity(directory, text, keep)
 
@@ -1199,7 +1225,7 @@ def optimize(
         argv.append("--adaptive")
     argv += _study_options(replications, seed, threads, quiet, None, resume, force, scenario._sets)
     directory, text, keep = _execute(
-        argv, _resume_out(out, resume), scenario._labels(), scenario._keep
+        argv, _resume_out(out, resume), scenario._labels(), scenario._keep, [scenario._path]
     )
     return Optimization(directory, text, keep)
 
@@ -1342,5 +1368,7 @@ def calibrate(
              _int_option("bootstrap", bootstrap)]
     argv += _study_options(replications, seed, threads, quiet, None, resume, force, scenario._sets)
     argv += _plot_options(plots, plot_format)
-    directory, text, result_keep = _execute(argv, _resume_out(out, resume), labels, None)
+    directory, text, result_keep = _execute(
+        argv, _resume_out(out, resume), labels, None, [scenario._path]
+    )
     return Calibration(directory, text, _Keep(result_keep, keep, scenario._keep))

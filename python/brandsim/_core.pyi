@@ -49,3 +49,15 @@ def dict_to_toml(document: dict[str, Any]) -> str:
 
 def value_literal(value: Any) -> str:
     """A Python value as the VALUE of ``--set KEY=VALUE`` (TOML; strings quoted)."""
+
+def stored_replications_csv(dir: str) -> str:
+    """The ``replications.csv`` text of the study stored in ``dir`` (a sweep's grid
+    point or a comparison's arm), made by the CLI's own function.
+
+    Raises:
+        CommandError: kind ``"study"``: no complete study there.
+    """
+
+def key_position(text: str, key_path: str) -> tuple[int, int] | None:
+    """Where ``key_path`` (``""``: a TOML syntax error) is written in the scenario
+    text: ``(line, column)``, 1-based, of its value; ``None`` if not in the text."""

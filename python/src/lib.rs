@@ -438,6 +438,14 @@ fn stored_replications_csv(py: Python<'_>, dir: std::path::PathBuf) -> PyResult<
         .map_err(|e| Failure::new("internal", e.to_string(), 2).into_py())
 }
 
+/// Where `key_path` (empty: a TOML syntax error) is written in the scenario text
+/// `text`: `(line, column)`, both 1-based, of its value (or of the syntax error), or
+/// `None` when the key is not in the text.
+#[pyfunction]
+fn key_position(text: &str, key_path: &str) -> Option<(usize, usize)> {
+    scenario::position_in_text(text, key_path)
+}
+
 /// The native module `brandsim._core`.
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -448,5 +456,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dict_to_toml, m)?)?;
     m.add_function(wrap_pyfunction!(value_literal, m)?)?;
     m.add_function(wrap_pyfunction!(stored_replications_csv, m)?)?;
+    m.add_function(wrap_pyfunction!(key_position, m)?)?;
     Ok(())
 }

@@ -58,6 +58,7 @@ def test_unknown_key_is_rejected_with_key_path_and_line() -> None:
     error = caught.value
     assert error.key_path == "simulation.replicatons"
     assert error.line == 4
+    assert error.column == len("replicatons = ") + 1
     assert error.file == "scenario.toml"
     assert str(error).startswith("scenario.toml:4: simulation.replicatons: ")
 
@@ -71,6 +72,7 @@ def test_out_of_range_value_in_a_file_names_its_line(tmp_path) -> None:
         brandsim.Scenario.from_file(path)
     line = text.splitlines().index("population = -5") + 1
     assert (caught.value.key_path, caught.value.line, caught.value.file) == ("market.population", line, str(path))
+    assert caught.value.column == len("population = ") + 1
     # The message is the CLI's.
     refused = cli("validate", str(path), expect=2)
     assert refused.stderr == f"error: {caught.value}\n"
@@ -104,4 +106,20 @@ def test_syntax_error_names_the_line() -> None:
     with pytest.raises(brandsim.ScenarioError) as caught:
         brandsim.Scenario.from_toml('name = "x"\n[market\npopulation = 3\n')
     assert caught.value.line == 2
+    assert caught.value.column == 8
     assert caught.value.key_path is None
+
+
+def test_a_bad_variant_is_refused_at_its_line_and_column(tmp_path) -> None:
+    text = open("scenarios/strategies.toml").read() + (
+        '\n[[variants]]\nname = "tv"\nset = { "channels.tv.daily_budget" = 5.0 }\n'
+    )
+    path = tmp_path / "v.toml"
+    path.write_text(text)
+    with pytest.raises(brandsim.ScenarioError) as caught:
+        brandsim.compare(str(path), replications=2)
+    error = caught.value
+    assert error.line == len(text.splitlines())
+    assert error.key_path is not None and error.key_path.endswith('.set."channels.tv.daily_budget"')
+    assert error.column == text.splitlines()[-1].index("5.0") + 1
+    assert cli("compare", str(path), "-r", "2", "-q", expect=2).stderr == f"error: {error}\n"

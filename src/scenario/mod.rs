@@ -13,6 +13,7 @@ mod uncertain;
 pub use calendar::{Calendar, Campaign, ScheduleRow, TimeVaryingKey, Timeline};
 pub use load::{
     MAX_FILE_BYTES, MAX_LIST_LEN, ScenarioError, ScenarioSource, load_file, load_str, parse_str,
+    position_in_text,
 };
 pub use overrides::{Assignment, parse_assignment};
 pub use uncertain::{Uncertain, UncertainDistribution};
