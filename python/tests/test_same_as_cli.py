@@ -185,3 +185,20 @@ def test_save_writes_the_cli_study_directory(tmp_path: Path) -> None:
 
     gc.collect()
     assert not temporary.exists()
+
+
+def test_run_to_precision_equals_the_cli(tmp_path: Path) -> None:
+    cli("run", KP, *SMALL, "-r", "4", "--precision", "0.05", "--max-replications", "40",
+        "--metric", "profit", "-q", "--no-plots", "--out", str(tmp_path / "cli"))
+    study = brandsim.run(small(KP), replications=4, precision=0.05, max_replications=40,
+                         metrics=["profit"], plots=False, out=tmp_path / "py")
+    same_bytes(tmp_path / "cli", study.dir, "daily.csv", "replications.csv")
+    assert study.summary_json["precision"] == read_json(tmp_path / "cli" / "summary.json")["precision"]
+
+
+def test_shards_run_from_python_merge_into_the_whole_study(tmp_path: Path) -> None:
+    for k in range(2):
+        brandsim.run(small(KP), replications=5, shard=(k, 2), plots=False, out=tmp_path / f"shard{k}")
+    cli("merge", str(tmp_path / "shard0"), str(tmp_path / "shard1"), "--out", str(tmp_path / "merged"))
+    whole = brandsim.run(small(KP), replications=5, plots=False, out=tmp_path / "whole")
+    same_bytes(tmp_path / "merged", whole.dir, "daily.csv", "replications.csv")
