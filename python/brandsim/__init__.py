@@ -28,6 +28,7 @@ import csv
 import io
 import json
 import math
+import operator
 import os
 import shutil
 import tempfile
@@ -302,7 +303,9 @@ def _read_csv_text(text: str) -> dict[str, list[Any]]:
 def _write_csv(data: Any, path: Path) -> None:
     """Writes a table given as a DataFrame or ``{column: values}`` as CSV."""
     if hasattr(data, "to_csv"):
-        data.to_csv(path, index=False)
+        # A named index (`period`, `day` set as the index) is a column of the data.
+        named_index = any(name is not None for name in getattr(data.index, "names", [None]))
+        data.to_csv(path, index=named_index)
         return
     if isinstance(data, Table):
         data = data.to_dict()
@@ -868,9 +871,13 @@ def _study_options(
 
 
 def _int_option(name: str, value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, int):
+    """An integer option (numpy integers too); anything else is refused."""
+    if isinstance(value, bool):
         raise ScenarioError(f"{name}={value!r}: expected an integer")
-    return str(value)
+    try:
+        return str(operator.index(value))
+    except TypeError:
+        raise ScenarioError(f"{name}={value!r}: expected an integer") from None
 
 
 def _number(value: Any) -> str:

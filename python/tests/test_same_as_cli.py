@@ -136,6 +136,12 @@ def test_fit_churn_equals_the_cli_and_takes_a_dataframe(tmp_path: Path) -> None:
     frame = {"period": list(range(8)), "regular": [1000, 631, 468, 382, 326, 289, 262, 241]}
     again = brandsim.fit_churn(frame)
     assert again.estimates.loc["alpha", "estimate"] == fit.estimates.loc["alpha", "estimate"]
+    import pandas
+
+    indexed = brandsim.fit_churn(pandas.DataFrame(frame).set_index("period"))
+    assert indexed.estimates.loc["beta", "estimate"] == fit.estimates.loc["beta", "estimate"]
+    # Integer options take numpy integers, as a notebook computes them.
+    assert brandsim.fit_churn(frame, periods=pandas.Series([12]).iloc[0]).curves["period"].iloc[-1] == 12
 
 
 def test_fit_bass_equals_the_cli(tmp_path: Path) -> None:
