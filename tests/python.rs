@@ -2,7 +2,7 @@
 //! virtual environment under `target/` (made once, reused), then runs its pytest
 //! suite (`python/tests/`, which also runs `examples/python/`). Part of `cargo test`
 //! so that one command runs every test; it needs `python3` (3.10 or newer, with
-//! `venv`) and PyPI for the first run (maturin, pytest, pandas, matplotlib).
+//! `venv`) and PyPI for the first run (maturin, pytest, pandas, matplotlib, mypy).
 //!
 //! `BRANDSIM_PYTHON` names another interpreter; `BRANDSIM_PYTEST_ARGS` adds pytest
 //! arguments (e.g. `-k gil`).
@@ -17,6 +17,7 @@ const REQUIREMENTS: &[&str] = &[
     "pytest>=7",
     "pandas>=1.5",
     "matplotlib>=3.5",
+    "mypy>=1.5",
 ];
 
 fn repo() -> PathBuf {

@@ -504,7 +504,7 @@ class Result:
         text: what the CLI prints for the same command (its tables).
     """
 
-    def __init__(self, directory: Path, text: str, keep: _TempDir | None) -> None:
+    def __init__(self, directory: Path, text: str, keep: object) -> None:
         self.dir = Path(directory)
         self.text = text
         self._keep = keep
@@ -519,6 +519,12 @@ class Result:
     def read_json(self, name: str) -> Any:
         """The JSON file ``name`` of the output directory, parsed."""
         return json.loads((self.dir / name).read_text(encoding="utf-8"))
+
+    def _json_object(self, name: str) -> dict[str, Any]:
+        document = self.read_json(name)
+        if not isinstance(document, dict):
+            raise StudyError(f"{self.dir / name}: expected a JSON object")
+        return document
 
     def read_csv(self, name: str, index: str | None = None) -> Any:
         """The CSV file ``name`` of the output directory as a DataFrame (or
@@ -583,7 +589,7 @@ class Study(Result):
     def summary_json(self) -> dict[str, Any]:
         """``summary.json`` parsed: scenario, seed, replications, population, days,
         metrics and throughput."""
-        return self.read_json("summary.json")
+        return self._json_object("summary.json")
 
     @property
     def replications(self) -> Any:
@@ -616,7 +622,7 @@ class Sweep(Result):
     @property
     def result(self) -> dict[str, Any]:
         """``sweep.json`` parsed: axes, points with their metrics."""
-        return self.read_json("sweep.json")
+        return self._json_object("sweep.json")
 
     def replications(self, point: int) -> Any:
         """One row per replication of grid point ``point`` (0-based, in ``table``
@@ -648,7 +654,7 @@ class Comparison(Result):
     @property
     def result(self) -> dict[str, Any]:
         """``compare.json`` parsed (the table's numbers and the ranking)."""
-        return self.read_json("compare.json")
+        return self._json_object("compare.json")
 
     @property
     def arm_names(self) -> list[str]:
@@ -696,7 +702,7 @@ class Sensitivity(Result):
     @property
     def result(self) -> dict[str, Any]:
         """``sensitivity.json`` parsed."""
-        return self.read_json("sensitivity.json")
+        return self._json_object("sensitivity.json")
 
 
 class Optimization(Result):
@@ -712,7 +718,7 @@ class Optimization(Result):
     def result(self) -> dict[str, Any]:
         """``optimize.json`` parsed: the answer (``parameters``), its SE, the
         confirmation study, convergence, settings."""
-        return self.read_json("optimize.json")
+        return self._json_object("optimize.json")
 
     @property
     def parameters(self) -> dict[str, float]:
@@ -728,14 +734,14 @@ class Optimization(Result):
 class Fit(Result):
     """A model fitted to data (``brandsim fit churn`` or ``fit bass``)."""
 
-    def __init__(self, directory: Path, text: str, keep: _TempDir | None, model: str) -> None:
+    def __init__(self, directory: Path, text: str, keep: object, model: str) -> None:
         super().__init__(directory, text, keep)
         self.model = model
 
     @property
     def result(self) -> dict[str, Any]:
         """``churn.json`` or ``bass.json`` parsed."""
-        return self.read_json(f"{self.model}.json")
+        return self._json_object(f"{self.model}.json")
 
     @property
     def estimates(self) -> Any:
@@ -758,7 +764,7 @@ class Calibration(Result):
     @property
     def result(self) -> dict[str, Any]:
         """``calibration.json`` parsed."""
-        return self.read_json("calibration.json")
+        return self._json_object("calibration.json")
 
     @property
     def estimates(self) -> Any:
