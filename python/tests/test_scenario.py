@@ -123,3 +123,14 @@ def test_a_bad_variant_is_refused_at_its_line_and_column(tmp_path) -> None:
     assert error.key_path is not None and error.key_path.endswith('.set."channels.tv.daily_budget"')
     assert error.column == text.splitlines()[-1].index("5.0") + 1
     assert cli("compare", str(path), "-r", "2", "-q", expect=2).stderr == f"error: {error}\n"
+
+
+def test_from_toml_reads_a_relative_schedule_file_from_base_dir() -> None:
+    text = open("scenarios/campaign_calendar.toml").read()
+    from_file = brandsim.Scenario.from_file("scenarios/campaign_calendar.toml").to_dict()
+    from_text = brandsim.Scenario.from_toml(text, name="campaign_calendar", base_dir="scenarios")
+    assert from_text.to_dict() == from_file
+    with pytest.raises(brandsim.ScenarioError) as caught:
+        brandsim.Scenario.from_toml(text, name="campaign_calendar", base_dir="elsewhere")
+    assert caught.value.key_path == "schedule.file"
+    assert caught.value.file == "elsewhere/campaign_calendar.toml"

@@ -469,3 +469,21 @@ pub fn progress_bar(len: u64, what: &str, quiet: bool) -> ProgressBar {
     bar.set_style(style);
     bar
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capture_stdout_collects_the_printout_and_restores_the_outer_capture() {
+        let ((inner, inner_text), outer_text) = capture_stdout(|| {
+            print_out("outer ").unwrap();
+            let inner = capture_stdout(|| print_out("inner"));
+            print_out("again").unwrap();
+            inner
+        });
+        assert!(inner.is_ok());
+        assert_eq!(inner_text, "inner");
+        assert_eq!(outer_text, "outer again");
+    }
+}
