@@ -563,10 +563,21 @@ class Result:
     def __str__(self) -> str:
         return self.text
 
+    def _headline(self) -> Any:
+        """The table a notebook shows for this result."""
+        return None
+
+    def _repr_html_(self) -> str | None:
+        """In a notebook: the headline table (with pandas), else the plain repr."""
+        table = self._headline()
+        return table.to_html() if hasattr(table, "to_html") else None
+
 
 class Study(Result):
-    """A Monte Carlo study of one scenario (``brandsim run``), or one grid point or
-    arm of a sweep or comparison."""
+    """A Monte Carlo study of one scenario (``brandsim run``)."""
+
+    def _headline(self) -> Any:
+        return self.summary
 
     @property
     def summary(self) -> Any:
@@ -613,6 +624,9 @@ class Study(Result):
 class Sweep(Result):
     """A grid of scenarios on the same replications (``brandsim sweep``)."""
 
+    def _headline(self) -> Any:
+        return self.table
+
     @property
     def table(self) -> Any:
         """``sweep.csv``: one row per grid point: the varied keys, then
@@ -634,6 +648,9 @@ class Sweep(Result):
 class Comparison(Result):
     """A scenario against its variants or other scenarios, paired on the same
     replications (``brandsim compare``)."""
+
+    def _headline(self) -> Any:
+        return self.table
 
     _labels: Mapping[str, str] = {}
 
@@ -692,6 +709,9 @@ class Comparison(Result):
 class Sensitivity(Result):
     """Global sensitivity of metrics to scenario values (``brandsim sensitivity``)."""
 
+    def _headline(self) -> Any:
+        return self.table
+
     @property
     def table(self) -> Any:
         """``sensitivity.csv``: one row per metric and key: Morris ``mu_star``
@@ -707,6 +727,9 @@ class Sensitivity(Result):
 
 class Optimization(Result):
     """Stochastic-gradient tuning of scenario values (``brandsim optimize``)."""
+
+    def _headline(self) -> Any:
+        return self.trace
 
     @property
     def trace(self) -> Any:
@@ -738,6 +761,9 @@ class Fit(Result):
         super().__init__(directory, text, keep)
         self.model = model
 
+    def _headline(self) -> Any:
+        return self.estimates
+
     @property
     def result(self) -> dict[str, Any]:
         """``churn.json`` or ``bass.json`` parsed."""
@@ -760,6 +786,9 @@ class Fit(Result):
 
 class Calibration(Result):
     """Scenario values fitted to observed daily series (``brandsim calibrate``)."""
+
+    def _headline(self) -> Any:
+        return self.estimates
 
     @property
     def result(self) -> dict[str, Any]:

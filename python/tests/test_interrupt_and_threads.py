@@ -140,3 +140,22 @@ def test_tables_without_pandas_are_dicts_of_lists(monkeypatch) -> None:
     daily = study.daily
     assert isinstance(daily["day"], list) and daily["day"][:3] == [0, 1, 2]
     assert len(study.replications) == 3
+
+
+def test_ctrl_c_stops_a_comparison_and_it_resumes(tmp_path: Path) -> None:
+    out = tmp_path / "comparison"
+    strategies = (
+        brandsim.Scenario.from_file("scenarios/strategies.toml")
+        .set("market.population", 20000)
+        .set("simulation.days", 60)
+    )
+    watcher = interrupt_once(out / "arms" / "0" / "outcomes", at_least=2)
+    with pytest.raises(KeyboardInterrupt):
+        brandsim.compare(strategies, replications=40, out=out, plots=False)
+    watcher.join()
+    kept = sum(len(list(p.iterdir())) for p in out.glob("arms/*/outcomes"))
+    assert 2 <= kept < 5 * 40
+    assert not (out / "compare.csv").exists()
+    resumed = brandsim.compare(strategies, replications=40, resume=out, plots=False)
+    assert len(resumed.table) == 5 * len(brandsim.METRICS)
+    assert sum(len(list(p.iterdir())) for p in out.glob("arms/*/outcomes")) == 5 * 40

@@ -52,6 +52,8 @@ def test_dataframes_hold_exactly_the_values_of_the_files(tmp_path: Path) -> None
     first = dict(zip(lines[0].split(","), lines[2].split(",")))
     assert daily.loc[1, "revenue_mean"] == float(first["revenue_mean"])
     assert len(study.replications) == 4
+    # A notebook shows the summary table.
+    assert "<table" in study._repr_html_() and "profit" in study._repr_html_()
 
 
 def test_results_do_not_depend_on_threads(tmp_path: Path) -> None:
