@@ -72,11 +72,22 @@ def test_ctrl_c_without_out_leaves_no_temporary_directory(tmp_path: Path, monkey
     import tempfile
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
-    timer.start()
+    scenario = long_study()
+
+    def watch() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if any(tmp_path.glob("brandsim-*/outcomes/*")):
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
     with pytest.raises(KeyboardInterrupt):
-        brandsim.run(long_study(), replications=160, plots=False)
-    timer.join()
+        brandsim.run(scenario, replications=160, plots=False)
+    watcher.join()
+    # The study's temporary directory is gone (a scenario from a file has none).
     assert list(tmp_path.iterdir()) == []
 
 

@@ -27,6 +27,8 @@ def test_run_summary_and_daily_equal_the_cli_bit_for_bit(tmp_path: Path) -> None
         read_json(b / "summary.json"), "throughput"
     )
     assert without(read_json(a / "study.json"), "work") == without(read_json(b / "study.json"), "work")
+    # threads=0 uses every core, as the CLI does.
+    assert read_json(a / "study.json")["work"]["threads"] == read_json(b / "study.json")["work"]["threads"]
     # Every outcome file, too.
     outcomes = sorted(p.name for p in (a / "outcomes").iterdir())
     assert outcomes == sorted(p.name for p in (b / "outcomes").iterdir())
