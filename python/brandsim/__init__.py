@@ -952,7 +952,7 @@ def run(
     seed: int | None = None,
     threads: int = 0,
     out: PathLike | None = None,
-    quiet: bool = True,
+    quiet: bool = False,
     shard: str | tuple[int, int] | None = None,
     resume: PathLike | None = None,
     force: bool = False,
@@ -973,7 +973,8 @@ def run(
         out: output directory (new or empty, or holding this same study, which
             is continued); default a temporary directory deleted with the result.
             With ``out``, replications finished before a Ctrl-C are kept there.
-        quiet: no progress bar (it shows only when stderr is a terminal).
+        quiet: no progress bar (as the CLI, it shows only when stderr is a
+            terminal: in a terminal session, not in a notebook).
         shard: ``"K/N"`` or ``(K, N)``: only the replications ``j mod N = K``.
         resume: continue the interrupted study in this directory.
         force: replace another study in ``out`` (only files brandsim wrote).
@@ -1016,7 +1017,7 @@ def sweep(
     seed: int | None = None,
     threads: int = 0,
     out: PathLike | None = None,
-    quiet: bool = True,
+    quiet: bool = False,
     shard: str | tuple[int, int] | None = None,
     resume: PathLike | None = None,
     force: bool = False,
@@ -1090,7 +1091,7 @@ def compare(
     seed: int | None = None,
     threads: int = 0,
     out: PathLike | None = None,
-    quiet: bool = True,
+    quiet: bool = False,
     shard: str | tuple[int, int] | None = None,
     resume: PathLike | None = None,
     force: bool = False,
@@ -1152,7 +1153,7 @@ def sensitivity(
     seed: int | None = None,
     threads: int = 0,
     out: PathLike | None = None,
-    quiet: bool = True,
+    quiet: bool = False,
     shard: str | tuple[int, int] | None = None,
     resume: PathLike | None = None,
     force: bool = False,
@@ -1209,7 +1210,7 @@ def optimize(
     seed: int | None = None,
     threads: int = 0,
     out: PathLike | None = None,
-    quiet: bool = True,
+    quiet: bool = False,
     resume: PathLike | None = None,
     force: bool = False,
 ) -> Optimization:
@@ -1294,7 +1295,7 @@ def fit_churn(
     *,
     periods: int | None = None,
     out: PathLike | None = None,
-    quiet: bool = True,
+    quiet: bool = False,
     force: bool = False,
     plots: bool = True,
     plot_format: str = "svg",
@@ -1333,7 +1334,7 @@ def fit_bass(
     cpm: float = 10.0,
     satisfaction: float = 1.0,
     out: PathLike | None = None,
-    quiet: bool = True,
+    quiet: bool = False,
     force: bool = False,
     plots: bool = True,
     plot_format: str = "svg",
@@ -1374,7 +1375,7 @@ def calibrate(
     seed: int | None = None,
     threads: int = 0,
     out: PathLike | None = None,
-    quiet: bool = True,
+    quiet: bool = False,
     resume: PathLike | None = None,
     force: bool = False,
     plots: bool = True,

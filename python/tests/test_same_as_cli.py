@@ -212,3 +212,23 @@ def test_shards_run_from_python_merge_into_the_whole_study(tmp_path: Path) -> No
     cli("merge", str(tmp_path / "shard0"), str(tmp_path / "shard1"), "--out", str(tmp_path / "merged"))
     whole = brandsim.run(small(KP), replications=5, plots=False, out=tmp_path / "whole")
     same_bytes(tmp_path / "merged", whole.dir, "daily.csv", "replications.csv")
+
+
+def test_calendar_scenario_with_dates_equals_the_cli(tmp_path: Path) -> None:
+    import datetime
+
+    calendar = "scenarios/campaign_calendar.toml"
+    cli("sweep", calendar, "--set", "market.population=5000", "-r", "2", "-q", "--no-plots",
+        "--vary", "campaigns.summer-sale.start=2026-06-01,2026-07-01", "--out", str(tmp_path / "cli"))
+    scenario = brandsim.Scenario.from_file(calendar).set("market.population", 5000)
+    dates = [datetime.date(2026, 6, 1), datetime.date(2026, 7, 1)]
+    result = brandsim.sweep(scenario, {"campaigns.summer-sale.start": dates}, replications=2,
+                            plots=False, out=tmp_path / "py")
+    same_bytes(tmp_path / "cli", result.dir, "sweep.csv", "sweep.json")
+    # A run of it: daily.csv has the dates, read as text.
+    study = brandsim.run(scenario.set("campaigns.summer-sale.start", dates[1]), replications=2,
+                         plots=False, out=tmp_path / "run")
+    cli("run", calendar, "--set", "market.population=5000", "--set",
+        "campaigns.summer-sale.start=2026-07-01", "-r", "2", "-q", "--no-plots", "--out", str(tmp_path / "clirun"))
+    same_bytes(tmp_path / "clirun", study.dir, "daily.csv", "replications.csv")
+    assert study.daily["date"].iloc[0] == "2026-01-01"
