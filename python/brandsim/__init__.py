@@ -61,6 +61,7 @@ __all__ = [
     "fit_churn",
     "fit_bass",
     "calibrate",
+    "merge",
     "METRICS",
     "DAILY_SERIES",
 ]
@@ -1415,3 +1416,28 @@ def calibrate(
         argv, _resume_out(out, resume), labels, None, [scenario._path]
     )
     return Calibration(directory, text, _Keep(result_keep, keep, scenario._keep))
+
+
+def merge(*shards: PathLike, out: PathLike) -> Result:
+    """Merges the shard directories of a study (``shard=(K, N)`` of :func:`run`,
+    :func:`sweep`, :func:`compare` or :func:`sensitivity`) into the outputs of the
+    whole study in ``out``, identical to a one-process study (``brandsim merge``).
+
+    Returns:
+        the result of the merged study's kind: :class:`Study`, :class:`Sweep`,
+        :class:`Comparison` or :class:`Sensitivity`.
+
+    Raises:
+        ScenarioError: missing or extra shards, shards of different studies, an
+            ``out`` in use.
+    """
+    argv = ["merge", *(os.fspath(d) for d in shards)]
+    directory, text, keep = _execute(argv, out, {}, None)
+    for name, kind in (
+        ("compare.csv", Comparison),
+        ("sweep.csv", Sweep),
+        ("sensitivity.csv", Sensitivity),
+    ):
+        if (directory / name).exists():
+            return kind(directory, text, keep)
+    return Study(directory, text, keep)

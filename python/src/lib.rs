@@ -138,6 +138,8 @@ impl From<CliError> for Failure {
             CliError::OutputDir(error @ OutputDirError::Refused { .. }) => {
                 Failure::new("usage", error.to_string(), exit_code)
             }
+            // Shard directories that do not make one study are bad input too.
+            CliError::Merge(error) => Failure::new("usage", error.to_string(), exit_code),
             CliError::Interrupted => Failure::new("interrupted", error.to_string(), exit_code),
             other => Failure::new("study", other.to_string(), exit_code),
         }

@@ -209,9 +209,25 @@ def test_run_to_precision_equals_the_cli(tmp_path: Path) -> None:
 def test_shards_run_from_python_merge_into_the_whole_study(tmp_path: Path) -> None:
     for k in range(2):
         brandsim.run(small(KP), replications=5, shard=(k, 2), plots=False, out=tmp_path / f"shard{k}")
-    cli("merge", str(tmp_path / "shard0"), str(tmp_path / "shard1"), "--out", str(tmp_path / "merged"))
+    merged = brandsim.merge(tmp_path / "shard0", tmp_path / "shard1", out=tmp_path / "merged")
+    assert isinstance(merged, brandsim.Study)
     whole = brandsim.run(small(KP), replications=5, plots=False, out=tmp_path / "whole")
-    same_bytes(tmp_path / "merged", whole.dir, "daily.csv", "replications.csv")
+    same_bytes(merged.dir, whole.dir, "daily.csv", "replications.csv")
+    cli("merge", str(tmp_path / "shard0"), str(tmp_path / "shard1"), "--out", str(tmp_path / "cli"))
+    same_bytes(merged.dir, tmp_path / "cli", "daily.csv", "replications.csv", "scenario.toml")
+    # A missing shard is refused.
+    with pytest.raises(brandsim.ScenarioError, match="shard"):
+        brandsim.merge(tmp_path / "shard0", out=tmp_path / "partial")
+
+
+def test_sharded_comparison_merges_into_a_comparison(tmp_path: Path) -> None:
+    scenario = small("scenarios/strategies.toml")
+    for k in range(2):
+        brandsim.compare(scenario, replications=4, shard=f"{k}/2", plots=False, out=tmp_path / f"s{k}")
+    merged = brandsim.merge(tmp_path / "s0", tmp_path / "s1", out=tmp_path / "merged")
+    assert isinstance(merged, brandsim.Comparison)
+    whole = brandsim.compare(scenario, replications=4, plots=False, out=tmp_path / "whole")
+    same_bytes(merged.dir, whole.dir, "compare.csv")
 
 
 def test_calendar_scenario_with_dates_equals_the_cli(tmp_path: Path) -> None:
