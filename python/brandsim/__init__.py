@@ -35,7 +35,7 @@ import tempfile
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, NoReturn, Union
 
 from . import _core
 
@@ -167,7 +167,7 @@ def _raise(
     error: _core.CommandError,
     labels: Mapping[str, str] = {},
     sources: Mapping[str, str | None] = {},
-) -> None:
+) -> NoReturn:
     """Raises ``error`` as ScenarioError or StudyError. ``labels`` maps temporary
     paths to what messages show instead; ``sources`` the scenario files involved to
     their text (``None``: read the file), to find the column of a scenario error."""
@@ -835,7 +835,6 @@ def _core_replications(result: Result, folder: str, index: int) -> str:
         return _core.stored_replications_csv(str(directory))
     except _core.CommandError as error:
         _raise(error)
-    raise AssertionError("unreachable")
 
 
 def _stored_replications(result: Result, folder: str, index: int) -> Any:
