@@ -10,18 +10,12 @@ use serde_json::{Value, json};
 
 use super::{CliError, Reuse, create_output_dir, lock_named_output, write_output, write_plots};
 use crate::cli::{FitModel, FitOutputArgs};
+use crate::fit::Estimate;
 use crate::fit::bass::{self, BassForm, ScenarioMapping};
 use crate::fit::churn::{self, Cohort};
 use crate::fit::data::Table;
-use crate::fit::{DataError, Estimate};
 use crate::plots::{FitCurve, FitPoints, fit_chart};
 use crate::report;
-
-impl From<DataError> for CliError {
-    fn from(error: DataError) -> Self {
-        CliError::Usage(error.to_string())
-    }
-}
 
 /// Entry point of `brandsim fit`.
 pub fn run(model: &FitModel) -> Result<(), CliError> {

@@ -40,10 +40,38 @@ use crate::cli::StudyArgs;
 use crate::scenario::{self, Assignment, Scenario, ScenarioError, ScenarioSource};
 use crate::study::output_dir::{self, Acquire, DirLock, Marker, MarkerState};
 
+std::thread_local! {
+    /// The printout of the command running on this thread, when a program that
+    /// embeds the commands (the Python package) asked for it with [`capture_stdout`].
+    static CAPTURED_STDOUT: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `command` with everything it would print on stdout (through [`print_out`])
+/// collected instead, and returns its result with that text. For programs that embed
+/// the commands (the Python package keeps the printout as the result's `text`).
+pub fn capture_stdout<R>(command: impl FnOnce() -> R) -> (R, String) {
+    let previous = CAPTURED_STDOUT.with(|c| c.replace(Some(String::new())));
+    let result = command();
+    let text = CAPTURED_STDOUT
+        .with(|c| c.replace(previous))
+        .unwrap_or_default();
+    (result, text)
+}
+
 /// Writes `text` to stdout and flushes it; a failed write is an error naming
-/// stdout (exit code 2), never a panic.
+/// stdout (exit code 2), never a panic. Under [`capture_stdout`], collects it instead.
 pub fn print_out(text: &str) -> Result<(), CliError> {
     use std::io::Write;
+    let captured = CAPTURED_STDOUT.with(|c| match c.borrow_mut().as_mut() {
+        Some(buffer) => {
+            buffer.push_str(text);
+            true
+        }
+        None => false,
+    });
+    if captured {
+        return Ok(());
+    }
     let mut stdout = io::stdout().lock();
     stdout
         .write_all(text.as_bytes())
@@ -77,6 +105,9 @@ pub enum CliError {
     OutputDir(#[from] crate::study::output_dir::OutputDirError),
     #[error("{0}")]
     Report(#[from] crate::output::html_report::ReportError),
+    /// A bad data file of `fit` or `calibrate` (file, line, column).
+    #[error("{0}")]
+    Data(#[from] crate::fit::DataError),
 }
 
 impl CliError {
@@ -437,4 +468,22 @@ pub fn progress_bar(len: u64, what: &str, quiet: bool) -> ProgressBar {
     .expect("valid template");
     bar.set_style(style);
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capture_stdout_collects_the_printout_and_restores_the_outer_capture() {
+        let ((inner, inner_text), outer_text) = capture_stdout(|| {
+            print_out("outer ").unwrap();
+            let inner = capture_stdout(|| print_out("inner"));
+            print_out("again").unwrap();
+            inner
+        });
+        assert!(inner.is_ok());
+        assert_eq!(inner_text, "inner");
+        assert_eq!(outer_text, "outer again");
+    }
 }

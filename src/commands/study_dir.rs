@@ -19,11 +19,32 @@ use crate::shard::Shard;
 use crate::store::{StoreError, StudyMeta, StudyStore, Work};
 use crate::study::{StudyRun, StudySummary, run_replications_until, summarize_study};
 
+/// The stop flag of a program that embeds the commands (see [`embedded_interrupt_flag`]).
+static EMBEDDED_STOP: AtomicBool = AtomicBool::new(false);
+
+/// Whether [`embedded_interrupt_flag`] was called: the process's signals belong to
+/// its host (the Python interpreter), so [`interrupt_flag`] installs no handler.
+static EMBEDDED: AtomicBool = AtomicBool::new(false);
+
+/// For a program that embeds the commands (the Python package): from now on,
+/// [`interrupt_flag`] installs no SIGINT/SIGTERM handler (the host handles its
+/// signals; a second Ctrl-C must not end it) and returns this flag, which the
+/// host sets to stop every running study as Ctrl-C would, and clears before
+/// starting a new one.
+pub fn embedded_interrupt_flag() -> &'static AtomicBool {
+    EMBEDDED.store(true, Ordering::SeqCst);
+    &EMBEDDED_STOP
+}
+
 /// Set by the first SIGINT or SIGTERM: no new replication starts. A second one
-/// ends the process at once (exit 130).
+/// ends the process at once (exit 130). In a host program that called
+/// [`embedded_interrupt_flag`], that flag, and no signal handler.
 pub fn interrupt_flag() -> &'static AtomicBool {
     static INTERRUPTED: AtomicBool = AtomicBool::new(false);
     static INSTALLED: OnceLock<()> = OnceLock::new();
+    if EMBEDDED.load(Ordering::SeqCst) {
+        return &EMBEDDED_STOP;
+    }
     INSTALLED.get_or_init(|| {
         use signal_hook::consts::{SIGINT, SIGTERM};
         for signal in [SIGINT, SIGTERM] {

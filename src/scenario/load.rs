@@ -196,6 +196,41 @@ pub fn load_file(
     resolve(document, &file, &locations, overrides)
 }
 
+/// [`load_file`] for scenario text that is not read from a file (the Python
+/// package's `Scenario.from_toml`): `file` names it in errors, its stem is the
+/// default `name`, and a relative `[schedule] file` is read from its directory.
+pub fn load_str(
+    text: &str,
+    file: &str,
+    overrides: &[Assignment],
+) -> Result<(Scenario, ScenarioSource), ScenarioError> {
+    let (mut document, mut locations) = parse_document(text, file)?;
+    locations.schedule = embed_schedule_file(&mut document, file, &locations)?;
+    resolve(document, file, &locations, overrides)
+}
+
+/// Where `key_path` (as in [`ScenarioError::key_path`]; empty for a TOML syntax
+/// error) is written in the scenario text `text`: the 1-based line and column (in
+/// characters) where its value starts, or where the syntax error is. For hosts
+/// that show a column (the Python package's `ScenarioError.column`); `None` when
+/// the key is not in the text (a missing key, a value from `--set`).
+pub fn position_in_text(text: &str, key_path: &str) -> Option<(usize, usize)> {
+    let position = |offset: usize| {
+        let before = &text[..offset.min(text.len())];
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let line = 1 + before.matches('\n').count();
+        (line, 1 + before[line_start..].chars().count())
+    };
+    match DeTable::parse(text) {
+        Err(error) if key_path.is_empty() => error.span().map(|span| position(span.start)),
+        Err(_) => None,
+        Ok(root) => Locations::new(text, root.get_ref())
+            .spans
+            .get(key_path)
+            .map(|span| position(span.start)),
+    }
+}
+
 /// The largest scenario file read: a hand-written scenario is a few KiB, and a
 /// bound keeps a wrong path (a log, `/dev/zero`) from filling the memory.
 pub const MAX_FILE_BYTES: u64 = 10 * 1024 * 1024;
@@ -1527,6 +1562,18 @@ mod tests {
 
     fn locations(text: &str) -> Locations {
         Locations::new(text, DeTable::parse(text).unwrap().get_ref())
+    }
+
+    #[test]
+    fn position_in_text_is_the_line_and_column_of_the_value_or_syntax_error() {
+        let text = "name = \"x\"\n[market]\npopulation = -5\ntopics = { \"é\" = 1, b = 2 }\n";
+        assert_eq!(position_in_text(text, "market.population"), Some((3, 14)));
+        // Columns count characters, not bytes.
+        assert_eq!(position_in_text(text, "market.topics.b"), Some((4, 25)));
+        assert_eq!(position_in_text(text, "market.missing"), None);
+        let broken = "name = \"x\"\n[market\npopulation = 3\n";
+        assert_eq!(position_in_text(broken, ""), Some((2, 8)));
+        assert_eq!(position_in_text(broken, "market.population"), None);
     }
 
     #[test]

@@ -12,6 +12,8 @@ mod uncertain;
 
 pub use calendar::{Calendar, Campaign, ScheduleRow, TimeVaryingKey, Timeline};
 pub use load::{MAX_FILE_BYTES, MAX_LIST_LEN, ScenarioError, ScenarioSource, load_file, parse_str};
+// For programs that embed brandsim (the Python package).
+pub use load::{load_str, position_in_text};
 pub use overrides::{Assignment, parse_assignment};
 pub use uncertain::{Uncertain, UncertainDistribution};
 
