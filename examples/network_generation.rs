@@ -1,5 +1,6 @@
 //! Times the social-network generators (and the summary) at a given size:
-//! `cargo run --release --example network_generation -- [USERS [MEAN_DEGREE]]`.
+//! `cargo run --release --example network_generation -- [USERS [MEAN_DEGREE [THREADS]]]`
+//! (the summary's triangle count runs on THREADS, default 1; generation is sequential).
 
 use std::time::Instant;
 
@@ -10,15 +11,27 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let users: u32 = args.get(1).map_or(1_000_000, |a| a.parse().expect("USERS"));
     let degree: u32 = args.get(2).map_or(10, |a| a.parse().expect("MEAN_DEGREE"));
+    let threads: usize = args.get(3).map_or(1, |a| a.parse().expect("THREADS"));
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .expect("the first pool");
     let key = ReplicationKey::new(1, 0);
     let timed = |name: &str, build: &dyn Fn() -> network::Graph| {
         let start = Instant::now();
         let graph = build();
         let generated = start.elapsed();
+        let start = Instant::now();
+        let summary = network::summary(&graph);
+        let summarised = start.elapsed();
         println!(
-            "{name:16} N = {users}, E = {:>10}, {:>8.1} ms, {:.1} MB",
+            "{name:16} N = {users}, E = {:>10}: generated in {:>7.1} ms, summarised in {:>7.1} ms \
+             (max degree {}, transitivity {:.4}), graph {:.1} MB",
             graph.edges(),
             generated.as_secs_f64() * 1e3,
+            summarised.as_secs_f64() * 1e3,
+            summary.max_degree,
+            summary.transitivity,
             graph.heap_bytes() as f64 / 1e6
         );
     };
