@@ -84,8 +84,13 @@ impl Graph {
             next[b as usize] += 1;
         }
         drop(next);
+        // Edges listed in increasing (min, max) order, as Erdős–Rényi's rows
+        // and sorted files are, leave every row sorted already.
         for u in 0..n {
-            neighbours[offsets[u] as usize..offsets[u + 1] as usize].sort_unstable();
+            let row = &mut neighbours[offsets[u] as usize..offsets[u + 1] as usize];
+            if !row.is_sorted() {
+                row.sort_unstable();
+            }
         }
         Ok(Graph {
             offsets,
