@@ -269,7 +269,7 @@ fn sampled_clustering(graph: &Graph, degrees: &[u32]) -> Clustering {
         };
         graph.neighbours(short).binary_search(&other).is_ok()
     };
-    let mut closed_at = |generator: &mut crate::rng::DrawRng, u: u32| {
+    let closed_at = |generator: &mut crate::rng::DrawRng, u: u32| {
         let row = graph.neighbours(u);
         let d = row.len() as u64;
         let i = super::generate::below(generator, d);
