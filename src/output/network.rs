@@ -4,8 +4,9 @@
 //! Graphs are rebuilt with `network::graph_for` (a pure function of the scenario,
 //! seed and replication), so a merged study writes the same file as an unsharded
 //! one. Per-replication graphs are summarised for the first
-//! [`MAX_SUMMARISED_REPLICATIONS`] replication numbers of the study only, so the
-//! outputs stay cheap beside the study itself.
+//! [`MAX_SUMMARISED_REPLICATIONS`] replication numbers of the study only, fewer
+//! for large graphs ([`SUMMARISED_EDGES`]), so the outputs stay cheap beside the
+//! study itself.
 
 use rayon::prelude::*;
 use serde_json::{Value, json};
@@ -14,10 +15,26 @@ use crate::network::{GraphSummary, graph_for, summary};
 use crate::plots::{PlotError, PlotFile, PlotFormat};
 use crate::scenario::{GraphScope, NetworkModel, Scenario};
 
-/// How many per-replication graphs `network.json` summarises: those of the
-/// lowest replication numbers. Each costs a regeneration and a summary (about
-/// 0.3 s + 0.5 s at 10^6 users and mean degree 10 on one core).
+/// How many per-replication graphs `network.json` summarises at most: those of
+/// the lowest replication numbers.
 pub const MAX_SUMMARISED_REPLICATIONS: usize = 4;
+
+/// Per-replication graphs are summarised while their expected edges add up to
+/// at most this many (at least one graph): each costs a regeneration and a
+/// summary, about 0.2 s + 0.2 s of CPU at 10^6 users and mean degree 10, so two
+/// such graphs, four of 10^5 users.
+pub const SUMMARISED_EDGES: f64 = 1e7;
+
+/// The expected number of edges of a generated graph.
+fn expected_edges(model: &NetworkModel, users: u32) -> f64 {
+    let n = f64::from(users);
+    match *model {
+        NetworkModel::ErdosRenyi { mean_degree } => n * mean_degree / 2.0,
+        NetworkModel::WattsStrogatz { k, .. } => n * f64::from(k) / 2.0,
+        NetworkModel::BarabasiAlbert { m } => n * f64::from(m),
+        NetworkModel::File { ref edges, .. } => edges.len() as f64,
+    }
+}
 
 /// The network outputs of a study: `network.json` and, when plots are asked
 /// for, the degree distribution plot.
@@ -46,7 +63,9 @@ pub fn network_outputs(
             let mut numbers = replications.to_vec();
             numbers.sort_unstable();
             numbers.dedup();
-            numbers.truncate(MAX_SUMMARISED_REPLICATIONS);
+            let per_graph = expected_edges(&network.model, scenario.market.population);
+            let affordable = (SUMMARISED_EDGES / per_graph.max(1.0)).floor() as usize;
+            numbers.truncate(affordable.clamp(1, MAX_SUMMARISED_REPLICATIONS));
             ("per-replication", numbers.into_iter().map(Some).collect())
         }
     };
@@ -102,7 +121,8 @@ pub fn network_outputs(
     });
     if scope == "per-replication" {
         document["summarised"] = json!(format!(
-            "the graphs of the first {} replication numbers of the study (at most {MAX_SUMMARISED_REPLICATIONS})",
+            "the graphs of the first {} replication numbers of the study (at most \
+             {MAX_SUMMARISED_REPLICATIONS}, and fewer while they exceed 10^7 edges together)",
             summaries.len()
         ));
     }
