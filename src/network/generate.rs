@@ -78,12 +78,21 @@ pub fn erdos_renyi(users: u32, mean_degree: f64, key: ReplicationKey) -> Graph {
 pub fn watts_strogatz(users: u32, k: u32, rewiring: f64, key: ReplicationKey) -> Graph {
     let n = users;
     let half = k / 2;
+    // Rows are kept sorted throughout (binary search for adjacency, sorted
+    // insertion), so the graph needs no sorting at the end.
     let mut adjacency: Vec<Vec<u32>> = (0..n)
         .map(|u| {
             let mut row = Vec::with_capacity(k as usize + 2);
+            // u ± j mod N without a division (j < N).
+            for j in (1..=half).rev() {
+                row.push(if u >= j { u - j } else { u + (n - j) });
+            }
             for j in 1..=half {
-                row.push(((u64::from(u) + u64::from(j)) % u64::from(n)) as u32);
-                row.push(((u64::from(u) + u64::from(n) - u64::from(j)) % u64::from(n)) as u32);
+                row.push(if j < n - u { u + j } else { j - (n - u) });
+            }
+            // Only rows that wrap around the ring are out of order.
+            if !row.is_sorted() {
+                row.sort_unstable();
             }
             row
         })
@@ -104,22 +113,21 @@ pub fn watts_strogatz(users: u32, k: u32, rewiring: f64, key: ReplicationKey) ->
                 let w = if 4 * candidates >= u64::from(n) {
                     loop {
                         let w = below(&mut generator, u64::from(n)) as u32;
-                        if w != u && !adjacency[u as usize].contains(&w) {
+                        if w != u && adjacency[u as usize].binary_search(&w).is_err() {
                             break w;
                         }
                     }
                 } else {
                     scratch.clear();
                     scratch.extend_from_slice(&adjacency[u as usize]);
-                    scratch.push(u);
-                    scratch.sort_unstable();
+                    insert(&mut scratch, u);
                     nth_missing(&scratch, below(&mut generator, candidates) as u32)
                 };
                 let target = ((u64::from(u) + u64::from(j)) % u64::from(n)) as u32;
                 remove(&mut adjacency[u as usize], target);
                 remove(&mut adjacency[target as usize], u);
-                adjacency[u as usize].push(w);
-                adjacency[w as usize].push(u);
+                insert(&mut adjacency[u as usize], w);
+                insert(&mut adjacency[w as usize], u);
             }
         }
     }
@@ -138,13 +146,18 @@ fn nth_missing(taken: &[u32], rank: u32) -> u32 {
     rank + before as u32
 }
 
-/// Removes `value` (present) from `row`, order not kept.
+/// Removes `value` (present) from the sorted `row`.
 fn remove(row: &mut Vec<u32>, value: u32) {
     let at = row
-        .iter()
-        .position(|&x| x == value)
+        .binary_search(&value)
         .expect("a rewired lattice edge is present on both sides");
-    row.swap_remove(at);
+    row.remove(at);
+}
+
+/// Inserts `value` (absent) into the sorted `row`.
+fn insert(row: &mut Vec<u32>, value: u32) {
+    let at = row.binary_search(&value).unwrap_err();
+    row.insert(at, value);
 }
 
 /// Barabási–Albert preferential attachment with `m = mean_degree / 2`: users

@@ -112,7 +112,9 @@ impl Graph {
         }
         let mut neighbours = Vec::with_capacity(total as usize);
         for mut row in adjacency {
-            row.sort_unstable();
+            if !row.is_sorted() {
+                row.sort_unstable();
+            }
             neighbours.extend_from_slice(&row);
         }
         Graph {
