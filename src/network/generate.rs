@@ -106,22 +106,10 @@ pub fn watts_strogatz(users: u32, k: u32, rewiring: f64, key: ReplicationKey) ->
                 if generator.uniform() >= rewiring {
                     continue;
                 }
-                let candidates = u64::from(n) - 1 - adjacency[u as usize].len() as u64;
-                if candidates == 0 {
+                let Some(w) =
+                    non_neighbour(&mut generator, &adjacency[u as usize], u, n, &mut scratch)
+                else {
                     continue;
-                }
-                let w = if 4 * candidates >= u64::from(n) {
-                    loop {
-                        let w = below(&mut generator, u64::from(n)) as u32;
-                        if w != u && adjacency[u as usize].binary_search(&w).is_err() {
-                            break w;
-                        }
-                    }
-                } else {
-                    scratch.clear();
-                    scratch.extend_from_slice(&adjacency[u as usize]);
-                    insert(&mut scratch, u);
-                    nth_missing(&scratch, below(&mut generator, candidates) as u32)
                 };
                 let target = ((u64::from(u) + u64::from(j)) % u64::from(n)) as u32;
                 remove(&mut adjacency[u as usize], target);
@@ -132,6 +120,35 @@ pub fn watts_strogatz(users: u32, k: u32, rewiring: f64, key: ReplicationKey) ->
         }
     }
     Graph::from_adjacency(adjacency)
+}
+
+/// A user drawn uniformly among the users `w ≠ u` of `0..n` not in `u`'s
+/// sorted `row`, or `None` if there is none: by rejection, or, when fewer than
+/// a quarter of the users are candidates, as the candidate of a uniform rank
+/// (`scratch` is working space).
+fn non_neighbour(
+    generator: &mut DrawRng,
+    row: &[u32],
+    u: u32,
+    n: u32,
+    scratch: &mut Vec<u32>,
+) -> Option<u32> {
+    let candidates = u64::from(n) - 1 - row.len() as u64;
+    if candidates == 0 {
+        return None;
+    }
+    if 4 * candidates >= u64::from(n) {
+        loop {
+            let w = below(generator, u64::from(n)) as u32;
+            if w != u && row.binary_search(&w).is_err() {
+                return Some(w);
+            }
+        }
+    }
+    scratch.clear();
+    scratch.extend_from_slice(row);
+    insert(scratch, u);
+    Some(nth_missing(scratch, below(generator, candidates) as u32))
 }
 
 /// The `rank`-th (from 0) number missing from the sorted, distinct `taken`.
@@ -365,6 +382,64 @@ pub(crate) mod tests {
         let graph = barabasi_albert(4, 3, key(1));
         assert_eq!(graph.edges(), 6);
         assert!((0..4).all(|u| graph.degree(u) == 3));
+    }
+
+    #[test]
+    fn the_new_neighbour_is_uniform_among_non_neighbours_on_both_paths() {
+        // Rejection path (7 of 12 users are candidates) and rank path (2 of 12).
+        let stream = ReplicationKey::new(1, 0).stream(0, Event::Network);
+        let mut scratch = Vec::new();
+        for (row, expected) in [
+            (vec![1u32, 2, 10, 11], vec![3u32, 4, 5, 6, 7, 8, 9]),
+            (vec![1, 2, 3, 4, 5, 7, 9, 10, 11], vec![6, 8]),
+        ] {
+            let draws = 70_000u32;
+            let mut counts = vec![0u32; 12];
+            for k in 0..draws {
+                let mut generator = stream.generator(k);
+                let w = non_neighbour(&mut generator, &row, 0, 12, &mut scratch).unwrap();
+                counts[w as usize] += 1;
+            }
+            let p = 1.0 / expected.len() as f64;
+            let se = (f64::from(draws) * p * (1.0 - p)).sqrt();
+            for w in 0..12u32 {
+                let count = f64::from(counts[w as usize]);
+                if expected.contains(&w) {
+                    assert!(
+                        (count - f64::from(draws) * p).abs() < 5.0 * se,
+                        "{w}: {count}"
+                    );
+                } else {
+                    assert_eq!(count, 0.0, "{w} is u or a neighbour");
+                }
+            }
+        }
+        let full: Vec<u32> = (1..12).collect();
+        assert_eq!(
+            non_neighbour(&mut stream.generator(0), &full, 0, 12, &mut scratch),
+            None
+        );
+    }
+
+    #[test]
+    fn erdos_renyi_degrees_follow_the_binomial_distribution() {
+        // N = 20000, p = 5/(N−1): degree k has probability
+        // C(N−1, k) p^k (1−p)^(N−1−k); the count of users of each degree 0..=12
+        // is within 5 SE of N times it (users' degrees are nearly independent).
+        let users = 20_000u32;
+        let graph = erdos_renyi(users, 5.0, key(21));
+        let p = 5.0 / f64::from(users - 1);
+        let mut probability = (1.0 - p).powi(users as i32 - 1);
+        for k in 0..=12u32 {
+            let observed = (0..users).filter(|&u| graph.degree(u) == k).count() as f64;
+            let expected = f64::from(users) * probability;
+            let se = (expected * (1.0 - probability)).sqrt();
+            assert!(
+                (observed - expected).abs() < 5.0 * se + 1.0,
+                "k = {k}: {observed} vs {expected}"
+            );
+            probability *= f64::from(users - 1 - k) / f64::from(k + 1) * p / (1.0 - p);
+        }
     }
 
     #[test]
