@@ -394,7 +394,7 @@ pub(crate) mod tests {
             (vec![1, 2, 3, 4, 5, 7, 9, 10, 11], vec![6, 8]),
         ] {
             let draws = 70_000u32;
-            let mut counts = vec![0u32; 12];
+            let mut counts = [0u32; 12];
             for k in 0..draws {
                 let mut generator = stream.generator(k);
                 let w = non_neighbour(&mut generator, &row, 0, 12, &mut scratch).unwrap();
