@@ -38,6 +38,11 @@ pub enum Event {
     /// Not a model event: the random choices of a sensitivity design and its
     /// bootstrap (the replication is the purpose, the user the index).
     Design = 13,
+    /// `[[seeding]]` with `rule = "random"`: which candidates a seeding picks,
+    /// drawn from the stream keyed by `(S, j, seeding index)` (day
+    /// [`INITIAL_DAY`], the "user" is the seeding's index). (14 is the
+    /// network generators'.)
+    Seeding = 15,
 }
 
 /// The day used in the keys of initial traits, which belong to no simulated day.

@@ -6,6 +6,7 @@
 pub mod components;
 pub mod resources;
 pub mod score;
+pub mod seeding;
 pub mod systems;
 pub mod traits;
 pub mod wakeful;
@@ -85,6 +86,7 @@ pub fn day_schedule() -> Schedule {
     schedule.set_executor(SingleThreadedExecutor::new());
     schedule.add_systems(
         (
+            seeding::seed_users,
             systems::start_day,
             systems::run_funnel,
             systems::spawn_subscribers,
@@ -124,6 +126,7 @@ pub fn build_world(scenario: &Arc<Scenario>, replication: u32) -> World {
     world.insert_resource(NewSubscribers::default());
     world.insert_resource(Wakefulness::default());
     world.insert_resource(DailyRecord::default());
+    world.insert_resource(seeding::SeedingTally::default());
     world.insert_resource(RenewalCalendar {
         due: vec![Vec::new(); scenario.simulation.days as usize],
     });
@@ -190,6 +193,7 @@ fn collect_outcome(world: &mut World, replication: u32) -> Outcome {
             .sum()
     };
     let spend: f64 = daily.spend.iter().sum();
+    let seeded_registered = world.resource::<seeding::SeedingTally>().seeded_registered;
     let npv = npv(&scenario.calendar, &daily, revenue - spend);
     Outcome {
         replication,
@@ -200,6 +204,8 @@ fn collect_outcome(world: &mut World, replication: u32) -> Outcome {
         aware: aggregates.aware,
         active_payers: aggregates.active_payers,
         registered_at_end,
+        seeded: sum(&daily.seeded),
+        seeded_registered,
         satisfaction_sum: aggregates.satisfaction_sum(),
         revenue,
         spend,

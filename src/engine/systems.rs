@@ -654,7 +654,15 @@ pub fn record_day(
     series.churned.push(day.churned);
     series.dormant.push(day.dormant);
     series.revenue.push(day.revenue);
-    series.spend.push(market.daily_spend);
+    // Adding a zero would turn a spend of -0.0 into 0.0: only seeding days add.
+    series.spend.push(if day.seeding_spend != 0.0 {
+        market.daily_spend + day.seeding_spend
+    } else {
+        market.daily_spend
+    });
+    if !market.base.seeding.is_empty() {
+        series.seeded.push(day.seeded);
+    }
     series.aware.push(aggregates.aware);
     series.active_payers.push(aggregates.active_payers);
     today.0 += 1;

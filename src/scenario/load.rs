@@ -579,6 +579,7 @@ pub(super) const TOP_FIELDS: &[Field] = &[
     optional("campaigns", Kind::Tables),
     optional("schedule", Kind::Table),
     optional("uncertain", Kind::Tables),
+    optional("seeding", Kind::Tables),
 ];
 
 pub(super) const SIMULATION_FIELDS: &[Field] = &[
@@ -924,12 +925,14 @@ impl Validator<'_> {
             variants,
             calendar: Default::default(),
             uncertain: Vec::new(),
+            seeding: Vec::new(),
         };
         self.check_derived_quantities(&scenario)?;
         let mut scenario = scenario;
         scenario.calendar = std::sync::Arc::new(self.calendar(document, &scenario)?);
         self.check_days_derived_quantities(&scenario)?;
         scenario.uncertain = super::uncertain::parse(self, document, &scenario)?;
+        scenario.seeding = super::seeding::parse(self, document, &scenario)?;
         Ok(scenario)
     }
 

@@ -8,11 +8,13 @@ mod campaigns;
 mod load;
 mod overrides;
 mod schedule;
+mod seeding;
 mod uncertain;
 
 pub use calendar::{Calendar, Campaign, ScheduleRow, TimeVaryingKey, Timeline};
 pub use load::{MAX_FILE_BYTES, MAX_LIST_LEN, ScenarioError, ScenarioSource, load_file, parse_str};
 pub use overrides::{Assignment, parse_assignment};
+pub use seeding::{Seeding, SeedingRule};
 pub use uncertain::{Uncertain, UncertainDistribution};
 
 /// A validated scenario. Every index (`topic`, `segment`, `channel`) is in range and
@@ -39,6 +41,9 @@ pub struct Scenario {
     /// `[[uncertain]]`: values drawn per replication, in file order (the
     /// index keys their random stream).
     pub uncertain: Vec<Uncertain>,
+    /// `[[seeding]]` (MODEL.md v2, "Seeding"), in file order (the index keys a
+    /// random seeding's stream); empty without seeding.
+    pub seeding: Vec<Seeding>,
 }
 
 /// One `[[variants]]` entry: the scenario with `set` applied like `--set`.
