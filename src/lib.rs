@@ -28,6 +28,7 @@ pub mod guard;
 pub mod memory;
 pub mod metrics;
 pub mod model;
+pub mod network;
 pub mod optimize;
 pub mod outcome;
 pub mod output;

@@ -38,6 +38,11 @@ pub enum Event {
     /// Not a model event: the random choices of a sensitivity design and its
     /// bootstrap (the replication is the purpose, the user the index).
     Design = 13,
+    /// The social network's graph (MODEL.md v2, "Social-network word of
+    /// mouth"): the "day" is the generator's round (Watts–Strogatz's `j`,
+    /// else 0), the "user" the user whose draws they are. Keyed by `(S, j)`
+    /// for per-replication graphs, by [`ReplicationKey::whole_study`] for fixed ones.
+    Network = 14,
     /// `[[seeding]]` with `rule = "random"`: which candidates a seeding picks,
     /// drawn from the stream keyed by `(S, j, seeding index)` (day
     /// [`INITIAL_DAY`], the "user" is the seeding's index). (14 is the
@@ -88,6 +93,13 @@ impl ReplicationKey {
         ReplicationKey(mix64(
             mix64(seed.wrapping_add(GOLDEN_GAMMA)) ^ u64::from(replication),
         ))
+    }
+
+    /// The randomness of the whole study of master seed `S`, shared by all its
+    /// replications (a fixed graph). Distinct from every `new(S, j)`: the value
+    /// mixed in is not a `u32` replication number.
+    pub fn whole_study(seed: u64) -> Self {
+        ReplicationKey(mix64(mix64(seed.wrapping_add(GOLDEN_GAMMA)) ^ (1u64 << 32)))
     }
 
     /// The stream of `event` on `day` (use [`INITIAL_DAY`] for initial traits).

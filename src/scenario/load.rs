@@ -1238,6 +1238,7 @@ impl Validator<'_> {
             price_reference: get_f64(table, "price_reference"),
             satisfaction_noise: get_f64(table, "satisfaction_noise"),
             segments,
+            network: None,
         };
         Ok((market, raw_segments))
     }

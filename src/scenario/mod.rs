@@ -78,6 +78,53 @@ pub struct Market {
     pub satisfaction_noise: f64,
     /// At least one; shares sum to 1 within 1e-9.
     pub segments: Vec<Segment>,
+    /// `[market.network]` (MODEL.md v2, "Social-network word of mouth"); `None`
+    /// for mean-field word of mouth only.
+    pub network: Option<Network>,
+}
+
+/// `[market.network]`: the social network on the users `0..N-1` and its word of
+/// mouth (MODEL.md v2, "Social-network word of mouth"). Checked against the
+/// final population (after `--set` and overrides).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Network {
+    /// How the graph is made.
+    pub model: NetworkModel,
+    /// `q_net >= 0`: the weight of the satisfaction-weighted share of paying
+    /// neighbours in the exposure hazard.
+    pub word_of_mouth: f64,
+    /// One graph per replication or one for the whole study.
+    pub graph: GraphScope,
+}
+
+/// The four graph models of MODEL.md v2 with their checked parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NetworkModel {
+    /// `erdos-renyi`: each pair is an edge with probability `mean_degree / (N-1)`;
+    /// `0 <= mean_degree <= N-1`.
+    ErdosRenyi { mean_degree: f64 },
+    /// `watts-strogatz`: ring lattice of even degree `k >= 2` (`N > k`), then each
+    /// lattice edge rewired with probability `rewiring` in `[0, 1]`.
+    WattsStrogatz { k: u32, rewiring: f64 },
+    /// `barabasi-albert`: a clique on `0..=m`, then each later user attaches to
+    /// `m >= 1` earlier users by degree (`mean_degree = 2m`, `N >= m + 1`).
+    BarabasiAlbert { m: u32 },
+    /// `file`: the listed pairs, each once, user numbers below `N`, no
+    /// self-loops or duplicates (in either order). `path` is absolute (resolved
+    /// against the scenario file's directory).
+    File {
+        path: std::path::PathBuf,
+        edges: std::sync::Arc<Vec<(u32, u32)>>,
+    },
+}
+
+/// `graph = "per-replication" | "fixed"`: whether each replication draws its own
+/// graph (streams keyed by `(S, j)`) or the whole study shares one (keyed by `S`;
+/// a file graph is always the same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GraphScope {
+    PerReplication,
+    Fixed,
 }
 
 #[derive(Debug, Clone, PartialEq)]
