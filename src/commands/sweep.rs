@@ -115,7 +115,8 @@ pub fn run(
     write_sweep_outputs(&dir, &results, plot_args, args.json)
 }
 
-/// `--vary` texts with every date of a campaign's `start` or `end`
+/// `--vary` texts with every date of a campaign's `start` or `end` (or a
+/// seeding's `day`)
 /// (`campaigns.sale.start=2026-05-01:2026-08-01:7`, or a list of dates) written as
 /// its day number from the scenario's `simulation.start_date` (MODEL.md v2,
 /// "Days"); the step stays in days. Other texts are returned unchanged. Errors: a
@@ -127,8 +128,9 @@ pub fn dates_as_days(vary: &[String], base: &Scenario) -> Result<Vec<String>, Cl
                 return Ok(text.clone());
             };
             let key = key.trim();
-            let is_day =
-                key.starts_with("campaigns.") && (key.ends_with(".start") || key.ends_with(".end"));
+            let is_day = (key.starts_with("campaigns.")
+                && (key.ends_with(".start") || key.ends_with(".end")))
+                || (key.starts_with("seeding.") && key.ends_with(".day"));
             if !is_day {
                 return Ok(text.clone());
             }

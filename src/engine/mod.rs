@@ -4,6 +4,7 @@
 //! Must not depend on: the CLI, reporting, or anything that writes files.
 
 pub mod components;
+pub mod network;
 pub mod resources;
 pub mod score;
 pub mod seeding;
@@ -91,6 +92,7 @@ pub fn day_schedule() -> Schedule {
             systems::run_funnel,
             systems::spawn_subscribers,
             systems::renew_or_churn,
+            network::update_neighbour_sums,
             systems::record_day,
         )
             .chain(),
@@ -134,6 +136,11 @@ pub fn build_world(scenario: &Arc<Scenario>, replication: u32) -> World {
         world.spawn((ContentIndex(index as u16), ItemTally::default()));
     }
     world.spawn_batch(prospect_blocks(&segment_sizes));
+    if let Some(graph) =
+        crate::network::graph_for(scenario, scenario.simulation.seed, u64::from(replication))
+    {
+        world.insert_resource(network::NetworkState::new(graph));
+    }
     world
 }
 

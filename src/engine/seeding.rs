@@ -8,9 +8,11 @@ use bevy_ecs::prelude::*;
 use rand_distr::{Distribution, StandardNormal};
 
 use super::components::{ProspectBlock, ProspectStage, Subscription};
+use super::network::NetworkState;
 use super::resources::*;
 use super::score::UserScores;
 use crate::model;
+use crate::network::Graph;
 use crate::rng::{Event, INITIAL_DAY};
 use crate::scenario::{Scenario, Seeding, SeedingRule, Timeline};
 
@@ -86,7 +88,12 @@ fn seed(world: &mut World, day: &Scenario, index: usize, seeding: &Seeding) {
                 chosen.sort_unstable();
                 chosen
             }
-            SeedingRule::TopDegree => Vec::new(),
+            SeedingRule::TopDegree => {
+                let network = world
+                    .get_resource::<NetworkState>()
+                    .expect("validation refuses top-degree without a network");
+                top_degree(&network.graph, &blocks, seeding)
+            }
         }
     };
     let item = seeding.item;
@@ -113,6 +120,7 @@ fn seed(world: &mut World, day: &Scenario, index: usize, seeding: &Seeding) {
     let (mut newly_aware, mut were_registered, mut units_sum) = (0u64, 0u64, 0u64);
     let mut subscribers = Vec::new();
     let mut one_off = Vec::new();
+    let mut payers = Vec::with_capacity(taken.len());
     for &(user, segment, stage) in &taken {
         match stage {
             ProspectStage::Unaware => newly_aware += 1,
@@ -125,6 +133,7 @@ fn seed(world: &mut World, day: &Scenario, index: usize, seeding: &Seeding) {
         let exact_satisfaction = model::satisfaction(quality, noise, z);
         let satisfaction = exact_satisfaction as f32;
         units_sum += satisfaction_units(satisfaction);
+        payers.push((user, satisfaction_units(satisfaction)));
         if renewal_days > 0 {
             let segment_data = &day.market.segments[usize::from(segment)];
             let churn_probability = model::churn_probability_of_logit(
@@ -167,10 +176,43 @@ fn seed(world: &mut World, day: &Scenario, index: usize, seeding: &Seeding) {
             tracked.weighted.satisfaction_sum += f64::from(satisfaction) * score;
         }
     }
+    if let Some(mut network) = world.get_resource_mut::<NetworkState>() {
+        // Before the day's aggregates: their friends hear of them today.
+        for &(user, units) in &payers {
+            network.add_payer(user, units);
+        }
+    }
     if !subscribers.is_empty() {
         let entities: Vec<Entity> = world.spawn_batch(subscribers).collect();
         let mut calendar = world.resource_mut::<RenewalCalendar>();
         let renewal_day = u64::from(t) + u64::from(renewal_days);
         calendar.book_all(renewal_day, entities);
     }
+}
+
+/// `top-degree`: up to `seeding.users` candidates (users still in a block, of
+/// the seeding's segment if it has one) in order of degree in the whole network,
+/// highest first, ties to the lower user number; in user order.
+fn top_degree(graph: &Graph, blocks: &[&ProspectBlock], seeding: &Seeding) -> Vec<u32> {
+    let mut ranked: Vec<u32> = (0..graph.users()).collect();
+    ranked.sort_unstable_by_key(|&user| (std::cmp::Reverse(graph.degree(user)), user));
+    let mut by_first: Vec<&ProspectBlock> = blocks.to_vec();
+    by_first.sort_by_key(|block| block.first_user());
+    let is_candidate = |user: u32| {
+        let at = by_first.partition_point(|block| block.first_user() <= user);
+        at > 0 && {
+            let block = by_first[at - 1];
+            block.stage(user).is_some()
+                && seeding
+                    .segment
+                    .is_none_or(|s| usize::from(block.segment()) == s)
+        }
+    };
+    let mut chosen: Vec<u32> = ranked
+        .into_iter()
+        .filter(|&user| is_candidate(user))
+        .take(seeding.users as usize)
+        .collect();
+    chosen.sort_unstable();
+    chosen
 }

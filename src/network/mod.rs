@@ -259,11 +259,7 @@ static CACHE: Mutex<Option<GraphCache>> = Mutex::new(None);
 /// held while building, so a graph is built once; `build` must not call back
 /// into this cache (the generators are sequential and do not use rayon, so
 /// no work of another replication is run on this thread meanwhile).
-fn cached(
-    key: CacheKey,
-    edges: Option<&SharedEdges>,
-    build: impl FnOnce() -> Graph,
-) -> Arc<Graph> {
+fn cached(key: CacheKey, edges: Option<&SharedEdges>, build: impl FnOnce() -> Graph) -> Arc<Graph> {
     let mut guard = CACHE
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());

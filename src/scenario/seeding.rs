@@ -192,8 +192,8 @@ pub(super) fn parse(
 }
 
 /// Whether the scenario has a social network (which `top-degree` ranks by).
-fn has_network(_scenario: &Scenario) -> bool {
-    false
+fn has_network(scenario: &Scenario) -> bool {
+    scenario.market.network.is_some()
 }
 
 #[cfg(test)]
