@@ -265,6 +265,7 @@ fn resolve(
         set_by: &set_by,
     };
     let scenario = validator.scenario(&document, &default_name)?;
+    super::network::record_edge_file(&mut document, scenario.market.network.as_ref());
     if !document.contains_key("name") {
         let mut named = Table::new();
         named.insert("name".to_string(), Value::String(scenario.name.clone()));
@@ -597,6 +598,7 @@ pub(super) const MARKET_FIELDS: &[Field] = &[
     required("price_reference", Kind::Number(Bound::Positive)),
     required("satisfaction_noise", Kind::Number(Bound::NonNegative)),
     required("segments", Kind::Tables),
+    optional("network", Kind::Table),
 ];
 
 pub(super) const SEGMENT_FIELDS: &[Field] = &[
@@ -755,7 +757,11 @@ impl Validator<'_> {
     /// An error about a quantity derived from several keys (`candidates`, the
     /// likeliest cause first): blamed on the first of them that a `--set` put
     /// there (with `(from --set)`), else on the first.
-    fn error_among(&self, candidates: &[String], message: impl Into<String>) -> ScenarioError {
+    pub(super) fn error_among(
+        &self,
+        candidates: &[String],
+        message: impl Into<String>,
+    ) -> ScenarioError {
         let path = candidates
             .iter()
             .find(|path| self.set_by.contains_key(path.as_str()))
@@ -1238,7 +1244,7 @@ impl Validator<'_> {
             price_reference: get_f64(table, "price_reference"),
             satisfaction_noise: get_f64(table, "satisfaction_noise"),
             segments,
-            network: None,
+            network: super::network::parse(self, table, get_u32(table, "population"))?,
         };
         Ok((market, raw_segments))
     }

@@ -6,6 +6,7 @@
 pub mod calendar;
 mod campaigns;
 mod load;
+mod network;
 mod overrides;
 mod schedule;
 mod seeding;

@@ -123,7 +123,14 @@ pub(super) fn locate(document: &Table, key: &str) -> Result<Vec<Step>, String> {
                 let steps = vec![self::key("market"), self::key("segments")];
                 list_entry(steps, segments, entry, List::SEGMENTS)
             }
-            _ => field(vec![self::key(head)], rest, MARKET_FIELDS),
+            _ => match rest.strip_prefix(".network") {
+                Some(network) if network.starts_with('.') => field(
+                    vec![self::key("market"), self::key("network")],
+                    network,
+                    super::network::NETWORK_FIELDS,
+                ),
+                _ => field(vec![self::key(head)], rest, MARKET_FIELDS),
+            },
         },
         "content" => list_entry(
             vec![self::key(head)],

@@ -67,6 +67,8 @@ pub enum UncertainDistribution {
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Slot {
     WordOfMouth,
+    /// `market.network.word_of_mouth` (q_net), only with a network.
+    NetworkWordOfMouth,
     Dormancy,
     PriceReference,
     SatisfactionNoise,
@@ -98,6 +100,13 @@ impl Slot {
         let brand = &mut scenario.brand;
         match self {
             Slot::WordOfMouth => &mut market.word_of_mouth,
+            Slot::NetworkWordOfMouth => {
+                &mut market
+                    .network
+                    .as_mut()
+                    .expect("the slot exists only with a network")
+                    .word_of_mouth
+            }
             Slot::Dormancy => &mut market.dormancy,
             Slot::PriceReference => &mut market.price_reference,
             Slot::SatisfactionNoise => &mut market.satisfaction_noise,
@@ -191,7 +200,8 @@ const CAPABLE: &str = "uncertain-capable keys are market.{word_of_mouth, dormanc
     click_heterogeneity, churn_alpha, churn_beta, targeting.<c>}, content.<i>.{price, \
     promotion, click_rate, conversion_rate, quality}, channels.<c>.{daily_budget, cpm}, \
     brand.{value, cost_per_day, topic_match, click_effect, conversion_effect, \
-    retention_effect, satisfaction_effect} and simulation.discount_rate";
+    retention_effect, satisfaction_effect}, market.network.word_of_mouth (with a network) and \
+    simulation.discount_rate";
 
 /// The slot a key path's steps name, if it is uncertain-capable.
 fn slot_of(steps: &[Step], scenario: &Scenario) -> Option<Slot> {
@@ -205,6 +215,10 @@ fn slot_of(steps: &[Step], scenario: &Scenario) -> Option<Slot> {
         .collect();
     let slot = match (names.as_slice(), steps) {
         ([Some("simulation"), Some("discount_rate")], _) => Slot::DiscountRate,
+        ([Some("market"), Some("network"), Some("word_of_mouth")], _) => {
+            scenario.market.network.as_ref()?;
+            Slot::NetworkWordOfMouth
+        }
         ([Some("market"), Some(field)], _) => match *field {
             "word_of_mouth" => Slot::WordOfMouth,
             "dormancy" => Slot::Dormancy,
