@@ -139,7 +139,12 @@ pub fn build_world(scenario: &Arc<Scenario>, replication: u32) -> World {
     if let Some(graph) =
         crate::network::graph_for(scenario, scenario.simulation.seed, u64::from(replication))
     {
-        world.insert_resource(network::NetworkState::new(graph));
+        let word_of_mouth = scenario
+            .market
+            .network
+            .as_ref()
+            .map_or(0.0, |n| n.word_of_mouth);
+        world.insert_resource(network::NetworkState::new(graph, word_of_mouth));
     }
     world
 }

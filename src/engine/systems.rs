@@ -115,29 +115,18 @@ pub fn run_funnel(
         aggregates.satisfaction_sum(),
         market.scenario.market.population,
     );
-    let segment_probabilities: Vec<f64> = match &network {
-        Some(_) => market
-            .channel_rates
-            .iter()
-            .map(|&lambda| model::exposure_probability(lambda, mean_field_rate))
-            .collect(),
-        None => Vec::new(),
-    };
     let network_day = network
         .as_deref()
         .filter(|_| catalogue.any_available)
         .map(|network| NetworkDay {
             graph: &network.graph,
             neighbour_sums: &network.neighbour_sums,
-            word_of_mouth: market
-                .scenario
-                .market
-                .network
-                .as_ref()
-                .map_or(0.0, |n| n.word_of_mouth),
+            bound_increments: &network.bound_increments,
+            with_friends: &network.with_friends,
+            word_of_mouth: network.word_of_mouth,
             mean_field_rate,
             channel_rates: &market.channel_rates,
-            segment_probabilities: &segment_probabilities,
+            segment_chances: &rates.exposure,
         });
     let day = FunnelDraws {
         exposure: randomness.stream(t, Event::Exposure),
@@ -369,9 +358,14 @@ impl FunnelDraws<'_> {
             .happens_among(self.wide, first_user, among, chance);
         match &self.network {
             None => base,
-            Some(network) => {
-                network.exposed(self.exposure, first_user, among, base, usize::from(segment))
-            }
+            Some(network) => network.exposed(
+                self.exposure,
+                self.wide,
+                first_user,
+                among,
+                base,
+                usize::from(segment),
+            ),
         }
     }
 
