@@ -230,3 +230,45 @@ fn a_sharded_study_with_seeding_merges_to_the_unsharded_results() {
         study_results(&dir.join("merged"))
     );
 }
+
+#[test]
+fn a_network_study_with_top_degree_seeding_is_the_same_on_any_threads_and_in_merged_shards() {
+    let dir = Scratch::new("network-shards");
+    let file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scenarios/network_seeding.toml"
+    );
+    let run = |out: &str, threads: &str, shard: Option<&str>| {
+        let out = dir.arg(out);
+        let mut args = vec![
+            "run",
+            file,
+            "-q",
+            "--no-plots",
+            "-r",
+            "4",
+            "-t",
+            threads,
+            "--set",
+            "market.population=6000",
+            "--set",
+            "simulation.days=40",
+            "-o",
+            &out,
+        ];
+        if let Some(shard) = shard {
+            args.extend(["--shard", shard]);
+        }
+        succeed(&args);
+    };
+    run("one", "1", None);
+    run("two", "2", None);
+    run("s0", "2", Some("0/2"));
+    run("s1", "1", Some("1/2"));
+    let merged = merge(&[dir.join("s0"), dir.join("s1")], &dir.join("merged"));
+    assert!(merged.status.success(), "{}", text(&merged.stderr));
+    let one = study_results(&dir.join("one"));
+    assert!(one.0.contains("\"seeded\""), "{}", one.0);
+    assert_eq!(one, study_results(&dir.join("two")));
+    assert_eq!(one, study_results(&dir.join("merged")));
+}
