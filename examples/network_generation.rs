@@ -1,34 +1,71 @@
-//! Times the social-network generators (and the summary) at a given size:
-//! `cargo run --release --example network_generation -- [USERS [MEAN_DEGREE]]`.
+//! Times the social-network generators and the summary at a given size:
+//! `cargo run --release --example network_generation -- [USERS [MEAN_DEGREE [THREADS]]]`
+//! (the summary's triangle count runs on THREADS, default 1; generation is
+//! sequential). Prints wall time and process CPU time: on a shared machine the
+//! CPU time is the steadier figure.
 
 use std::time::Instant;
 
 use brandsim::network;
 use brandsim::rng::ReplicationKey;
 
+/// CPU seconds (user + system) of the whole process so far, from
+/// `/proc/self/stat` (in clock ticks, 100 per second on Linux).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name in parentheses; utime and stime are
+    // the 14th and 15th of the line, the 12th and 13th after ") ".
+    let after = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
+    let fields: Vec<f64> = after
+        .split(' ')
+        .map(|field| field.parse().unwrap_or(0.0))
+        .collect();
+    (fields.get(11).unwrap_or(&0.0) + fields.get(12).unwrap_or(&0.0)) / 100.0
+}
+
+/// Runs `f`, returning its result, wall and CPU milliseconds.
+fn timed<T>(f: impl FnOnce() -> T) -> (T, f64, f64) {
+    let (wall, cpu) = (Instant::now(), cpu_seconds());
+    let value = f();
+    (
+        value,
+        wall.elapsed().as_secs_f64() * 1e3,
+        (cpu_seconds() - cpu) * 1e3,
+    )
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let users: u32 = args.get(1).map_or(1_000_000, |a| a.parse().expect("USERS"));
     let degree: u32 = args.get(2).map_or(10, |a| a.parse().expect("MEAN_DEGREE"));
+    let threads: usize = args.get(3).map_or(1, |a| a.parse().expect("THREADS"));
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .expect("the first pool");
     let key = ReplicationKey::new(1, 0);
-    let timed = |name: &str, build: &dyn Fn() -> network::Graph| {
-        let start = Instant::now();
-        let graph = build();
-        let generated = start.elapsed();
+    let models: [(&str, &dyn Fn() -> network::Graph); 3] = [
+        ("erdos-renyi", &|| {
+            network::erdos_renyi(users, f64::from(degree), key)
+        }),
+        ("watts-strogatz", &|| {
+            network::watts_strogatz(users, degree, 0.1, key)
+        }),
+        ("barabasi-albert", &|| {
+            network::barabasi_albert(users, degree / 2, key)
+        }),
+    ];
+    for (name, build) in models {
+        let (graph, wall, cpu) = timed(build);
+        let (summary, summary_wall, summary_cpu) = timed(|| network::summary(&graph));
         println!(
-            "{name:16} N = {users}, E = {:>10}, {:>8.1} ms, {:.1} MB",
+            "{name:16} N = {users}, E = {:>10}: generated in {wall:>6.0} ms ({cpu:>6.0} ms CPU), \
+             summarised in {summary_wall:>6.0} ms ({summary_cpu:>6.0} ms CPU); max degree {}, \
+             transitivity {:.4}; graph {:.1} MB",
             graph.edges(),
-            generated.as_secs_f64() * 1e3,
+            summary.max_degree,
+            summary.transitivity,
             graph.heap_bytes() as f64 / 1e6
         );
-    };
-    timed("erdos-renyi", &|| {
-        network::erdos_renyi(users, f64::from(degree), key)
-    });
-    timed("watts-strogatz", &|| {
-        network::watts_strogatz(users, degree, 0.1, key)
-    });
-    timed("barabasi-albert", &|| {
-        network::barabasi_albert(users, degree / 2, key)
-    });
+    }
 }

@@ -1,6 +1,7 @@
 //! Every plot of brandsim (plotters, SVG; PNG by rasterising the SVG with resvg):
 //! fan charts of the daily series for `run`, metric-vs-parameter lines and heat
-//! maps for `sweep`, bars of paired differences for `compare`.
+//! maps for `sweep`, bars of paired differences for `compare`, the social
+//! network's degree distribution.
 
 use std::sync::{Arc, OnceLock};
 
@@ -884,6 +885,87 @@ pub fn fit_chart(
                 .label(series.label.as_str())
                 .legend(move |(x, y)| Circle::new((x + 8, y), 3, color.filled()));
         }
-        draw_legend(&mut chart)
+        // Upper right: a degree distribution starts at the upper left.
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.8))
+            .draw()
+            .map_err(text_error)
+    })
+}
+
+/// The degree distribution of a social network on log–log axes (`degree.svg`):
+/// the share of users `P(k)` of each degree `k >= 1`, one series of points per
+/// entry of `series` (a label and `[degree, users]` counts). Users of degree 0
+/// have no place on a log axis: `isolated` (their share) goes in the title.
+pub fn degree_distribution(
+    title: &str,
+    series: &[(String, Vec<[u64; 2]>)],
+    isolated: f64,
+    format: PlotFormat,
+) -> Result<PlotFile, PlotError> {
+    let shares: Vec<(&str, Vec<(f64, f64)>)> = series
+        .iter()
+        .map(|(label, counts)| {
+            let users: u64 = counts.iter().map(|&[_, c]| c).sum();
+            let points = counts
+                .iter()
+                .filter(|&&[k, c]| k >= 1 && c > 0)
+                .map(|&[k, c]| (k as f64, c as f64 / users.max(1) as f64))
+                .collect();
+            (label.as_str(), points)
+        })
+        .collect();
+    let all = shares.iter().flat_map(|(_, points)| points.iter());
+    let max_k = all.clone().map(|p| p.0).fold(1.0, f64::max);
+    let min_p = all.map(|p| p.1).fold(1.0, f64::min);
+    let title = format!("{title} (isolated users: {:.3}%)", 100.0 * isolated);
+    render("degree", format, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(&title, (FONT, 16))
+            .margin(15)
+            .x_label_area_size(45)
+            .y_label_area_size(80)
+            .build_cartesian_2d(
+                (0.8..max_k * 1.25).log_scale(),
+                (min_p * 0.5..1.0).log_scale(),
+            )
+            .map_err(text_error)?;
+        chart
+            .configure_mesh()
+            .x_desc("degree k (log scale)")
+            .y_desc("share of users with degree k (log scale)")
+            .x_label_formatter(&|k| short(*k))
+            .y_label_formatter(&|p| format!("{p:.0e}"))
+            .draw()
+            .map_err(text_error)?;
+        let palette = [
+            MEAN,
+            RGBColor(200, 90, 40),
+            RGBColor(60, 150, 60),
+            RGBColor(150, 60, 150),
+        ];
+        for (i, (label, points)) in shares.iter().enumerate() {
+            let color = palette[i % palette.len()];
+            chart
+                .draw_series(
+                    points
+                        .iter()
+                        .map(|&point| Circle::new(point, 3, color.mix(0.8).filled())),
+                )
+                .map_err(text_error)?
+                .label(*label)
+                .legend(move |(x, y)| Circle::new((x + 8, y), 3, color.filled()));
+        }
+        // Upper right: a degree distribution starts at the upper left.
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.8))
+            .draw()
+            .map_err(text_error)
     })
 }

@@ -359,7 +359,31 @@ pub fn write_study_outputs(
     write_output(dir, "daily.csv", &daily_csv)?;
     super::write_plots(dir, &plots)?;
     write_output(dir, "summary.json", json_text.as_bytes())?;
+    write_network_outputs(dir, scenario, outcomes, throughput.threads, plot_args)?;
     Ok((summary, json_text))
+}
+
+/// `network.json` (and `degree.svg` unless plots are off) of a study with a
+/// social network; nothing without one. After the study's own outputs, so its
+/// peak memory is not the summary's.
+fn write_network_outputs(
+    dir: &Path,
+    scenario: &Scenario,
+    outcomes: &[Outcome],
+    threads: usize,
+    plot_args: Option<&crate::cli::PlotArgs>,
+) -> Result<(), CliError> {
+    let replications: Vec<u32> = outcomes.iter().map(|o| o.replication).collect();
+    let format = plot_args.filter(|a| !a.no_plots).map(|a| a.plot_format);
+    let outputs =
+        crate::output::network::network_outputs(scenario, &replications, threads, format)?;
+    if let Some(outputs) = outputs {
+        write_output(dir, "network.json", outputs.json.as_bytes())?;
+        if let Some(plot) = outputs.plot {
+            write_output(dir, &plot.name, &plot.bytes)?;
+        }
+    }
+    Ok(())
 }
 
 /// Prints a whole study: the JSON summary with `--json`, else the table and the

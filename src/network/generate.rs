@@ -14,7 +14,7 @@ use crate::rng::{DrawRng, Event, ReplicationKey};
 /// A uniform integer in `0..n` (`n >= 1`) from 64 random bits (Lemire's
 /// multiply-shift; the bias is below `n / 2^64`).
 #[inline]
-fn below(generator: &mut DrawRng, n: u64) -> u64 {
+pub(super) fn below(generator: &mut DrawRng, n: u64) -> u64 {
     ((u128::from(generator.next_u64()) * u128::from(n)) >> 64) as u64
 }
 

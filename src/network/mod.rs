@@ -6,6 +6,7 @@
 //! process builds the same one.
 
 mod generate;
+mod summary;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -14,6 +15,7 @@ use crate::rng::ReplicationKey;
 use crate::scenario::{GraphScope, NetworkModel, Scenario};
 
 pub use generate::{barabasi_albert, erdos_renyi, watts_strogatz};
+pub use summary::{DegreeQuantiles, GraphSummary, summary};
 
 /// The most half-edges (`2E`) a [`Graph`] can hold: its offsets are `u32`.
 pub const MAX_HALF_EDGES: u64 = u32::MAX as u64;
@@ -82,8 +84,13 @@ impl Graph {
             next[b as usize] += 1;
         }
         drop(next);
+        // Edges listed in increasing (min, max) order, as Erdős–Rényi's rows
+        // and sorted files are, leave every row sorted already.
         for u in 0..n {
-            neighbours[offsets[u] as usize..offsets[u + 1] as usize].sort_unstable();
+            let row = &mut neighbours[offsets[u] as usize..offsets[u + 1] as usize];
+            if !row.is_sorted() {
+                row.sort_unstable();
+            }
         }
         Ok(Graph {
             offsets,

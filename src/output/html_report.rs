@@ -436,7 +436,7 @@ fn figures(study: &Study) -> Result<Vec<Figure>, ReportError> {
 /// directory reused with `--force` are not.
 fn is_plot_of(study: &Study, stem: &str) -> bool {
     match (study.kind, study.whatif.as_ref().map(|w| &w.study)) {
-        (StudyKind::Run, _) => stem.starts_with("fan-"),
+        (StudyKind::Run, _) => stem.starts_with("fan-") || stem == "degree",
         (StudyKind::Optimize, _) => stem == "trace",
         (StudyKind::Calibrate, _) => stem.starts_with("calibration-"),
         (StudyKind::Sweep, Some(WhatIf::Sweep { vary, metrics })) => {
@@ -489,6 +489,9 @@ fn caption(file: &str) -> String {
             "{} by day: observed against the simulated mean and 5–95% band at the fitted values",
             words(series)
         )
+    } else if stem == "degree" {
+        "the social network's degree distribution (log–log; network.json has its summary)"
+            .to_string()
     } else if stem == "trace" {
         "the search: J with its 95% confidence interval, and each tuned value, step by step"
             .to_string()

@@ -15,7 +15,8 @@ use std::time::SystemTime;
 use toml::{Table, Value};
 
 use super::load::{
-    Bound, Checked, Field, Kind, Validator, did_you_mean, number_of, optional, required,
+    Bound, Checked, Field, Kind, Validator, describe_found, did_you_mean, number_of, optional,
+    required,
 };
 use super::{GraphScope, Network, NetworkModel, ScenarioError};
 use crate::network::MAX_HALF_EDGES;
@@ -198,7 +199,8 @@ fn even_degree(validator: &Validator<'_>, table: &Table, path: &str) -> Checked<
         return Err(validator.error(
             path,
             format!(
-                "expected an even integer >= 2 for model {model:?}, found {value:?}{}",
+                "expected an even integer >= 2 for model {model:?}, found {}{}",
+                describe_found(&table["mean_degree"], true),
                 if value.fract() == 0.0 && value % 2.0 != 0.0 && value >= 1.0 {
                     " (odd: each user has k/2 neighbours on either side)"
                 } else {

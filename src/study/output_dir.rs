@@ -56,6 +56,8 @@ pub const OUTPUT_NAMES: &[&str] = &[
     "optimize.json",
     "report.html",
     "network.json",
+    "degree.svg",
+    "degree.png",
     "sensitivity.csv",
     "sensitivity.json",
     "sensitivity-*.svg",
