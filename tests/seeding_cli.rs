@@ -29,7 +29,13 @@ fn seeded_mean(summary: &serde_json::Value) -> f64 {
 #[test]
 fn sweeping_seeded_users_from_zero_answers_how_many_to_seed() {
     let dir = Scratch::new("sweep-users");
-    let file = scenario_file(&dir, KOL_SEED);
+    // A variant is checked on top of each grid point, users = 0 included.
+    let file = scenario_file(
+        &dir,
+        &format!(
+            "{KOL_SEED}\n\n[[variants]]\nname = \"cheap\"\nset = {{ \"seeding.kol-seed.cost_per_user\" = 1.0 }}"
+        ),
+    );
     succeed(&[
         "sweep",
         &file,
@@ -53,6 +59,15 @@ fn sweeping_seeded_users_from_zero_answers_how_many_to_seed() {
             .collect()
     };
     assert_eq!(column("seeded_mean"), vec![0.0, 300.0, 600.0]);
+    // The point's resolved scenario (what merge and --resume load) says why it
+    // seeds nobody, and loads again.
+    let point = dir.arg("s/points/0/scenario.toml");
+    assert!(
+        std::fs::read_to_string(&point)
+            .unwrap()
+            .contains("switched_off = true")
+    );
+    succeed(&["validate", &point]);
     // The spend of the seeding day grows by users · cost_per_user.
     let spend = column("spend_mean");
     assert_eq!(spend[2] - spend[0], 600.0 * 4.0);

@@ -255,6 +255,7 @@ fn resolve(
     flatten_campaign_sets(&mut document, file, locations)?;
     let set_by = apply_assignments(&mut document, overrides, file)?;
     super::uncertain::fix_set_keys(&mut document, &set_by);
+    super::seeding::mark_switched_off(&mut document, &set_by);
     let default_name = Path::new(file)
         .file_stem()
         .map(|stem| stem.to_string_lossy().into_owned())

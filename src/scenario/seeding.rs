@@ -1,6 +1,8 @@
 //! `[[seeding]]` (MODEL.md v2, "Seeding"): free access given to chosen users on a
 //! day, validated with key paths; the engine's part is `engine::seeding`.
 
+use std::collections::HashMap;
+
 use toml::{Table, Value};
 
 use super::campaigns::DayRules;
@@ -61,7 +63,32 @@ pub(super) const SEEDING_FIELDS: &[Field] = &[
     required("rule", Kind::OneOf(RULES)),
     optional("segment", Kind::Text),
     optional("cost_per_user", Kind::Number(Bound::NonNegative)),
+    // Written by brandsim (docs/MODEL.md): an override set `users = 0`.
+    optional("switched_off", Kind::Boolean),
 ];
+
+/// Marks with `switched_off = true` each seeding whose `users` an override
+/// (`--set`, a sweep point, a variant, a sensitivity sample) set to 0, so that
+/// the resolved scenario, written into a study directory and loaded again
+/// (`merge`, `--resume`, a variant checked on top of a sweep point), still says
+/// why it seeds nobody; a scenario file must give `users >= 1`.
+pub(super) fn mark_switched_off(document: &mut Table, set_by: &HashMap<String, String>) {
+    if set_by.is_empty() {
+        return;
+    }
+    let Some(Value::Array(entries)) = document.get_mut("seeding") else {
+        return;
+    };
+    for (i, entry) in entries.iter_mut().enumerate() {
+        let Some(table) = entry.as_table_mut() else {
+            continue;
+        };
+        let zero = table.get("users").and_then(Value::as_integer) == Some(0);
+        if zero && set_by.contains_key(&format!("seeding[{i}].users")) {
+            table.insert("switched_off".to_string(), Value::Boolean(true));
+        }
+    }
+}
 
 /// The `[[seeding]]` entries of `document`, checked against `scenario` (its
 /// calendar, content, segments and network, after `--set`), in file order.
@@ -117,7 +144,8 @@ pub(super) fn parse(
             .and_then(Value::as_integer)
             .and_then(|users| u32::try_from(users).ok())
             .unwrap_or(0);
-        if users == 0 && !validator.set_by.contains_key(&users_path) {
+        let switched_off = table.get("switched_off").and_then(Value::as_bool) == Some(true);
+        if users == 0 && !switched_off && !validator.set_by.contains_key(&users_path) {
             return Err(error(
                 "users",
                 "expected an integer >= 1, found 0 (users = 0 is accepted only from --set, \
