@@ -4,10 +4,12 @@
 # mean degree 10 and 50, against the same market without a network (mean-field
 # word of mouth q = 0.3, the 500 users seeded at random), alternately, ROUNDS
 # rounds of R replications (default 2) on one thread, per-replication graphs
-# (GRAPH=fixed: one graph for the study). Speeds are user-days per CPU second
-# of the process (parsing, graph generation and output included), which a busy
-# machine disturbs far less than wall time; memory is the peak resident size
-# from summary.json, per user, above the process before simulating.
+# (GRAPH=fixed: one graph for the study). Speeds are user-days per CPU second,
+# which a busy machine disturbs far less than wall time: of the whole process
+# (parsing, graph generation, simulation, outputs with network.json), and of
+# the simulation of days 15..179 alone (the CPU time of a 180-day run minus that
+# of the same run cut to 15 days). Memory is the peak resident size from
+# summary.json, per user, above the process before simulating.
 #
 #   [REPLICATIONS=R] [GRAPH=per-replication|fixed] scripts/bench_network.sh [POPULATION] [ROUNDS]
 set -euo pipefail
@@ -32,9 +34,10 @@ scenarios = {"no network": plain, "degree 10": text,
 for name, body in scenarios.items():
     open(f"{out}/{name}.toml", "w").write(body)
 
-def run(name, i):
+def run(name, i, days=180):
     cmd = ["target/release/brandsim", "run", f"{out}/{name}.toml", "--set",
-           f"market.population={population}", "-r", replications, "-t", "1",
+           f"market.population={population}", "--set", f"simulation.days={days}",
+           "-r", replications, "-t", "1",
            "--json", "-q", "--no-plots", "-o", f"{out}/run-{i}"]
     pid = os.fork()
     if pid == 0:
@@ -47,22 +50,27 @@ def run(name, i):
     throughput = summary["throughput"]
     cpu = usage.ru_utime + usage.ru_stime
     above = throughput["peak_memory_bytes"] - throughput["start_memory_bytes"]
-    return throughput["user_days"] / cpu, above / int(population)
+    return throughput["user_days"], cpu, above / int(population)
 
 speeds = {name: [] for name in scenarios}
+engine = {name: [] for name in scenarios}
 memory = {name: [] for name in scenarios}
 i = 0
 for _ in range(rounds):
     for name in scenarios:
-        speed, per_user = run(name, i)
-        speeds[name].append(speed)
+        user_days, cpu, per_user = run(name, i)
+        short_days, short_cpu, _ = run(name, i + 1, days=15)
+        speeds[name].append(user_days / cpu)
+        engine[name].append((user_days - short_days) / max(cpu - short_cpu, 1e-3))
         memory[name].append(per_user)
-        i += 1
+        i += 2
 base = statistics.median(speeds["no network"])
+base_engine = statistics.median(engine["no network"])
 print(f"{population} users, 180 days, {replications} replications a run, 1 thread, "
-      f"{graph} graphs, median of {rounds} rounds")
+      f"{graph} graphs, median of {rounds} rounds; user-days per CPU second")
 for name in scenarios:
-    speed = statistics.median(speeds[name])
-    print(f"{name:>10}: {speed:.3e} user-days per CPU second ({speed / base:.2f}x), "
+    speed, days = statistics.median(speeds[name]), statistics.median(engine[name])
+    print(f"{name:>10}: whole process {speed:.3e} ({speed / base:.2f}x), "
+          f"days 15..179 {days:.3e} ({days / base_engine:.2f}x), "
           f"peak {max(memory[name]):.1f} bytes/user above the start")
 PY
