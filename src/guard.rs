@@ -43,6 +43,18 @@ pub const BYTES_PER_DAY_FINISHED: u64 = 88;
 /// the text of `daily.csv` (about 11 × 4 × 20).
 pub const BYTES_PER_DAY_SUMMARY: u64 = 352 + 1024;
 
+/// Bytes per user of one running replication with a social network, beyond the
+/// graph: the neighbour sum (8), the bound of `ω^net` (4) and the friends bit of
+/// `engine::network`, and the day's lists of new and lost payers; budgeted with
+/// margin.
+pub const NETWORK_BYTES_PER_USER: u64 = 16;
+
+/// Bytes per user and per edge that building a graph holds for a moment beyond
+/// the graph itself (a generator's edge list or adjacency rows: 24-byte `Vec`
+/// headers per user, 8 bytes per edge).
+pub const GRAPH_BUILD_BYTES_PER_USER: u64 = 32;
+pub const GRAPH_BUILD_BYTES_PER_EDGE: u64 = 8;
+
 /// The process itself: code, thread stacks touched, allocator slack.
 pub const FIXED_BYTES: u64 = 64 << 20;
 
@@ -55,13 +67,15 @@ pub const USABLE_SHARE: f64 = 0.9;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemoryEstimate {
     /// Bytes per user of one running replication (prospect bits plus, when any
-    /// item is a subscription, a subscriber entity each), for messages.
+    /// item is a subscription, a subscriber entity each; with a network, the
+    /// neighbour sum and a per-replication graph's share), for messages.
     pub per_user: u64,
-    /// One replication while it runs: users, per-day state, per-segment item tables.
+    /// One replication while it runs: users, per-day state, per-segment item
+    /// tables, a per-replication graph.
     pub per_running_replication: u64,
     /// One finished replication kept for the summary.
     pub per_finished_replication: u64,
-    /// The summary, the output files and the process.
+    /// The summary, the output files, the process, and a fixed or file graph.
     pub fixed: u64,
 }
 
@@ -83,8 +97,13 @@ impl MemoryEstimate {
             } else {
                 0
             };
+        // A per-replication graph lives in each running replication; a fixed or
+        // file graph once in the process (it is shared).
+        let (network_per_user, graph_per_replication, graph_shared) = network_bytes(scenario);
+        let state_per_user = per_user + network_per_user;
         let terms = [
-            users.saturating_mul(per_user),
+            users.saturating_mul(state_per_user),
+            graph_per_replication,
             days.saturating_mul(BYTES_PER_DAY_RUNNING),
             segments
                 .saturating_mul(items)
@@ -97,7 +116,10 @@ impl MemoryEstimate {
             .saturating_add(256);
         let fixed = days
             .saturating_mul(BYTES_PER_DAY_SUMMARY)
-            .saturating_add(FIXED_BYTES);
+            .saturating_add(FIXED_BYTES)
+            .saturating_add(graph_shared);
+        // For messages, a per-replication graph counts per user too.
+        let per_user = state_per_user + graph_per_replication.checked_div(users).unwrap_or(0);
         MemoryEstimate {
             per_user,
             per_running_replication,
@@ -112,6 +134,42 @@ impl MemoryEstimate {
             .saturating_mul(concurrent)
             .saturating_add(self.per_finished_replication.saturating_mul(replications))
             .saturating_add(self.fixed)
+    }
+}
+
+/// The network's bytes of a running replication (MODEL.md v2, "Social-network
+/// word of mouth"): per user beyond the graph, and the graph with what building
+/// it holds for a moment (`4·(N+1) + 8·E` bytes of CSR, `E` the expected edges of
+/// the model), either per running replication or once (a fixed or file graph).
+fn network_bytes(scenario: &Scenario) -> (u64, u64, u64) {
+    use crate::scenario::{GraphScope, NetworkModel};
+    let Some(network) = &scenario.market.network else {
+        return (0, 0, 0);
+    };
+    let users = u64::from(scenario.market.population);
+    let edges = match &network.model {
+        NetworkModel::ErdosRenyi { mean_degree } => {
+            // The expectation plus six standard deviations.
+            let expected = f64::from(scenario.market.population) * mean_degree / 2.0;
+            (expected + 6.0 * expected.sqrt()).min(u64::MAX as f64) as u64
+        }
+        NetworkModel::WattsStrogatz { k, .. } => users.saturating_mul(u64::from(*k)) / 2,
+        NetworkModel::BarabasiAlbert { m } => {
+            let m = u64::from(*m);
+            (m * (m + 1) / 2).saturating_add(users.saturating_sub(m + 1).saturating_mul(m))
+        }
+        NetworkModel::File { edges, .. } => edges.len() as u64,
+    };
+    let graph = (4 * (users + 1))
+        .saturating_add(edges.saturating_mul(8))
+        .saturating_add(users.saturating_mul(GRAPH_BUILD_BYTES_PER_USER))
+        .saturating_add(edges.saturating_mul(GRAPH_BUILD_BYTES_PER_EDGE));
+    let shared =
+        matches!(network.model, NetworkModel::File { .. }) || network.graph == GraphScope::Fixed;
+    if shared {
+        (NETWORK_BYTES_PER_USER, 0, graph)
+    } else {
+        (NETWORK_BYTES_PER_USER, graph, 0)
     }
 }
 
@@ -545,5 +603,46 @@ mod tests {
         assert_eq!(Bytes(512).to_string(), "512 B");
         assert_eq!(Bytes(1536 << 10).to_string(), "1.5 MiB");
         assert_eq!(Bytes(u64::MAX).to_string(), "16.0 EiB");
+    }
+
+    /// A network adds its graph (`4·(N+1) + 8·E` plus building room) to each
+    /// running replication, or once to the process for a fixed graph, and the
+    /// neighbour sums per user.
+    #[test]
+    fn a_network_adds_its_graph_per_replication_or_once_and_its_state_per_user() {
+        use crate::scenario::{GraphScope, Network, NetworkModel};
+        let plain = MemoryEstimate::of(&bass());
+        let mut scenario = bass();
+        let n = u64::from(scenario.market.population);
+        scenario.market.network = Some(Network {
+            model: NetworkModel::WattsStrogatz {
+                k: 10,
+                rewiring: 0.1,
+            },
+            word_of_mouth: 0.3,
+            graph: GraphScope::PerReplication,
+        });
+        let edges = n * 5;
+        let graph = 4 * (n + 1)
+            + 8 * edges
+            + GRAPH_BUILD_BYTES_PER_USER * n
+            + GRAPH_BUILD_BYTES_PER_EDGE * edges;
+        let per_replication = MemoryEstimate::of(&scenario);
+        assert_eq!(
+            per_replication.per_running_replication - plain.per_running_replication,
+            NETWORK_BYTES_PER_USER * n + graph
+        );
+        assert_eq!(per_replication.fixed, plain.fixed);
+        assert_eq!(
+            per_replication.per_user,
+            plain.per_user + NETWORK_BYTES_PER_USER + graph / n
+        );
+        scenario.market.network.as_mut().unwrap().graph = GraphScope::Fixed;
+        let fixed = MemoryEstimate::of(&scenario);
+        assert_eq!(
+            fixed.per_running_replication - plain.per_running_replication,
+            NETWORK_BYTES_PER_USER * n
+        );
+        assert_eq!(fixed.fixed - plain.fixed, graph);
     }
 }

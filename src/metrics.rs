@@ -21,6 +21,7 @@ pub const METRIC_NAMES: &[&str] = &[
     "satisfaction",
     "seed_r",
     "funnel",
+    "seeded",
 ];
 
 /// Every daily series of a replication, in report order.
@@ -36,4 +37,5 @@ pub const SERIES_NAMES: &[&str] = &[
     "spend",
     "aware",
     "active_payers",
+    "seeded",
 ];

@@ -41,6 +41,23 @@ pub fn word_of_mouth_rate(word_of_mouth: f64, satisfaction_sum: f64, population:
     word_of_mouth * satisfaction_sum / f64::from(population)
 }
 
+/// The local word-of-mouth rate of user `u` on a day (MODEL.md v2,
+/// "Social-network word of mouth"): `ω^net_{u,t} = q_net · Σ_{v ∈ N(u), v Paying}
+/// sat_v / deg(u)`, given the sum, with the neighbours' satisfaction at the start
+/// of the day; 0 when `deg(u) = 0`. Step 1's probability is then
+/// `exposure_probability(λ_s, ω_t + ω^net_{u,t})`.
+#[inline]
+pub fn network_word_of_mouth_rate(
+    network_word_of_mouth: f64,
+    neighbour_satisfaction_sum: f64,
+    degree: u32,
+) -> f64 {
+    if degree == 0 {
+        return 0.0;
+    }
+    network_word_of_mouth * neighbour_satisfaction_sum / f64::from(degree)
+}
+
 /// Step 3, click: `p_click = σ(logit(r_i) + β_V·V + ε_u)`, given `logit(r_i)`.
 #[inline]
 pub fn p_click(click_logit: f64, click_effect: f64, brand_value: f64, propensity: f64) -> f64 {

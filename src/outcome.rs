@@ -30,6 +30,11 @@ pub struct DailySeries {
     pub aware: Vec<u64>,
     /// End of day: users in `Paying`.
     pub active_payers: Vec<u64>,
+    /// Users seeded on the day (MODEL.md v2, "Seeding"). Empty when the
+    /// scenario has no `[[seeding]]`: zero every day (so the outcome files of a
+    /// scenario without seeding are those of earlier versions, byte for byte).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seeded: Vec<u64>,
 }
 
 impl DailySeries {
@@ -47,6 +52,7 @@ impl DailySeries {
             "spend" => self.spend[day],
             "aware" => self.aware[day] as f64,
             "active_payers" => self.active_payers[day] as f64,
+            "seeded" => self.seeded.get(day).map_or(0.0, |&n| n as f64),
             other => panic!("unknown daily series {other:?}"),
         }
     }
@@ -70,6 +76,13 @@ pub struct Outcome {
     pub active_payers: u64,
     /// Registered users still in the funnel at the end (neither paying nor dormant).
     pub registered_at_end: u64,
+    /// Users seeded (MODEL.md v2, "Seeding"), and of them those who were
+    /// `Registered` when seeded (who leave the registered users without
+    /// converting). Absent from the stored outcome when zero.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub seeded: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub seeded_registered: u64,
     /// Summed satisfaction of the users paying at the end.
     pub satisfaction_sum: f64,
     /// Revenue: `Σ_i price_i · (conversions_i + renewals_i)`; with a calendar,
@@ -85,6 +98,10 @@ pub struct Outcome {
     /// file order (fixed keys left out); absent without uncertainty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub uncertain: Vec<(String, f64)>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The scalar metrics of one replication, in `METRIC_NAMES` order.
@@ -169,6 +186,7 @@ impl Outcome {
                 "satisfaction" => satisfaction,
                 "seed_r" => self.seed_r(),
                 "funnel" => acquisition_rate * conversion_rate * satisfaction * awareness,
+                "seeded" => self.seeded as f64,
                 other => unreachable!("metric {other} has no definition"),
             })
             .collect();

@@ -43,6 +43,11 @@ pub enum Event {
     /// else 0), the "user" the user whose draws they are. Keyed by `(S, j)`
     /// for per-replication graphs, by [`ReplicationKey::whole_study`] for fixed ones.
     Network = 14,
+    /// `[[seeding]]` with `rule = "random"`: which candidates a seeding picks,
+    /// drawn from the stream keyed by `(S, j, seeding index)` (day
+    /// [`INITIAL_DAY`], the "user" is the seeding's index). (14 is the
+    /// network generators'.)
+    Seeding = 15,
 }
 
 /// The day used in the keys of initial traits, which belong to no simulated day.
@@ -68,6 +73,19 @@ fn below_threshold_avx512(first_key: u64, threshold: u64) -> u64 {
     let mut mask = 0;
     for i in 0..64u64 {
         let key = first_key.wrapping_add(i.wrapping_mul(GOLDEN_GAMMA));
+        mask |= u64::from(mix64(key) < threshold) << i;
+    }
+    mask
+}
+
+/// Bit `i` set where `mix64(first_key + i·γ) < thresholds[i]`, for `i` in 0..64:
+/// [`below_threshold_avx512`] with a threshold per user.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq")]
+fn below_thresholds_avx512(first_key: u64, thresholds: &[u64; 64]) -> u64 {
+    let mut mask = 0;
+    for (i, &threshold) in thresholds.iter().enumerate() {
+        let key = first_key.wrapping_add((i as u64).wrapping_mul(GOLDEN_GAMMA));
         mask |= u64::from(mix64(key) < threshold) << i;
     }
     mask
@@ -163,6 +181,44 @@ impl EventStream {
         self.happens_among_one_by_one(first_user, among, chance)
     }
 
+    /// [`happens_among`](Self::happens_among) with a chance per user: bit `i` of
+    /// the result is `happens(first_user + i, chances[i])` for the users whose
+    /// bit is set in `among` (the others' bits are 0), whichever way `wide`
+    /// computes them. (The network's step 1: each user with paying friends has
+    /// its own probability.)
+    #[inline]
+    pub fn happens_each(
+        self,
+        wide: WideDraws,
+        first_user: u32,
+        among: u64,
+        chances: &[Chance; 64],
+    ) -> u64 {
+        let always = chances.iter().enumerate().fold(0u64, |mask, (i, chance)| {
+            mask | u64::from(chance.0 == u64::MAX) << i
+        });
+        #[cfg(target_arch = "x86_64")]
+        if wide.avx512 && among.count_ones() >= WIDE_FROM {
+            let thresholds: [u64; 64] = std::array::from_fn(|i| chances[i].0);
+            // SAFETY: `wide.avx512` is set only where the CPU has the features
+            // the function is compiled for (`WideDraws::detect`).
+            let below = unsafe { below_thresholds_avx512(self.key_of(first_user), &thresholds) };
+            return among & (below | always);
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = wide;
+        let mut left = among;
+        let mut hits = 0;
+        while left != 0 {
+            let bit = left.trailing_zeros();
+            left &= left - 1;
+            if self.happens(first_user.wrapping_add(bit), chances[bit as usize]) {
+                hits |= 1 << bit;
+            }
+        }
+        hits
+    }
+
     /// [`happens_among`](Self::happens_among) on any CPU: one user at a time.
     #[inline]
     fn happens_among_one_by_one(self, first_user: u32, among: u64, chance: Chance) -> u64 {
@@ -240,6 +296,17 @@ impl Chance {
         } else {
             Chance(0)
         }
+    }
+
+    /// The chance whose threshold on 64 random bits is `threshold`
+    /// (`u64::MAX`: always).
+    pub const fn from_threshold(threshold: u64) -> Self {
+        Chance(threshold)
+    }
+
+    /// The threshold `p·2^64` (truncated; `u64::MAX` for always).
+    pub const fn threshold(self) -> u64 {
+        self.0
     }
 }
 
@@ -322,6 +389,37 @@ mod tests {
                     for wide in [WideDraws::detect(), WideDraws::one_by_one()] {
                         assert_eq!(
                             stream.happens_among(wide, first_user, among, chance),
+                            expected
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sixty_four_draws_at_their_own_chances_are_the_draws_one_by_one() {
+        let mut numbers = ReplicationKey::new(8, 1)
+            .stream(0, Event::Topic)
+            .generator(0);
+        for first_user in [0, 64, 1000, u32::MAX - 63] {
+            let stream = ReplicationKey::new(6, 3).stream(2, Event::Exposure);
+            for round in 0..20 {
+                let chances: [Chance; 64] = std::array::from_fn(|i| match (i + round) % 5 {
+                    0 => Chance::new(0.0),
+                    1 => Chance::new(1.0),
+                    _ => Chance::new(numbers.uniform()),
+                });
+                for among in [u64::MAX, 0, 0xff << 9, numbers.next(), numbers.next()] {
+                    let expected = (0..64)
+                        .filter(|&i| {
+                            among >> i & 1 == 1
+                                && stream.happens(first_user + i, chances[i as usize])
+                        })
+                        .fold(0u64, |mask, i| mask | 1 << i);
+                    for wide in [WideDraws::detect(), WideDraws::one_by_one()] {
+                        assert_eq!(
+                            stream.happens_each(wide, first_user, among, &chances),
                             expected
                         );
                     }

@@ -115,7 +115,8 @@ pub fn run(
     write_sweep_outputs(&dir, &results, plot_args, args.json)
 }
 
-/// `--vary` texts with every date of a campaign's `start` or `end`
+/// `--vary` texts with every date of a campaign's `start` or `end` (or a
+/// seeding's `day`)
 /// (`campaigns.sale.start=2026-05-01:2026-08-01:7`, or a list of dates) written as
 /// its day number from the scenario's `simulation.start_date` (MODEL.md v2,
 /// "Days"); the step stays in days. Other texts are returned unchanged. Errors: a
@@ -127,8 +128,9 @@ pub fn dates_as_days(vary: &[String], base: &Scenario) -> Result<Vec<String>, Cl
                 return Ok(text.clone());
             };
             let key = key.trim();
-            let is_day =
-                key.starts_with("campaigns.") && (key.ends_with(".start") || key.ends_with(".end"));
+            let is_day = (key.starts_with("campaigns.")
+                && (key.ends_with(".start") || key.ends_with(".end")))
+                || (key.starts_with("seeding.") && key.ends_with(".day"));
             if !is_day {
                 return Ok(text.clone());
             }
@@ -318,11 +320,12 @@ fn sweep_plots(
 /// The labels of an axis's values in the table: each as `number` shows it when
 /// that reads back to the value, else its shortest exact decimal (`0.00005`,
 /// `0.0000000001`), so that every grid value is told apart; a campaign's
-/// `start` or `end` with its date when the scenario has a start date
-/// (`151 (2026-06-01)`).
+/// `start` or `end` (or a seeding's `day`) with its date when the scenario has
+/// a start date (`151 (2026-06-01)`).
 fn grid_labels(base: &crate::scenario::Scenario, key: &str, values: &[f64]) -> Vec<String> {
-    let is_day =
-        key.starts_with("campaigns.") && (key.ends_with(".start") || key.ends_with(".end"));
+    let is_day = (key.starts_with("campaigns.")
+        && (key.ends_with(".start") || key.ends_with(".end")))
+        || (key.starts_with("seeding.") && key.ends_with(".day"));
     values
         .iter()
         .map(|&v| {

@@ -147,6 +147,34 @@ impl ProspectBlock {
         }
     }
 
+    /// The users still in the block, in user order.
+    pub fn users(&self) -> impl Iterator<Item = u32> + '_ {
+        self.words.iter().enumerate().flat_map(move |(w, word)| {
+            let first = self.first_user + 64 * w as u32;
+            let mut left = word.present;
+            std::iter::from_fn(move || {
+                (left != 0).then(|| {
+                    let bit = left.trailing_zeros();
+                    left &= left - 1;
+                    first + bit
+                })
+            })
+        })
+    }
+
+    /// Takes `user` out of the block (it starts paying without the funnel: a
+    /// seeded user); its stage until now, or `None` if it was not in the block.
+    pub fn take(&mut self, user: u32) -> Option<ProspectStage> {
+        let stage = self.stage(user)?;
+        let offset = (user - self.first_user) as usize;
+        let word = &mut self.words[offset / 64];
+        let bit = 1u64 << (offset % 64);
+        word.present &= !bit;
+        word.aware &= !bit;
+        word.registered &= !bit;
+        Some(stage)
+    }
+
     /// Steps 1–5 of the day for every user of the block, in user order, 64
     /// users at a time.
     ///

@@ -4,8 +4,10 @@
 //! Must not depend on: the CLI, reporting, or anything that writes files.
 
 pub mod components;
+pub mod network;
 pub mod resources;
 pub mod score;
+pub mod seeding;
 pub mod systems;
 pub mod traits;
 pub mod wakeful;
@@ -85,10 +87,12 @@ pub fn day_schedule() -> Schedule {
     schedule.set_executor(SingleThreadedExecutor::new());
     schedule.add_systems(
         (
+            seeding::seed_users,
             systems::start_day,
             systems::run_funnel,
             systems::spawn_subscribers,
             systems::renew_or_churn,
+            network::update_neighbour_sums,
             systems::record_day,
         )
             .chain(),
@@ -124,6 +128,7 @@ pub fn build_world(scenario: &Arc<Scenario>, replication: u32) -> World {
     world.insert_resource(NewSubscribers::default());
     world.insert_resource(Wakefulness::default());
     world.insert_resource(DailyRecord::default());
+    world.insert_resource(seeding::SeedingTally::default());
     world.insert_resource(RenewalCalendar {
         due: vec![Vec::new(); scenario.simulation.days as usize],
     });
@@ -131,6 +136,16 @@ pub fn build_world(scenario: &Arc<Scenario>, replication: u32) -> World {
         world.spawn((ContentIndex(index as u16), ItemTally::default()));
     }
     world.spawn_batch(prospect_blocks(&segment_sizes));
+    if let Some(graph) =
+        crate::network::graph_for(scenario, scenario.simulation.seed, u64::from(replication))
+    {
+        let word_of_mouth = scenario
+            .market
+            .network
+            .as_ref()
+            .map_or(0.0, |n| n.word_of_mouth);
+        world.insert_resource(network::NetworkState::new(graph, word_of_mouth));
+    }
     world
 }
 
@@ -190,6 +205,7 @@ fn collect_outcome(world: &mut World, replication: u32) -> Outcome {
             .sum()
     };
     let spend: f64 = daily.spend.iter().sum();
+    let seeded_registered = world.resource::<seeding::SeedingTally>().seeded_registered;
     let npv = npv(&scenario.calendar, &daily, revenue - spend);
     Outcome {
         replication,
@@ -200,6 +216,8 @@ fn collect_outcome(world: &mut World, replication: u32) -> Outcome {
         aware: aggregates.aware,
         active_payers: aggregates.active_payers,
         registered_at_end,
+        seeded: sum(&daily.seeded),
+        seeded_registered,
         satisfaction_sum: aggregates.satisfaction_sum(),
         revenue,
         spend,

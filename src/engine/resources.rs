@@ -236,6 +236,10 @@ pub struct DayCounts {
     pub churned: u64,
     pub dormant: u64,
     pub revenue: f64,
+    /// Users seeded today (MODEL.md v2, "Seeding").
+    pub seeded: u64,
+    /// `Σ users_seeded · cost_per_user` of today's seedings.
+    pub seeding_spend: f64,
 }
 
 /// Renewal days ahead: `due[t]` holds the subscribers whose renewal is day `t`.

@@ -14,6 +14,7 @@ use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 
 use super::components::*;
+use super::network::{NetworkDay, NetworkState};
 use super::resources::*;
 use super::score::{ScoreWeighted, UserScores};
 use super::wakeful::Wakefulness;
@@ -104,8 +105,29 @@ pub fn run_funnel(
     mut score: ResMut<Score>,
     mut user_scores: Option<ResMut<UserScores>>,
     mut scans: Local<Vec<BlockScan>>,
+    mut network: Option<ResMut<NetworkState>>,
 ) {
     let t = today.0;
+    // MODEL.md v2: with a network, step 1 adds each user's `ω^net_{u,t}` (from the
+    // start-of-day neighbour sums) to the segment's rate.
+    let mean_field_rate = model::word_of_mouth_rate(
+        market.scenario.market.word_of_mouth,
+        aggregates.satisfaction_sum(),
+        market.scenario.market.population,
+    );
+    let network_day = network
+        .as_deref()
+        .filter(|_| catalogue.any_available)
+        .map(|network| NetworkDay {
+            graph: &network.graph,
+            neighbour_sums: &network.neighbour_sums,
+            bound_increments: &network.bound_increments,
+            with_friends: &network.with_friends,
+            word_of_mouth: network.word_of_mouth,
+            mean_field_rate,
+            channel_rates: &market.channel_rates,
+            segment_chances: &rates.exposure,
+        });
     let day = FunnelDraws {
         exposure: randomness.stream(t, Event::Exposure),
         wide: WideDraws::detect(),
@@ -120,6 +142,7 @@ pub fn run_funnel(
         base_brand_value: market.base.brand.value,
         catalogue: &catalogue,
         randomness: &randomness,
+        network: network_day,
     };
     let mut tables: Vec<_> = blocks
         .contiguous_iter_mut()
@@ -171,6 +194,9 @@ pub fn run_funnel(
         aggregates.active_payers += scan.payers;
         aggregates.satisfaction_sum += scan.payers_satisfaction;
         subscribers.pending.append(&mut scan.subscribers);
+        if let Some(network) = network.as_deref_mut() {
+            network.started.append(&mut scan.new_payers);
+        }
         if let (Some(tracked), Some(weighted)) = (user_scores.as_deref_mut(), &scan.weighted) {
             tracked.weighted.add(weighted);
         }
@@ -265,6 +291,8 @@ struct FunnelDraws<'a> {
     base_brand_value: f64,
     catalogue: &'a Catalogue,
     randomness: &'a Randomness,
+    /// With a social network: what step 1 adds for users with paying friends.
+    network: Option<NetworkDay<'a>>,
 }
 
 /// What one day's scan found in one block.
@@ -284,6 +312,9 @@ pub struct BlockScan {
     payers_satisfaction: u64,
     /// The payers whose item renews, in user order.
     subscribers: Vec<(Profile, Subscription)>,
+    /// With a social network: every payer and its satisfaction units, for
+    /// its neighbours' sums.
+    new_payers: Vec<(u32, u64)>,
     /// The day's score-weighted counts, when per-user scores are tracked.
     weighted: Option<ScoreWeighted>,
 }
@@ -299,6 +330,7 @@ impl BlockScan {
             payers: 0,
             payers_satisfaction: 0,
             subscribers: Vec::new(),
+            new_payers: Vec::new(),
             weighted: None,
         }
     }
@@ -311,10 +343,32 @@ impl BlockScan {
         self.payers = 0;
         self.payers_satisfaction = 0;
         self.subscribers.clear();
+        self.new_payers.clear();
     }
 }
 
 impl FunnelDraws<'_> {
+    /// Step 1 for the users `first_user + i` whose bit `i` is set in `among`:
+    /// one 64-lane draw at the segment's `chance`, then, with a network, the
+    /// users with paying friends at their own probability.
+    #[inline]
+    fn exposed(&self, first_user: u32, among: u64, chance: Chance, segment: u16) -> u64 {
+        let base = self
+            .exposure
+            .happens_among(self.wide, first_user, among, chance);
+        match &self.network {
+            None => base,
+            Some(network) => network.exposed(
+                self.exposure,
+                self.wide,
+                first_user,
+                among,
+                base,
+                usize::from(segment),
+            ),
+        }
+    }
+
     /// Steps 1–5 for the users of one block.
     fn scan_block(&self, block: &mut ProspectBlock, scan: &mut BlockScan) {
         scan.clear();
@@ -322,10 +376,7 @@ impl FunnelDraws<'_> {
         let chance = self.exposure_chances[usize::from(segment)];
         let dormancy_applies = self.dormancy_chance != Chance::default();
         scan.changes = block.live_day(
-            |first_user, among| {
-                self.exposure
-                    .happens_among(self.wide, first_user, among, chance)
-            },
+            |first_user, among| self.exposed(first_user, among, chance, segment),
             |first_user, among| {
                 if dormancy_applies {
                     self.dormancy
@@ -360,10 +411,7 @@ impl FunnelDraws<'_> {
         let dormancy_applies = self.dormancy_chance != Chance::default();
         let mut payers = Vec::new();
         scan.changes = block.live_day(
-            |first_user, among| {
-                self.exposure
-                    .happens_among(self.wide, first_user, among, chance)
-            },
+            |first_user, among| self.exposed(first_user, among, chance, segment),
             |first_user, among| {
                 if dormancy_applies {
                     self.dormancy
@@ -476,6 +524,10 @@ impl FunnelDraws<'_> {
         let satisfaction = exact_satisfaction as f32;
         scan.payers += 1;
         scan.payers_satisfaction += satisfaction_units(satisfaction);
+        if self.network.is_some() {
+            scan.new_payers
+                .push((user, satisfaction_units(satisfaction)));
+        }
         if let Some(track) = &mut track {
             let score = *track.score;
             track.weighted.conversions[i] += score;
@@ -531,6 +583,7 @@ pub fn renew_or_churn(
     mut score: ResMut<Score>,
     mut aggregates: ResMut<Aggregates>,
     mut user_scores: Option<ResMut<UserScores>>,
+    mut network: Option<ResMut<NetworkState>>,
 ) {
     let t = today.0;
     let Some(due) = calendar.due.get_mut(t as usize).map(std::mem::take) else {
@@ -588,7 +641,9 @@ pub fn renew_or_churn(
                     }
                 }
                 if churns {
-                    draws.churned.push((entity, subscription.satisfaction));
+                    draws
+                        .churned
+                        .push((entity, profile.user, subscription.satisfaction));
                 } else {
                     draws.renewed[usize::from(subscription.item)].push(entity);
                 }
@@ -607,9 +662,14 @@ pub fn renew_or_churn(
             }
             tracked.weighted.add(weighted);
         }
-        for (entity, satisfaction) in draws.churned {
+        for (entity, user, satisfaction) in draws.churned {
             aggregates.active_payers -= 1;
             aggregates.satisfaction_sum -= satisfaction_units(satisfaction);
+            if let Some(network) = network.as_deref_mut() {
+                network
+                    .stopped
+                    .push((user, satisfaction_units(satisfaction)));
+            }
             counts.churned += 1;
             commands.entity(entity).despawn();
         }
@@ -628,8 +688,8 @@ pub fn renew_or_churn(
 struct RenewalDraws {
     /// Per item, the subscribers who renew.
     renewed: Vec<Vec<Entity>>,
-    /// Who churns, with the satisfaction that leaves `S`.
-    churned: Vec<(Entity, f32)>,
+    /// Who churns (entity, user number), with the satisfaction that leaves `S`.
+    churned: Vec<(Entity, u32, f32)>,
     score: f64,
     /// With per-user scores: the new running score of each subscriber due, and
     /// the chunk's score-weighted renewals, churns and revenue.
@@ -654,7 +714,15 @@ pub fn record_day(
     series.churned.push(day.churned);
     series.dormant.push(day.dormant);
     series.revenue.push(day.revenue);
-    series.spend.push(market.daily_spend);
+    // Adding a zero would turn a spend of -0.0 into 0.0: only seeding days add.
+    series.spend.push(if day.seeding_spend != 0.0 {
+        market.daily_spend + day.seeding_spend
+    } else {
+        market.daily_spend
+    });
+    if !market.base.seeding.is_empty() {
+        series.seeded.push(day.seeded);
+    }
     series.aware.push(aggregates.aware);
     series.active_payers.push(aggregates.active_payers);
     today.0 += 1;

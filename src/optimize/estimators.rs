@@ -361,9 +361,9 @@ pub fn likelihood_ratio_per_user(
 /// Whether [`metric_derivative`] differentiates metric `name`: every metric
 /// that is a function of the outcome's additive counts, which is all of them
 /// but `npv` (a discounted sum of daily series the per-user score does not
-/// track by day).
+/// track by day) and `seeded` (set by the seeding plan, not by a draw `V` enters).
 pub fn is_differentiable(name: &str) -> bool {
-    crate::metrics::METRIC_NAMES.contains(&name) && name != "npv"
+    crate::metrics::METRIC_NAMES.contains(&name) && name != "npv" && name != "seeded"
 }
 
 /// The derivative of metric `name` along the tangent `weighted` of its additive

@@ -281,19 +281,20 @@ pub(super) fn time_varying_key(document: &Table, key: &str) -> Result<TimeVaryin
     Ok(resolved)
 }
 
-/// A day of the scenario as read from its key: a day number or a date.
-struct DayRules<'a> {
-    start_date: Option<NaiveDate>,
+/// A day of the scenario as read from its key: a day number or a date (shared
+/// by campaigns, the schedule and `[[seeding]]`).
+pub(crate) struct DayRules<'a> {
+    pub(crate) start_date: Option<NaiveDate>,
     /// The horizon T.
-    days: u32,
-    calendar: &'a Calendar,
+    pub(crate) days: u32,
+    pub(crate) calendar: &'a Calendar,
 }
 
 impl DayRules<'_> {
     /// The day `value` names, or why it is not one: a negative day, a date
     /// without `start_date` or before it, a day past the horizon (unless
     /// `may_pass_end`, for a campaign's `end`).
-    fn day(&self, value: &Value, may_pass_end: bool) -> Result<u32, String> {
+    pub(crate) fn day(&self, value: &Value, may_pass_end: bool) -> Result<u32, String> {
         let last = self.days - 1;
         let (day, shown) = match value {
             Value::Integer(i) if *i < 0 => {

@@ -290,6 +290,7 @@ fn resolve(
     flatten_campaign_sets(&mut document, file, locations)?;
     let set_by = apply_assignments(&mut document, overrides, file)?;
     super::uncertain::fix_set_keys(&mut document, &set_by);
+    super::seeding::mark_switched_off(&mut document, &set_by);
     let default_name = Path::new(file)
         .file_stem()
         .map(|stem| stem.to_string_lossy().into_owned())
@@ -615,6 +616,7 @@ pub(super) const TOP_FIELDS: &[Field] = &[
     optional("campaigns", Kind::Tables),
     optional("schedule", Kind::Table),
     optional("uncertain", Kind::Tables),
+    optional("seeding", Kind::Tables),
 ];
 
 pub(super) const SIMULATION_FIELDS: &[Field] = &[
@@ -965,12 +967,14 @@ impl Validator<'_> {
             variants,
             calendar: Default::default(),
             uncertain: Vec::new(),
+            seeding: Vec::new(),
         };
         self.check_derived_quantities(&scenario)?;
         let mut scenario = scenario;
         scenario.calendar = std::sync::Arc::new(self.calendar(document, &scenario)?);
         self.check_days_derived_quantities(&scenario)?;
         scenario.uncertain = super::uncertain::parse(self, document, &scenario)?;
+        scenario.seeding = super::seeding::parse(self, document, &scenario)?;
         Ok(scenario)
     }
 

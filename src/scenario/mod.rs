@@ -9,6 +9,7 @@ mod load;
 mod network;
 mod overrides;
 mod schedule;
+mod seeding;
 mod uncertain;
 
 pub use calendar::{Calendar, Campaign, ScheduleRow, TimeVaryingKey, Timeline};
@@ -16,6 +17,7 @@ pub use load::{MAX_FILE_BYTES, MAX_LIST_LEN, ScenarioError, ScenarioSource, load
 // For programs that embed brandsim (the Python package).
 pub use load::{load_str, position_in_text};
 pub use overrides::{Assignment, parse_assignment};
+pub use seeding::{Seeding, SeedingRule};
 pub use uncertain::{Uncertain, UncertainDistribution};
 
 /// A validated scenario. Every index (`topic`, `segment`, `channel`) is in range and
@@ -42,6 +44,9 @@ pub struct Scenario {
     /// `[[uncertain]]`: values drawn per replication, in file order (the
     /// index keys their random stream).
     pub uncertain: Vec<Uncertain>,
+    /// `[[seeding]]` (MODEL.md v2, "Seeding"), in file order (the index keys a
+    /// random seeding's stream); empty without seeding.
+    pub seeding: Vec<Seeding>,
 }
 
 /// One `[[variants]]` entry: the scenario with `set` applied like `--set`.

@@ -3,7 +3,8 @@
 //!
 //! Key forms: `name`, `simulation.days`, `market.population`, `brand.value`,
 //! `optimize.estimator`, `market.segments.<segment>.<key>` (and `.topics.<topic>`,
-//! `.targeting.<channel>`), `content.<item>.<key>`, `channels.<channel>.<key>`; a list
+//! `.targeting.<channel>`), `content.<item>.<key>`, `channels.<channel>.<key>`,
+//! `seeding.<name>.<key>` (`users`, `day`, `cost_per_user`, ...); a list
 //! entry can also be given by index: `channels[0].cpm`. Names may contain dots or
 //! spaces: the longest name that fits wins. Values are only placed here; their types
 //! and ranges are checked by the normal validation, which reports them `(from --set)`.
@@ -144,6 +145,12 @@ pub(super) fn locate(document: &Table, key: &str) -> Result<Vec<Step>, String> {
             List::CHANNELS,
         ),
         "campaigns" => campaign_key(document, rest),
+        "seeding" => list_entry(
+            vec![self::key(head)],
+            document.get(head),
+            rest,
+            List::SEEDING,
+        ),
         "schedule" => Err(
             "the schedule cannot be set with --set; edit its file, or set the key with a campaign"
                 .to_string(),
@@ -242,6 +249,11 @@ impl List {
         noun: "channel",
         plural: "channels",
         fields: CHANNEL_FIELDS,
+    };
+    const SEEDING: List = List {
+        noun: "seeding",
+        plural: "seedings",
+        fields: super::seeding::SEEDING_FIELDS,
     };
 }
 

@@ -36,13 +36,20 @@ pub fn assert_accounting_identities(scenario: &Scenario, outcome: &Outcome) {
     }
     assert_eq!(
         outcome.registrations,
-        outcome.conversions() + outcome.dormant + outcome.registered_at_end,
-        "every registered user converted, went dormant, or is still registered"
+        outcome.conversions()
+            + outcome.dormant
+            + outcome.registered_at_end
+            + outcome.seeded_registered,
+        "every registered user converted, went dormant, is still registered, or was seeded"
     );
     assert_eq!(
-        outcome.conversions(),
+        outcome.conversions() + outcome.seeded,
         outcome.active_payers + outcome.churned,
-        "every converter is still paying or churned"
+        "every converter and every seeded user is still paying or churned"
+    );
+    assert!(
+        outcome.seeded_registered <= outcome.seeded,
+        "seeded registered users <= seeded"
     );
     let expected_revenue: f64 = outcome
         .items
@@ -78,6 +85,28 @@ pub fn assert_accounting_identities(scenario: &Scenario, outcome: &Outcome) {
     assert_eq!(total(&outcome.daily.dormant), outcome.dormant);
     assert_eq!(outcome.daily.aware[days - 1], outcome.aware);
     assert_eq!(outcome.daily.active_payers[days - 1], outcome.active_payers);
+    assert_seeding_accounting(scenario, outcome);
+    let seeding_spend: f64 = (0..days)
+        .map(|t| {
+            let seedings: Vec<_> = scenario
+                .seeding
+                .iter()
+                .filter(|s| s.day as usize == t)
+                .collect();
+            match seedings.as_slice() {
+                [one] => outcome.daily.value("seeded", t) * one.cost_per_user,
+                _ => 0.0,
+            }
+        })
+        .sum();
+    let one_seeding_a_day = (0..days).all(|t| {
+        scenario
+            .seeding
+            .iter()
+            .filter(|s| s.day as usize == t)
+            .count()
+            <= 1
+    });
     let daily_spend: f64 = scenario
         .channels
         .iter()
@@ -85,8 +114,10 @@ pub fn assert_accounting_identities(scenario: &Scenario, outcome: &Outcome) {
         .sum::<f64>()
         + scenario.brand.cost_per_day * scenario.brand.value * scenario.brand.value;
     assert!(
-        !prices_fixed || close(get("spend"), daily_spend * days as f64),
-        "spend = days · (Σ B_k + κ·V²)"
+        !prices_fixed
+            || !one_seeding_a_day
+            || close(get("spend"), daily_spend * days as f64 + seeding_spend),
+        "spend = days · (Σ B_k + κ·V²) + Σ seeded · cost_per_user"
     );
     assert!(
         close(get("spend"), outcome.daily.spend.iter().sum()),
@@ -109,4 +140,39 @@ pub fn assert_accounting_identities(scenario: &Scenario, outcome: &Outcome) {
             "{rate} = {value} is in [0, 1]"
         );
     }
+}
+
+/// MODEL.md v2, "Seeding": the daily series `seeded` sums to the metric, is
+/// empty without `[[seeding]]`, zero on days without one, and at most the users
+/// the day's seedings ask for.
+fn assert_seeding_accounting(scenario: &Scenario, outcome: &Outcome) {
+    let days = scenario.simulation.days as usize;
+    if scenario.seeding.is_empty() {
+        assert!(
+            outcome.daily.seeded.is_empty(),
+            "no seeded series without seeding"
+        );
+        assert_eq!(outcome.seeded, 0, "nothing seeded without seeding");
+        return;
+    }
+    assert_eq!(outcome.daily.seeded.len(), days, "one seeded value per day");
+    assert_eq!(
+        outcome.daily.seeded.iter().sum::<u64>(),
+        outcome.seeded,
+        "daily seeded sums to seeded"
+    );
+    for (t, &seeded) in outcome.daily.seeded.iter().enumerate() {
+        let asked: u64 = scenario
+            .seeding
+            .iter()
+            .filter(|s| s.day as usize == t)
+            .map(|s| u64::from(s.users))
+            .sum();
+        assert!(seeded <= asked, "day {t}: seeded {seeded} <= asked {asked}");
+    }
+    assert_eq!(
+        outcome.metrics().get("seeded"),
+        Some(outcome.seeded as f64),
+        "the seeded metric"
+    );
 }
