@@ -73,43 +73,12 @@ PathLike = Union[str, "os.PathLike[str]"]
 #: The metrics of every replication, in the order of ``replications.csv`` (MODEL.md,
 #: "Metrics"); counts are users, money is in the scenario's currency over the whole
 #: horizon, rates are shares in [0, 1].
-METRICS = (
-    "exposures",
-    "clicks",
-    "registrations",
-    "conversions",
-    "renewals",
-    "churned",
-    "dormant",
-    "aware",
-    "active_payers",
-    "revenue",
-    "spend",
-    "profit",
-    "npv",
-    "acquisition_rate",
-    "conversion_rate",
-    "awareness",
-    "satisfaction",
-    "seed_r",
-    "funnel",
-)
+METRICS: tuple[str, ...] = tuple(_core.METRIC_NAMES)
 
 #: The daily series of ``daily.csv``: new users (or money) per day, except ``aware``
-#: and ``active_payers`` (end of day).
-DAILY_SERIES = (
-    "exposures",
-    "clicks",
-    "registrations",
-    "conversions",
-    "renewals",
-    "churned",
-    "dormant",
-    "revenue",
-    "spend",
-    "aware",
-    "active_payers",
-)
+#: and ``active_payers`` (end of day). Both lists come from the library
+#: (``brandsim::metrics``), so they always match the files the commands write.
+DAILY_SERIES: tuple[str, ...] = tuple(_core.SERIES_NAMES)
 
 
 # ---------------------------------------------------------------------------------

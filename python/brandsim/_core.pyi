@@ -12,6 +12,11 @@ class CommandError(Exception):
     line (1-based) and column (1-based, data files) are ``None`` where unknown;
     exit_code is the CLI's (2, or 130 when interrupted)."""
 
+#: Every scalar metric of a replication, in report order (``brandsim::metrics``).
+METRIC_NAMES: list[str]
+#: Every daily series of a replication, in report order (``brandsim::metrics``).
+SERIES_NAMES: list[str]
+
 def run_command(argv: list[str]) -> str:
     """Runs ``brandsim ARGV...`` (without the program name) in this process with
     the GIL released, and returns what the CLI would print on stdout. Wakes every

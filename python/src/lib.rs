@@ -452,6 +452,8 @@ fn key_position(text: &str, key_path: &str) -> Option<(usize, usize)> {
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("CommandError", m.py().get_type::<CommandError>())?;
+    m.add("METRIC_NAMES", brandsim::metrics::METRIC_NAMES.to_vec())?;
+    m.add("SERIES_NAMES", brandsim::metrics::SERIES_NAMES.to_vec())?;
     m.add_function(wrap_pyfunction!(run_command, m)?)?;
     m.add_function(wrap_pyfunction!(load_scenario, m)?)?;
     m.add_function(wrap_pyfunction!(toml_to_dict, m)?)?;
