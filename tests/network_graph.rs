@@ -109,6 +109,11 @@ fn a_fixed_graph_is_summarised_once_and_a_study_without_network_writes_none() {
         2_000,
         "model = \"barabasi-albert\"\nmean_degree = 4\nword_of_mouth = 0.3\ngraph = \"fixed\"",
     );
+    let validated = text(&succeed(&["validate", path(&fixed)]).stdout);
+    assert!(
+        validated.contains("; network: barabasi-albert (m = 2), q_net 0.3, one fixed graph"),
+        "{validated}"
+    );
     let out = dir.join("out");
     run(&fixed, &out, &["--no-plots"]);
     let json = read_json(&out.join("network.json"));

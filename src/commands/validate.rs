@@ -12,14 +12,18 @@ pub fn run(files: &[PathBuf]) -> Result<(), CliError> {
     for file in files {
         match scenario::load_file(file, &[]) {
             Ok((s, _)) => outln!(
-                "{}: ok: \"{}\", population {}, {} days, {} segments, {} items, {} channels",
+                "{}: ok: \"{}\", population {}, {} days, {} segments, {} items, {} channels{}",
                 file.display(),
                 s.name,
                 s.market.population,
                 s.simulation.days,
                 s.market.segments.len(),
                 s.content.len(),
-                s.channels.len()
+                s.channels.len(),
+                s.market
+                    .network
+                    .as_ref()
+                    .map_or(String::new(), |n| format!("; network: {}", n.describe()))
             ),
             Err(error) => errors.push(error),
         }

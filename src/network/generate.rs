@@ -78,12 +78,21 @@ pub fn erdos_renyi(users: u32, mean_degree: f64, key: ReplicationKey) -> Graph {
 pub fn watts_strogatz(users: u32, k: u32, rewiring: f64, key: ReplicationKey) -> Graph {
     let n = users;
     let half = k / 2;
+    // Rows are kept sorted throughout (binary search for adjacency, sorted
+    // insertion), so the graph needs no sorting at the end.
     let mut adjacency: Vec<Vec<u32>> = (0..n)
         .map(|u| {
             let mut row = Vec::with_capacity(k as usize + 2);
+            // u ± j mod N without a division (j < N).
+            for j in (1..=half).rev() {
+                row.push(if u >= j { u - j } else { u + (n - j) });
+            }
             for j in 1..=half {
-                row.push(((u64::from(u) + u64::from(j)) % u64::from(n)) as u32);
-                row.push(((u64::from(u) + u64::from(n) - u64::from(j)) % u64::from(n)) as u32);
+                row.push(if j < n - u { u + j } else { j - (n - u) });
+            }
+            // Only rows that wrap around the ring are out of order.
+            if !row.is_sorted() {
+                row.sort_unstable();
             }
             row
         })
@@ -97,33 +106,49 @@ pub fn watts_strogatz(users: u32, k: u32, rewiring: f64, key: ReplicationKey) ->
                 if generator.uniform() >= rewiring {
                     continue;
                 }
-                let candidates = u64::from(n) - 1 - adjacency[u as usize].len() as u64;
-                if candidates == 0 {
+                let Some(w) =
+                    non_neighbour(&mut generator, &adjacency[u as usize], u, n, &mut scratch)
+                else {
                     continue;
-                }
-                let w = if 4 * candidates >= u64::from(n) {
-                    loop {
-                        let w = below(&mut generator, u64::from(n)) as u32;
-                        if w != u && !adjacency[u as usize].contains(&w) {
-                            break w;
-                        }
-                    }
-                } else {
-                    scratch.clear();
-                    scratch.extend_from_slice(&adjacency[u as usize]);
-                    scratch.push(u);
-                    scratch.sort_unstable();
-                    nth_missing(&scratch, below(&mut generator, candidates) as u32)
                 };
                 let target = ((u64::from(u) + u64::from(j)) % u64::from(n)) as u32;
                 remove(&mut adjacency[u as usize], target);
                 remove(&mut adjacency[target as usize], u);
-                adjacency[u as usize].push(w);
-                adjacency[w as usize].push(u);
+                insert(&mut adjacency[u as usize], w);
+                insert(&mut adjacency[w as usize], u);
             }
         }
     }
     Graph::from_adjacency(adjacency)
+}
+
+/// A user drawn uniformly among the users `w ≠ u` of `0..n` not in `u`'s
+/// sorted `row`, or `None` if there is none: by rejection, or, when fewer than
+/// a quarter of the users are candidates, as the candidate of a uniform rank
+/// (`scratch` is working space).
+fn non_neighbour(
+    generator: &mut DrawRng,
+    row: &[u32],
+    u: u32,
+    n: u32,
+    scratch: &mut Vec<u32>,
+) -> Option<u32> {
+    let candidates = u64::from(n) - 1 - row.len() as u64;
+    if candidates == 0 {
+        return None;
+    }
+    if 4 * candidates >= u64::from(n) {
+        loop {
+            let w = below(generator, u64::from(n)) as u32;
+            if w != u && row.binary_search(&w).is_err() {
+                return Some(w);
+            }
+        }
+    }
+    scratch.clear();
+    scratch.extend_from_slice(row);
+    insert(scratch, u);
+    Some(nth_missing(scratch, below(generator, candidates) as u32))
 }
 
 /// The `rank`-th (from 0) number missing from the sorted, distinct `taken`.
@@ -138,13 +163,18 @@ fn nth_missing(taken: &[u32], rank: u32) -> u32 {
     rank + before as u32
 }
 
-/// Removes `value` (present) from `row`, order not kept.
+/// Removes `value` (present) from the sorted `row`.
 fn remove(row: &mut Vec<u32>, value: u32) {
     let at = row
-        .iter()
-        .position(|&x| x == value)
+        .binary_search(&value)
         .expect("a rewired lattice edge is present on both sides");
-    row.swap_remove(at);
+    row.remove(at);
+}
+
+/// Inserts `value` (absent) into the sorted `row`.
+fn insert(row: &mut Vec<u32>, value: u32) {
+    let at = row.binary_search(&value).unwrap_err();
+    row.insert(at, value);
 }
 
 /// Barabási–Albert preferential attachment with `m = mean_degree / 2`: users
@@ -352,6 +382,64 @@ pub(crate) mod tests {
         let graph = barabasi_albert(4, 3, key(1));
         assert_eq!(graph.edges(), 6);
         assert!((0..4).all(|u| graph.degree(u) == 3));
+    }
+
+    #[test]
+    fn the_new_neighbour_is_uniform_among_non_neighbours_on_both_paths() {
+        // Rejection path (7 of 12 users are candidates) and rank path (2 of 12).
+        let stream = ReplicationKey::new(1, 0).stream(0, Event::Network);
+        let mut scratch = Vec::new();
+        for (row, expected) in [
+            (vec![1u32, 2, 10, 11], vec![3u32, 4, 5, 6, 7, 8, 9]),
+            (vec![1, 2, 3, 4, 5, 7, 9, 10, 11], vec![6, 8]),
+        ] {
+            let draws = 70_000u32;
+            let mut counts = [0u32; 12];
+            for k in 0..draws {
+                let mut generator = stream.generator(k);
+                let w = non_neighbour(&mut generator, &row, 0, 12, &mut scratch).unwrap();
+                counts[w as usize] += 1;
+            }
+            let p = 1.0 / expected.len() as f64;
+            let se = (f64::from(draws) * p * (1.0 - p)).sqrt();
+            for w in 0..12u32 {
+                let count = f64::from(counts[w as usize]);
+                if expected.contains(&w) {
+                    assert!(
+                        (count - f64::from(draws) * p).abs() < 5.0 * se,
+                        "{w}: {count}"
+                    );
+                } else {
+                    assert_eq!(count, 0.0, "{w} is u or a neighbour");
+                }
+            }
+        }
+        let full: Vec<u32> = (1..12).collect();
+        assert_eq!(
+            non_neighbour(&mut stream.generator(0), &full, 0, 12, &mut scratch),
+            None
+        );
+    }
+
+    #[test]
+    fn erdos_renyi_degrees_follow_the_binomial_distribution() {
+        // N = 20000, p = 5/(N−1): degree k has probability
+        // C(N−1, k) p^k (1−p)^(N−1−k); the count of users of each degree 0..=12
+        // is within 5 SE of N times it (users' degrees are nearly independent).
+        let users = 20_000u32;
+        let graph = erdos_renyi(users, 5.0, key(21));
+        let p = 5.0 / f64::from(users - 1);
+        let mut probability = (1.0 - p).powi(users as i32 - 1);
+        for k in 0..=12u32 {
+            let observed = (0..users).filter(|&u| graph.degree(u) == k).count() as f64;
+            let expected = f64::from(users) * probability;
+            let se = (expected * (1.0 - probability)).sqrt();
+            assert!(
+                (observed - expected).abs() < 5.0 * se + 1.0,
+                "k = {k}: {observed} vs {expected}"
+            );
+            probability *= f64::from(users - 1 - k) / f64::from(k + 1) * p / (1.0 - p);
+        }
     }
 
     #[test]

@@ -112,7 +112,9 @@ impl Graph {
         }
         let mut neighbours = Vec::with_capacity(total as usize);
         for mut row in adjacency {
-            row.sort_unstable();
+            if !row.is_sorted() {
+                row.sort_unstable();
+            }
             neighbours.extend_from_slice(&row);
         }
         Graph {
@@ -142,6 +144,19 @@ impl Graph {
     pub fn neighbours(&self, user: u32) -> &[u32] {
         &self.neighbours
             [self.offsets[user as usize] as usize..self.offsets[user as usize + 1] as usize]
+    }
+
+    /// The CSR offsets: `N + 1` entries, user `u`'s neighbours at
+    /// `offsets[u]..offsets[u + 1]` of [`Graph::half_edges`] (for hot loops that
+    /// walk many users without a bounds check per user).
+    pub fn offsets(&self) -> &[u32] {
+        &self.offsets
+    }
+
+    /// Every user's neighbours one after the other (`2E` entries, each user's
+    /// sorted ascending), indexed by [`Graph::offsets`].
+    pub fn half_edges(&self) -> &[u32] {
+        &self.neighbours
     }
 
     /// Bytes on the heap: `4·(N + 1) + 4·2E` (the allocations' capacities).
@@ -306,6 +321,8 @@ mod tests {
         assert_eq!(graph.neighbours(3), &[0, 1]);
         assert_eq!(graph.neighbours(4), &[1]);
         assert_eq!(graph.heap_bytes(), 4 * (5 + 1) + 4 * 2 * 4);
+        assert_eq!(graph.offsets(), &[0, 2, 5, 5, 7, 8]);
+        assert_eq!(graph.half_edges(), &[1, 3, 0, 3, 4, 0, 1, 1]);
         let listed: Vec<_> = graph.edge_list().collect();
         assert_eq!(listed, vec![(0, 1), (0, 3), (1, 3), (1, 4)]);
     }

@@ -187,6 +187,31 @@ pub(super) fn parse(
     }))
 }
 
+impl Network {
+    /// One line for people: `watts-strogatz (k = 10, rewiring 0.1), q_net 0.4,
+    /// per-replication graphs`.
+    pub fn describe(&self) -> String {
+        let model = match &self.model {
+            NetworkModel::ErdosRenyi { mean_degree } => {
+                format!("erdos-renyi (mean degree {mean_degree})")
+            }
+            NetworkModel::WattsStrogatz { k, rewiring } => {
+                format!("watts-strogatz (k = {k}, rewiring {rewiring})")
+            }
+            NetworkModel::BarabasiAlbert { m } => format!("barabasi-albert (m = {m})"),
+            NetworkModel::File { path, edges } => {
+                format!("file {} ({} edges)", path.display(), edges.len())
+            }
+        };
+        let graphs = match (&self.model, self.graph) {
+            (NetworkModel::File { .. }, _) => "",
+            (_, GraphScope::Fixed) => ", one fixed graph",
+            (_, GraphScope::PerReplication) => ", per-replication graphs",
+        };
+        format!("{model}, q_net {}{graphs}", self.word_of_mouth)
+    }
+}
+
 /// `mean_degree` as an even integer >= 2 (WS and BA): a TOML integer, or a
 /// float with an integral value (as `--vary` and `--param` may write it).
 fn even_degree(validator: &Validator<'_>, table: &Table, path: &str) -> Checked<u32> {
@@ -631,6 +656,18 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    #[test]
+    fn a_network_describes_itself_in_one_line() {
+        let ws = with_network(
+            "model = \"watts-strogatz\"\nmean_degree = 10\nrewiring = 0.1\nword_of_mouth = 0.4",
+        )
+        .unwrap();
+        assert_eq!(
+            ws.market.network.unwrap().describe(),
+            "watts-strogatz (k = 10, rewiring 0.1), q_net 0.4, per-replication graphs"
+        );
     }
 
     #[test]
