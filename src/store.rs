@@ -28,7 +28,11 @@ use crate::shard::Shard;
 /// stores each outcome in an [`OutcomeFile`] envelope; directories of format 1
 /// are refused with a message saying so.
 pub const FORMAT: &str = "brandsim-study/2";
-/// The `format` of one stored outcome file.
+/// The `format` of one stored outcome file. Seeding (MODEL.md v2) added the
+/// outcome's `seeded`, `seeded_registered` and daily `seeded`, stored only when
+/// not zero or empty: an outcome without seeding is byte for byte what earlier
+/// versions wrote (same checksum), so the format stays 2 and their study
+/// directories still resume and merge.
 pub const OUTCOME_FORMAT: &str = "brandsim-outcome/2";
 pub const META_FILE: &str = "study.json";
 pub const SCENARIO_FILE: &str = "scenario.toml";

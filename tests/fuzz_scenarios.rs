@@ -26,6 +26,7 @@ const BUNDLED: &[&str] = &[
     include_str!("../scenarios/kol_heavy.toml"),
     include_str!("../scenarios/price_cut.toml"),
     include_str!("../scenarios/quality_investment.toml"),
+    include_str!("../scenarios/network_seeding.toml"),
 ];
 
 /// The users and days simulated for a valid input: small, so cases stay fast.

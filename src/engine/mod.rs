@@ -299,6 +299,32 @@ mod tests {
         assert!(weighted.revenue.is_finite() && weighted.churned.is_finite());
     }
 
+    /// Seeding (a one-off item and a subscription, one of them on a network
+    /// with top-degree candidates) changes no draw of the score tracking either.
+    #[test]
+    fn tracking_scores_with_seeding_on_a_network_leaves_the_outcome_bit_identical() {
+        let text = format!(
+            "{}\n[[seeding]]\nname = \"course\"\nday = 3\nitem = \"python-from-zero\"\n\
+             users = 200\nrule = \"top-degree\"\n\n[[seeding]]\nname = \"club\"\nday = 10\n\
+             item = \"english-club\"\nusers = 300\nrule = \"random\"\nsegment = \"hobbyists\"\n",
+            include_str!("../../scenarios/knowledge_platform.toml").replace(
+                "satisfaction_noise = 0.15 ",
+                "satisfaction_noise = 0.15\n[market.network]\nmodel = \"watts-strogatz\"\n\
+                 mean_degree = 6\nrewiring = 0.3\nword_of_mouth = 0.5\n#"
+            )
+        );
+        let mut scenario =
+            crate::scenario::parse_str(&text, "seeded.toml").unwrap_or_else(|e| panic!("{e}"));
+        scenario.market.population = 9_000;
+        scenario.simulation.days = 70;
+        scenario.brand.value = 1.0;
+        let scenario = Arc::new(scenario);
+        let (tracked, weighted) = simulate_with_scores(&scenario, 2);
+        assert_eq!(tracked, simulate(&scenario, 2));
+        assert_eq!(tracked.seeded, 500);
+        assert!(weighted.active_payers.is_finite() && weighted.satisfaction_sum.is_finite());
+    }
+
     /// After a run, the World holds exactly the users the counts say are left:
     /// prospects and registered users in blocks, and subscribers (one-off
     /// buyers, dormant and churned users have no entity).
