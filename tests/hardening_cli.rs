@@ -60,7 +60,14 @@ fn impossible_study_is_refused_with_how_much_it_needs() {
     let output = run(
         "scenarios/knowledge_platform.toml",
         &out,
-        &["--set", "market.population=4294967295"],
+        // Longer than the guard's pilot runs (issue 18), so the estimate is
+        // the worst case: every user a subscriber.
+        &[
+            "--set",
+            "market.population=4294967295",
+            "--set",
+            "simulation.days=20000",
+        ],
     );
     assert_refused(
         &output,
