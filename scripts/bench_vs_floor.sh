@@ -3,8 +3,9 @@
 # run alternately (floor, brandsim, floor, brandsim, ...) so both see the same
 # noise of a shared machine. Prints user-days/s, the brandsim/floor ratio of wall
 # times (median and range of the rounds), the ratio of CPU times (steadier on a
-# loaded machine), and brandsim's peak memory per user. Skips the floor where it
-# is absent. See BENCHMARKS.md, "The matrix".
+# loaded machine), and brandsim's peak memory per user. The floor is $FLOOR, else
+# ../shared/floor/floor (or ../../shared/floor/floor); skipped where absent. See
+# BENCHMARKS.md, "The matrix".
 #
 # The matrix (one command; every class at every size and thread count):
 #   scripts/bench_vs_floor.sh [--classes sparse,busy,...] [--sizes 1e5,1e6,1e7]
@@ -26,8 +27,9 @@
 #               registers, nobody converts
 #   monthly     bass.toml with renewal_days = 30, churn Beta(0.1, 10): everyone subscribes
 #   daily       the same with renewal_days = 1
-#   campaigns   scenarios/campaign_calendar.toml (budgets fixed); the floor, which
-#               has no campaigns, runs it without them
+#   campaigns   scenarios/campaign_calendar.toml (365 days, budgets fixed); the
+#               floor, which has no calendar, runs it without campaigns, schedule
+#               and `available` (every item on sale all year)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
@@ -38,7 +40,11 @@ python3 - "$out" "$@" <<'PY'
 import json, os, re, resource, statistics, subprocess, sys, time
 
 out, args = sys.argv[1], sys.argv[2:]
-floor = "../shared/floor/floor"
+# The yardstick: $FLOOR, else ../shared/floor/floor beside the repository (or
+# beside its parent, for a git worktree in a subdirectory).
+floor = os.environ.get("FLOOR") or next(
+    (f for f in ("../shared/floor/floor", "../../shared/floor/floor") if os.access(f, os.X_OK)),
+    "../shared/floor/floor")
 brandsim = "target/release/brandsim"
 have_floor = os.access(floor, os.X_OK)
 
@@ -106,7 +112,7 @@ def prepare(name, population):
         mine = path  # as bundled: relative files (a schedule) stay reachable
     # The floor simulates version 1 of the model: without the calendar's tables.
     v1 = re.split(r"^\[\[campaigns\]\]|^\[schedule\]|^\[\[variants\]\]", text, flags=re.M)[0]
-    v1 = re.sub(r"^(start_date|discount_rate)\s*=.*$", "", v1, flags=re.M)
+    v1 = re.sub(r"^(start_date|discount_rate|available)\s*=.*$", "", v1, flags=re.M)
     theirs = f"{out}/{name}-{population}-floor.toml"
     open(theirs, "w").write(v1)
     return mine, theirs
