@@ -73,8 +73,8 @@ fn impossible_study_is_refused_with_how_much_it_needs() {
         &output,
         &"brandsim run",
         &[
-            "the study needs about 772",
-            "4294967295 users × 193 bytes per user",
+            "the study needs about 900",
+            "4294967295 users × 225 bytes per user",
             "--set market.population=",
         ],
     );
