@@ -547,7 +547,7 @@ mod tests {
     #[test]
     fn concurrency_is_lowered_until_the_estimate_fits() {
         let mut scenario = subscribed();
-        scenario.market.population = 35_000_000; // about 6.3 GiB per replication
+        scenario.market.population = 30_000_000; // about 6.3 GiB per replication
         let plan = plan_study(&scenario, 32, 8, Some(16 * GIB)).unwrap();
         assert_eq!(plan.wanted_concurrency, 8);
         assert_eq!(plan.concurrent_replications, 2);
