@@ -97,6 +97,9 @@ impl Throughput {
             "peak_memory_bytes_per_user": self.peak_bytes_per_user(),
             "start_memory_bytes": self.start_memory_bytes,
             "peak_memory_bytes_per_user_above_start": self.peak_bytes_per_user_above_start(),
+            // How the funnel drew 64 users at once: AVX-512, or the portable
+            // path (no AVX-512, or `BRANDSIM_PORTABLE=1`).
+            "draws": if crate::rng::WideDraws::detect().is_wide() { "avx512" } else { "portable" },
         })
     }
 }

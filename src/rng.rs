@@ -265,14 +265,29 @@ pub struct WideDraws {
 }
 
 impl WideDraws {
-    /// The fastest way this CPU has.
+    /// The fastest way this CPU has, unless the environment variable
+    /// `BRANDSIM_PORTABLE` is set to `1`: then the portable path, one user at
+    /// a time, as on a CPU without AVX-512 (to measure that path on any
+    /// machine; the draws are the same either way). Read once per process.
     pub fn detect() -> Self {
-        #[cfg(target_arch = "x86_64")]
-        let avx512 = std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512dq");
-        #[cfg(not(target_arch = "x86_64"))]
-        let avx512 = false;
+        static DETECTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        let avx512 = *DETECTED.get_or_init(|| {
+            if std::env::var_os("BRANDSIM_PORTABLE").is_some_and(|v| v == "1") {
+                return false;
+            }
+            #[cfg(target_arch = "x86_64")]
+            let avx512 = std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512dq");
+            #[cfg(not(target_arch = "x86_64"))]
+            let avx512 = false;
+            avx512
+        });
         WideDraws { avx512 }
+    }
+
+    /// Whether 64 draws are computed eight per instruction (AVX-512).
+    pub fn is_wide(self) -> bool {
+        self.avx512
     }
 
     /// One user at a time, on any CPU.

@@ -60,14 +60,21 @@ fn impossible_study_is_refused_with_how_much_it_needs() {
     let output = run(
         "scenarios/knowledge_platform.toml",
         &out,
-        &["--set", "market.population=4294967295"],
+        // Longer than the guard's pilot runs (issue 18), so the estimate is
+        // the worst case: every user a subscriber.
+        &[
+            "--set",
+            "market.population=4294967295",
+            "--set",
+            "simulation.days=20000",
+        ],
     );
     assert_refused(
         &output,
         &"brandsim run",
         &[
-            "the study needs about 772",
-            "4294967295 users × 193 bytes per user",
+            "the study needs about 900",
+            "4294967295 users × 225 bytes per user",
             "--set market.population=",
         ],
     );

@@ -129,9 +129,7 @@ pub fn build_world(scenario: &Arc<Scenario>, replication: u32) -> World {
     world.insert_resource(Wakefulness::default());
     world.insert_resource(DailyRecord::default());
     world.insert_resource(seeding::SeedingTally::default());
-    world.insert_resource(RenewalCalendar {
-        due: vec![Vec::new(); scenario.simulation.days as usize],
-    });
+    world.insert_resource(RenewalCalendar::new(scenario.simulation.days));
     for index in 0..scenario.content.len() {
         world.spawn((ContentIndex(index as u16), ItemTally::default()));
     }

@@ -43,6 +43,8 @@ pub struct Catalogue {
     pub by_topic: Vec<ItemPicker>,
     /// Item choice among all items.
     pub all: ItemPicker,
+    /// Each segment's favourite-topic draw.
+    pub topics: Vec<TopicPicker>,
 }
 
 /// Chooses an item with probability proportional to its promotion.
@@ -52,6 +54,58 @@ pub struct ItemPicker {
     /// Cumulative promotion, ending at the total; empty when no item has positive
     /// promotion.
     cumulative: Vec<f64>,
+    /// `cumulative` padded with NaN to [`SMALL`] entries, when it has at most
+    /// that many: then a pick counts without branching.
+    small: Option<[f64; SMALL]>,
+}
+
+/// Up to how many entries a table of cumulative weights is searched by
+/// counting (no branch to mispredict) rather than by bisection or a loop.
+const SMALL: usize = 8;
+
+/// The entries of `cumulative` at most `target`: where a search for `target`
+/// in the nondecreasing `cumulative` ends. NaN padding never counts.
+#[inline(always)]
+fn count_at_most(cumulative: &[f64; SMALL], target: f64) -> usize {
+    cumulative.iter().map(|&c| usize::from(c <= target)).sum()
+}
+
+/// The favourite-topic distribution of one segment in the form step 2 draws
+/// it ([`crate::engine::traits::favourite_topic_at`], without its branches).
+#[derive(Debug, Clone)]
+pub struct TopicPicker {
+    topics: Vec<usize>,
+    /// The running totals of the weights, as `favourite_topic_at` sums them,
+    /// padded with NaN, when the segment has at most [`SMALL`] topics.
+    small: Option<[f64; SMALL]>,
+}
+
+impl TopicPicker {
+    pub fn new(segment: &crate::scenario::Segment) -> Self {
+        let topics = segment.topics.iter().map(|&(topic, _)| topic).collect();
+        let small = (segment.topics.len() <= SMALL).then(|| {
+            let mut totals = [f64::NAN; SMALL];
+            let mut total = 0.0;
+            for (slot, &(_, weight)) in totals.iter_mut().zip(&segment.topics) {
+                total += weight;
+                *slot = total;
+            }
+            totals
+        });
+        TopicPicker { topics, small }
+    }
+
+    /// The favourite topic of a user of `segment` (the segment this picker was
+    /// made of) whose topic draw is `u`: the first topic whose running total
+    /// exceeds `u`, else the last, exactly as `favourite_topic_at`.
+    #[inline]
+    pub fn pick(&self, segment: &crate::scenario::Segment, u: f64) -> usize {
+        match &self.small {
+            // The totals never decrease, so those at most `u` are a prefix.
+            Some(totals) => self.topics[count_at_most(totals, u).min(self.topics.len() - 1)],
+            None => crate::engine::traits::favourite_topic_at(segment, u),
+        }
+    }
 }
 
 impl ItemPicker {
@@ -65,7 +119,16 @@ impl ItemPicker {
             items.push(item);
             cumulative.push(total);
         }
-        ItemPicker { items, cumulative }
+        let small = (cumulative.len() <= SMALL).then(|| {
+            let mut padded = [f64::NAN; SMALL];
+            padded[..cumulative.len()].copy_from_slice(&cumulative);
+            padded
+        });
+        ItemPicker {
+            items,
+            cumulative,
+            small,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -77,7 +140,10 @@ impl ItemPicker {
     pub fn pick(&self, u: f64) -> u16 {
         let total = self.cumulative[self.cumulative.len() - 1];
         let target = u * total;
-        let at = self.cumulative.partition_point(|&c| c <= target);
+        let at = match &self.small {
+            Some(padded) => count_at_most(padded, target),
+            None => self.cumulative.partition_point(|&c| c <= target),
+        };
         self.items[at.min(self.items.len() - 1)]
     }
 }
@@ -141,6 +207,12 @@ impl Catalogue {
                 .map(|t| promoted(Some(t)))
                 .collect(),
             all,
+            topics: scenario
+                .market
+                .segments
+                .iter()
+                .map(TopicPicker::new)
+                .collect(),
         }
     }
 
@@ -149,11 +221,13 @@ impl Catalogue {
     #[inline]
     pub fn choose_item(&self, topic: usize, topic_match: f64, branch: f64, pick: f64) -> u16 {
         let own = &self.by_topic[topic];
-        if branch < topic_match && !own.is_empty() {
-            own.pick(pick)
-        } else {
-            self.all.pick(pick)
-        }
+        // Either branch is common: choose without a branch to mispredict.
+        let picker = std::hint::select_unpredictable(
+            branch < topic_match && !own.is_empty(),
+            own,
+            &self.all,
+        );
+        picker.pick(pick)
     }
 }
 
@@ -242,23 +316,127 @@ pub struct DayCounts {
     pub seeding_spend: f64,
 }
 
-/// Renewal days ahead: `due[t]` holds the subscribers whose renewal is day `t`.
+/// Renewal days ahead: `due[t]` holds the subscribers whose renewal is day
+/// `t`, as places in a dense table of what their renewals read.
+///
+/// A subscriber is an entity (`Profile`, `Subscription`); its renewal data
+/// never change while it subscribes, so the calendar keeps a copy of them in
+/// `subscribers` and books 4-byte places: the churn step reads the day's
+/// subscribers from a dense table instead of looking each one up in the World,
+/// and moves 4 bytes per renewal instead of an 8-byte entity (see
+/// BENCHMARKS.md, "Renewals").
 #[derive(Resource, Debug, Default)]
 pub struct RenewalCalendar {
-    pub due: Vec<Vec<Entity>>,
+    due: Vec<Vec<u32>>,
+    /// The booked subscribers, by place; a churned subscriber's place is free
+    /// for the next one.
+    subscribers: Vec<Renewal>,
+    free: Vec<u32>,
+    /// Emptied day lists, kept for their memory (allocating a large list
+    /// afresh each day costs page faults).
+    spare: Vec<Vec<u32>>,
+}
+
+/// What a renewal reads of a subscriber: its entity and a copy of its
+/// `Profile` and `Subscription`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Renewal {
+    pub entity: Entity,
+    pub user: u32,
+    pub segment: u16,
+    /// As in [`Subscription`].
+    pub item: u16,
+    pub satisfaction: f32,
+    pub churn_probability: f64,
+}
+
+impl Renewal {
+    /// The renewal data of `entity`, the subscriber `profile` with
+    /// `subscription`.
+    pub fn of(entity: Entity, profile: &Profile, subscription: &Subscription) -> Self {
+        Renewal {
+            entity,
+            user: profile.user,
+            segment: profile.segment,
+            item: subscription.item,
+            satisfaction: subscription.satisfaction,
+            churn_probability: subscription.churn_probability,
+        }
+    }
 }
 
 impl RenewalCalendar {
-    /// Books a renewal; one past the horizon is never reached, so not kept.
-    pub fn book(&mut self, day: u64, entity: Entity) {
-        self.book_all(day, [entity]);
+    /// A calendar of `days` days, nothing booked.
+    pub fn new(days: u32) -> Self {
+        RenewalCalendar {
+            due: vec![Vec::new(); days as usize],
+            ..RenewalCalendar::default()
+        }
     }
 
-    /// Books renewals of several subscribers on one day.
-    pub fn book_all(&mut self, day: u64, entities: impl IntoIterator<Item = Entity>) {
-        if let Some(slot) = usize::try_from(day).ok().and_then(|d| self.due.get_mut(d)) {
-            slot.extend(entities);
+    /// Books the first renewal of a new subscriber on `day`; one past the
+    /// horizon is never reached, so not kept.
+    pub fn subscribe(&mut self, day: u64, renewal: Renewal) {
+        if self.slot(day).is_none() {
+            return;
         }
+        let place = match self.free.pop() {
+            Some(place) => {
+                self.subscribers[place as usize] = renewal;
+                place
+            }
+            None => {
+                self.subscribers.push(renewal);
+                u32::try_from(self.subscribers.len() - 1).expect("fewer than 2^32 subscribers")
+            }
+        };
+        self.book_all(day, &[place]);
+    }
+
+    /// The renewal data at `place`.
+    #[inline]
+    pub fn renewal(&self, place: u32) -> &Renewal {
+        &self.subscribers[place as usize]
+    }
+
+    /// A churned subscriber's place is free again.
+    pub fn leave(&mut self, place: u32) {
+        self.free.push(place);
+    }
+
+    /// Books renewals of several booked subscribers on one day (past the
+    /// horizon: nothing to book, and their places are never needed again).
+    pub fn book_all(&mut self, day: u64, places: &[u32]) {
+        let spare = &mut self.spare;
+        if let Some(slot) = usize::try_from(day).ok().and_then(|d| self.due.get_mut(d)) {
+            if slot.capacity() == 0
+                && let Some(list) = spare.pop()
+            {
+                *slot = list;
+            }
+            slot.extend_from_slice(places);
+        }
+    }
+
+    /// The list of `day`, taken out of the calendar (empty past the horizon);
+    /// give it back with [`Self::recycle`].
+    pub fn take_due(&mut self, day: u32) -> Vec<u32> {
+        self.due
+            .get_mut(day as usize)
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Keeps a used day list's memory for another day.
+    pub fn recycle(&mut self, mut list: Vec<u32>) {
+        if list.capacity() > 0 {
+            list.clear();
+            self.spare.push(list);
+        }
+    }
+
+    fn slot(&self, day: u64) -> Option<&Vec<u32>> {
+        usize::try_from(day).ok().and_then(|d| self.due.get(d))
     }
 }
 
@@ -277,4 +455,74 @@ pub struct Score(pub f64);
 #[derive(Resource, Debug, Clone, Default)]
 pub struct DailyRecord {
     pub series: crate::outcome::DailySeries,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::{Event, ReplicationKey};
+
+    /// Picks by counting give the item and topic that bisection and the
+    /// running-total loop give, bit for bit, on uniforms at and around every
+    /// boundary and on random ones, with zero weights, one entry, and more
+    /// entries than the counted table holds.
+    #[test]
+    fn counting_picks_what_searching_picks() {
+        let mut uniforms = ReplicationKey::new(3, 1)
+            .stream(0, Event::Topic)
+            .generator(0);
+        let weight_sets: [&[f64]; 6] = [
+            &[1.0],
+            &[0.5, 0.3, 0.2],
+            &[0.0, 0.3, 0.0, 0.7],
+            &[0.1; 8],
+            &[0.05; 11],
+            &[1e-300, 2.0, 1e300],
+        ];
+        for weights in weight_sets {
+            let picker = ItemPicker::new(weights.iter().enumerate().map(|(i, &w)| (i as u16, w)));
+            let segment = crate::scenario::Segment {
+                topics: weights.iter().copied().enumerate().collect(),
+                ..test_segment()
+            };
+            let topics = TopicPicker::new(&segment);
+            let mut points: Vec<f64> = (0..2000).map(|_| uniforms.uniform()).collect();
+            let mut total = 0.0;
+            for &w in weights {
+                total += w;
+                let share = total / picker.cumulative.last().copied().unwrap_or(1.0);
+                points.extend([
+                    total,
+                    share,
+                    f64::from_bits(total.to_bits() - 1),
+                    f64::from_bits(share.to_bits() + 1),
+                ]);
+            }
+            points.extend([0.0, 1.0 - f64::EPSILON / 2.0]);
+            for u in points.into_iter().filter(|u| (0.0..1.0).contains(u)) {
+                if !picker.is_empty() {
+                    let searched = {
+                        let target = u * picker.cumulative[picker.cumulative.len() - 1];
+                        let at = picker.cumulative.partition_point(|&c| c <= target);
+                        picker.items[at.min(picker.items.len() - 1)]
+                    };
+                    assert_eq!(picker.pick(u), searched, "{weights:?} at {u}");
+                }
+                assert_eq!(
+                    topics.pick(&segment, u),
+                    crate::engine::traits::favourite_topic_at(&segment, u),
+                    "{weights:?} at {u}"
+                );
+            }
+        }
+    }
+
+    fn test_segment() -> crate::scenario::Segment {
+        let scenario = crate::scenario::parse_str(
+            include_str!("../../scenarios/knowledge_platform.toml"),
+            "knowledge_platform.toml",
+        )
+        .expect("the bundled scenario is valid");
+        scenario.market.segments[0].clone()
+    }
 }

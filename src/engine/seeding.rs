@@ -183,10 +183,12 @@ fn seed(world: &mut World, day: &Scenario, index: usize, seeding: &Seeding) {
         }
     }
     if !subscribers.is_empty() {
-        let entities: Vec<Entity> = world.spawn_batch(subscribers).collect();
+        let entities: Vec<Entity> = world.spawn_batch(subscribers.iter().copied()).collect();
         let mut calendar = world.resource_mut::<RenewalCalendar>();
         let renewal_day = u64::from(t) + u64::from(renewal_days);
-        calendar.book_all(renewal_day, entities);
+        for (entity, (profile, subscription)) in entities.into_iter().zip(&subscribers) {
+            calendar.subscribe(renewal_day, Renewal::of(entity, profile, subscription));
+        }
     }
 }
 

@@ -226,10 +226,12 @@ pub fn spawn_subscribers(world: &mut World) {
             t + u64::from(catalogue.renewal_days[usize::from(subscription.item)])
         })
         .collect();
-    let entities: Vec<Entity> = world.spawn_batch(pending).collect();
+    let entities: Vec<Entity> = world.spawn_batch(pending.iter().copied()).collect();
     let mut calendar = world.resource_mut::<RenewalCalendar>();
-    for (entity, day) in entities.into_iter().zip(renewal_days) {
-        calendar.book(day, entity);
+    for ((entity, day), (profile, subscription)) in
+        entities.into_iter().zip(renewal_days).zip(&pending)
+    {
+        calendar.subscribe(day, Renewal::of(entity, profile, subscription));
     }
 }
 
@@ -464,7 +466,8 @@ impl FunnelDraws<'_> {
         let segment_index = usize::from(segment);
         let segment = &self.scenario.market.segments[segment_index];
         let brand = &self.scenario.brand;
-        let topic = self.randomness.traits.favourite_topic(segment, user);
+        let topic = self.catalogue.topics[segment_index]
+            .pick(segment, self.randomness.traits.topic_uniform(user));
         let mut draws = self.item_choice.generator(user);
         let (branch, pick) = (draws.uniform(), draws.uniform());
         let item = self
@@ -572,7 +575,6 @@ struct UserTrack<'a> {
 #[allow(clippy::too_many_arguments)]
 pub fn renew_or_churn(
     mut commands: Commands,
-    subscribers: Query<(&Profile, &Subscription)>,
     today: Res<Today>,
     randomness: Res<Randomness>,
     market: Res<Market>,
@@ -586,9 +588,11 @@ pub fn renew_or_churn(
     mut network: Option<ResMut<NetworkState>>,
 ) {
     let t = today.0;
-    let Some(due) = calendar.due.get_mut(t as usize).map(std::mem::take) else {
+    let due = calendar.take_due(t);
+    if due.is_empty() {
+        calendar.recycle(due);
         return;
-    };
+    }
     let stream = randomness.stream(t, Event::Churn);
     let brand = &market.scenario.brand;
     let retention_effect = brand.retention_effect;
@@ -607,45 +611,41 @@ pub fn renew_or_churn(
                 score: 0.0,
                 tracked: running.map(|_| (Vec::new(), ScoreWeighted::new(items_count))),
             };
-            for &entity in due {
-                let (profile, subscription) = subscribers
-                    .get(entity)
-                    .expect("a booked renewal belongs to a subscriber");
+            for &place in due {
+                let renewal = calendar.renewal(place);
                 let h = if brand_value_differs {
                     model::churn_probability_of_logit(
                         randomness.traits.churn_propensity_logit(
-                            &market.scenario.market.segments[usize::from(profile.segment)],
-                            profile.user,
+                            &market.scenario.market.segments[usize::from(renewal.segment)],
+                            renewal.user,
                         ),
                         retention_effect,
                         brand.value,
                         brand.satisfaction_effect,
-                        f64::from(subscription.satisfaction),
+                        f64::from(renewal.satisfaction),
                     )
                 } else {
-                    subscription.churn_probability
+                    renewal.churn_probability
                 };
-                let churns = stream.bernoulli(profile.user, h);
+                let churns = stream.bernoulli(renewal.user, h);
                 let churn_score = model::logistic_score(-retention_effect, churns, h);
                 draws.score += churn_score;
                 if let (Some(running), Some((updates, weighted))) = (running, &mut draws.tracked) {
-                    let user = profile.user;
+                    let user = renewal.user;
                     let score = running[user as usize] + churn_score;
                     updates.push((user, score));
                     if churns {
                         weighted.churned += score;
                     } else {
-                        let item = usize::from(subscription.item);
+                        let item = usize::from(renewal.item);
                         weighted.renewals[item] += score;
                         weighted.revenue += catalogue.price[item] * score;
                     }
                 }
                 if churns {
-                    draws
-                        .churned
-                        .push((entity, profile.user, subscription.satisfaction));
+                    draws.churned.push(place);
                 } else {
-                    draws.renewed[usize::from(subscription.item)].push(entity);
+                    draws.renewed[usize::from(renewal.item)].push(place);
                 }
             }
             draws
@@ -662,23 +662,26 @@ pub fn renew_or_churn(
             }
             tracked.weighted.add(weighted);
         }
-        for (entity, user, satisfaction) in draws.churned {
+        for place in draws.churned {
+            let renewal = *calendar.renewal(place);
             aggregates.active_payers -= 1;
-            aggregates.satisfaction_sum -= satisfaction_units(satisfaction);
+            aggregates.satisfaction_sum -= satisfaction_units(renewal.satisfaction);
             if let Some(network) = network.as_deref_mut() {
                 network
                     .stopped
-                    .push((user, satisfaction_units(satisfaction)));
+                    .push((renewal.user, satisfaction_units(renewal.satisfaction)));
             }
             counts.churned += 1;
-            commands.entity(entity).despawn();
+            commands.entity(renewal.entity).despawn();
+            calendar.leave(place);
         }
         for (item, renewed) in draws.renewed.into_iter().enumerate() {
             renewals[item] += renewed.len() as u64;
             let renewal_day = u64::from(t) + u64::from(catalogue.renewal_days[item]);
-            calendar.book_all(renewal_day, renewed);
+            calendar.book_all(renewal_day, &renewed);
         }
     }
+    calendar.recycle(due);
     counts.revenue += revenue(&renewals, &catalogue.price);
     add_to_item_tallies(&mut items, &renewals, |tally| &mut tally.renewals);
     counts.renewals += renewals.iter().sum::<u64>();
@@ -686,10 +689,10 @@ pub fn renew_or_churn(
 
 /// What one chunk of the day's renewals drew.
 struct RenewalDraws {
-    /// Per item, the subscribers who renew.
-    renewed: Vec<Vec<Entity>>,
-    /// Who churns (entity, user number), with the satisfaction that leaves `S`.
-    churned: Vec<(Entity, u32, f32)>,
+    /// Per item, the subscribers who renew (their places in the calendar).
+    renewed: Vec<Vec<u32>>,
+    /// Who churns.
+    churned: Vec<u32>,
     score: f64,
     /// With per-user scores: the new running score of each subscriber due, and
     /// the chunk's score-weighted renewals, churns and revenue.

@@ -26,15 +26,13 @@ impl TraitDraws {
 
     /// The favourite topic, from the segment's normalised `topics` distribution.
     pub fn favourite_topic(&self, segment: &Segment, user: u32) -> usize {
-        let u = self.topic.uniform(user);
-        let mut total = 0.0;
-        for &(topic, weight) in &segment.topics {
-            total += weight;
-            if u < total {
-                return topic;
-            }
-        }
-        segment.topics.last().expect("a segment has a topic").0
+        favourite_topic_at(segment, self.topic_uniform(user))
+    }
+
+    /// The uniform number the favourite topic of `user` is drawn with.
+    #[inline]
+    pub fn topic_uniform(&self, user: u32) -> f64 {
+        self.topic.uniform(user)
     }
 
     /// `ε_u ~ Normal(0, σ_s)`.
@@ -57,4 +55,19 @@ impl TraitDraws {
             &mut self.churn_propensity.generator(user),
         )
     }
+}
+
+/// The favourite topic of a user of `segment` whose topic draw is the uniform
+/// `u`: the first topic whose running total of weights exceeds `u`, else the
+/// last.
+#[inline]
+pub fn favourite_topic_at(segment: &Segment, u: f64) -> usize {
+    let mut total = 0.0;
+    for &(topic, weight) in &segment.topics {
+        total += weight;
+        if u < total {
+            return topic;
+        }
+    }
+    segment.topics.last().expect("a segment has a topic").0
 }
