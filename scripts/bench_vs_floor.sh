@@ -30,6 +30,9 @@
 #   campaigns   scenarios/campaign_calendar.toml (365 days, budgets fixed); the
 #               floor, which has no calendar, runs it without campaigns, schedule
 #               and `available` (every item on sale all year)
+#   network     scenarios/network_seeding.toml: word of mouth on a per-replication
+#               Barabasi-Albert graph (mean degree 10) and 500 users seeded on day
+#               14; the floor, which has neither, runs it without both
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
@@ -57,6 +60,7 @@ CLASSES = {
     "monthly": ("scenarios/bass.toml", {"renewal_days": "30", "churn_alpha": "0.1", "churn_beta": "10"}, True),
     "daily": ("scenarios/bass.toml", {"renewal_days": "1", "churn_alpha": "0.1", "churn_beta": "10"}, True),
     "campaigns": ("scenarios/campaign_calendar.toml", {}, False),
+    "network": ("scenarios/network_seeding.toml", {}, False),
 }
 
 def option(name, default):
@@ -111,7 +115,9 @@ def prepare(name, population):
     else:
         mine = path  # as bundled: relative files (a schedule) stay reachable
     # The floor simulates version 1 of the model: without the calendar's tables.
-    v1 = re.split(r"^\[\[campaigns\]\]|^\[schedule\]|^\[\[variants\]\]", text, flags=re.M)[0]
+    v1 = re.split(r"^\[\[campaigns\]\]|^\[schedule\]|^\[\[variants\]\]|^\[\[seeding\]\]", text, flags=re.M)[0]
+    # ... and without a network: its table runs up to the next table.
+    v1 = re.sub(r"^\[market\.network\]\n(?:(?!\[).*\n)*", "", v1, flags=re.M)
     v1 = re.sub(r"^(start_date|discount_rate|available)\s*=.*$", "", v1, flags=re.M)
     theirs = f"{out}/{name}-{population}-floor.toml"
     open(theirs, "w").write(v1)
