@@ -15,7 +15,7 @@ use pyo3::exceptions::{PyException, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
-use brandsim::cli::{Cli, Command};
+use brandsim::cli::Cli;
 use brandsim::commands::{self, CliError, study_dir};
 use brandsim::scenario::{self, Assignment, ScenarioError};
 use brandsim::study::output_dir::OutputDirError;
@@ -154,57 +154,6 @@ fn clap_failure(error: &clap::Error) -> Failure {
     Failure::new("usage", message, 2)
 }
 
-/// Runs one parsed command the way `main` does.
-fn dispatch(command: Command) -> Result<(), CliError> {
-    match command {
-        Command::Run {
-            file,
-            study,
-            precision,
-            plots,
-        } => commands::run::run(&file, &study, &precision, &plots),
-        Command::Sweep {
-            file,
-            vary,
-            metrics,
-            study,
-            plots,
-        } => commands::sweep::run(&file, &vary, &metrics, &study, &plots),
-        Command::Compare {
-            files,
-            metric,
-            study,
-            plots,
-        } => commands::compare::run(&files, &metric, &study, &plots),
-        Command::Sensitivity {
-            file,
-            params,
-            method,
-            samples,
-            metrics,
-            study,
-            plots,
-        } => commands::sensitivity::run(&file, &params, method, samples, &metrics, &study, &plots),
-        Command::Merge { dirs, out, json } => commands::merge::run(&dirs, &out, json),
-        Command::Optimize {
-            file,
-            tuning,
-            study,
-        } => commands::optimize::run(&file, &tuning, &study),
-        Command::Report { dir } => commands::report::run(&dir),
-        Command::Fit { model } => commands::fit::run(&model),
-        Command::Calibrate {
-            file,
-            calibration,
-            study,
-            plots,
-        } => commands::calibrate::run(&file, &calibration, &study, &plots),
-        _ => Err(CliError::Usage(
-            "this command is not available from Python".to_string(),
-        )),
-    }
-}
-
 /// Runs `brandsim ARGV...` (ARGV without the program name) in this process and
 /// returns what the command printed on stdout.
 ///
@@ -226,7 +175,7 @@ fn run_command(py: Python<'_>, argv: Vec<String>) -> PyResult<String> {
         .stack_size(COMMAND_STACK_BYTES)
         .spawn(move || {
             let result = catch_unwind(AssertUnwindSafe(|| {
-                commands::capture_stdout(|| dispatch(cli.command))
+                commands::capture_stdout(|| commands::dispatch(cli.command))
             }));
             // The receiver is gone only if the Python side itself failed.
             let _ = sender.send(result);

@@ -36,9 +36,63 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::cli::StudyArgs;
+use crate::cli::{Command, StudyArgs};
 use crate::scenario::{self, Assignment, Scenario, ScenarioError, ScenarioSource};
 use crate::study::output_dir::{self, Acquire, DirLock, Marker, MarkerState};
+
+/// Runs one parsed command: the `brandsim` binary and the Python package both call
+/// this, so a command means the same wherever it is started from.
+///
+/// # Errors
+/// The command's [`CliError`] (its [`CliError::exit_code`] is the process's exit
+/// code in the CLI).
+pub fn dispatch(command: Command) -> Result<(), CliError> {
+    match command {
+        Command::Validate { files } => validate::run(&files),
+        Command::Run {
+            file,
+            study,
+            precision,
+            plots,
+        } => run::run(&file, &study, &precision, &plots),
+        Command::Sweep {
+            file,
+            vary,
+            metrics,
+            study,
+            plots,
+        } => sweep::run(&file, &vary, &metrics, &study, &plots),
+        Command::Compare {
+            files,
+            metric,
+            study,
+            plots,
+        } => compare::run(&files, &metric, &study, &plots),
+        Command::Sensitivity {
+            file,
+            params,
+            method,
+            samples,
+            metrics,
+            study,
+            plots,
+        } => sensitivity::run(&file, &params, method, samples, &metrics, &study, &plots),
+        Command::Merge { dirs, out, json } => merge::run(&dirs, &out, json),
+        Command::Optimize {
+            file,
+            tuning,
+            study,
+        } => optimize::run(&file, &tuning, &study),
+        Command::Report { dir } => report::run(&dir),
+        Command::Fit { model } => fit::run(&model),
+        Command::Calibrate {
+            file,
+            calibration,
+            study,
+            plots,
+        } => calibrate::run(&file, &calibration, &study, &plots),
+    }
+}
 
 std::thread_local! {
     /// The printout of the command running on this thread, when a program that
