@@ -287,3 +287,41 @@ fn a_network_study_with_top_degree_seeding_is_the_same_on_any_threads_and_in_mer
     assert_eq!(one, study_results(&dir.join("two")));
     assert_eq!(one, study_results(&dir.join("merged")));
 }
+
+/// `optimize` tunes a seeding's size and day (a date in the file) as real numbers
+/// and applies them as whole numbers: the answer's scenario holds integers.
+#[test]
+fn optimize_tunes_seeded_users_and_day_as_whole_numbers() {
+    let dir = Scratch::new("optimize-seeding");
+    let file = scenario_file(&dir, &KOL_SEED.replace("day = 3", "day = 2026-01-04"));
+    succeed(&[
+        "optimize",
+        &file,
+        "-q",
+        "-o",
+        &dir.arg("o"),
+        "--param",
+        "seeding.kol-seed.users=0:600",
+        "--param",
+        "seeding.kol-seed.day=0:19",
+        "--set",
+        "optimize.iterations=2",
+        "--set",
+        "optimize.replications_per_step=2",
+        "--set",
+        "optimize.objective=active_payers",
+    ]);
+    let answer: toml::Value =
+        toml::from_str(&std::fs::read_to_string(dir.join("o/scenario.toml")).unwrap()).unwrap();
+    let seeding = &answer["seeding"][0];
+    let users = seeding["users"]
+        .as_integer()
+        .expect("users is a whole number");
+    let day = seeding["day"].as_integer().expect("day is a whole number");
+    assert!((0..=600).contains(&users), "users {users}");
+    assert!((0..=19).contains(&day), "day {day}");
+    let optimize: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("o/optimize.json")).unwrap())
+            .unwrap();
+    assert!(optimize.to_string().contains("seeding.kol-seed.day"));
+}

@@ -215,9 +215,10 @@ impl Problem {
             let value = source
                 .value_at(&parameter.key)
                 .map_err(|e| error(e.to_string()))?;
-            // A campaign's first or last day (a day number or a date) is tuned as a
-            // real number of days, rounded to the nearest day when it is applied.
-            let value = match campaign_day(&source, &parameter.key) {
+            // A campaign's first or last day or a seeding's day (a day number or a
+            // date) is tuned as a real number of days, rounded to the nearest day when
+            // it is applied.
+            let value = match day_of(&source, &parameter.key) {
                 Some(day) => Some(toml::Value::Integer(day)),
                 None => value,
             };
@@ -483,35 +484,46 @@ fn replications(first: u64, count: u32) -> Result<Vec<u32>, OptimizeError> {
     Ok((first as u32..last as u32).collect())
 }
 
-/// Whether `key` is a campaign's `start` or `end`: a day, tuned in whole days.
-fn is_campaign_day(key: &str) -> bool {
-    key.starts_with("campaigns.") && (key.ends_with(".start") || key.ends_with(".end"))
+/// Whether `key` takes whole numbers: a campaign's `start` or `end` or a
+/// seeding's `day` (days), or a seeding's `users`. Such keys are tuned as real
+/// numbers and rounded to the nearest whole number when applied.
+fn is_whole_number_key(key: &str) -> bool {
+    (key.starts_with("campaigns.") && (key.ends_with(".start") || key.ends_with(".end")))
+        || (key.starts_with("seeding.") && (key.ends_with(".day") || key.ends_with(".users")))
 }
 
-/// The day number of `campaigns.<name>.start` or `.end` in the scenario (a date
-/// becomes its day), or `None` for any other key.
-fn campaign_day(source: &ScenarioSource, key: &str) -> Option<i64> {
-    if !is_campaign_day(key) {
-        return None;
-    }
-    let (name_and, field) = key["campaigns.".len()..].rsplit_once('.')?;
-    let scenario = source.with_overrides(&[]).ok()?.0;
-    let campaign = scenario
-        .calendar
-        .campaigns
-        .iter()
-        .find(|c| c.name == name_and)?;
-    Some(i64::from(if field == "start" {
-        campaign.start
-    } else {
-        campaign.end
-    }))
+/// The day number of `campaigns.<name>.start` or `.end`, or of `seeding.<name>.day`,
+/// in the scenario (a date becomes its day), or `None` for any other key.
+fn day_of(source: &ScenarioSource, key: &str) -> Option<i64> {
+    let (table, rest) = key.split_once('.')?;
+    let (name, field) = rest.rsplit_once('.')?;
+    let day = match (table, field) {
+        ("campaigns", "start" | "end") => {
+            let scenario = source.with_overrides(&[]).ok()?.0;
+            let campaign = scenario
+                .calendar
+                .campaigns
+                .iter()
+                .find(|c| c.name == name)?;
+            if field == "start" {
+                campaign.start
+            } else {
+                campaign.end
+            }
+        }
+        ("seeding", "day") => {
+            let scenario = source.with_overrides(&[]).ok()?.0;
+            scenario.seeding.iter().find(|s| s.name == name)?.day
+        }
+        _ => return None,
+    };
+    Some(i64::from(day))
 }
 
-/// The value that sets tuned key `key` to `value`: a whole day for a campaign's
-/// `start` or `end`, else the number itself.
+/// The value that sets tuned key `key` to `value`: a whole number for the keys of
+/// [`is_whole_number_key`], else the number itself.
 fn tuned_value(key: &str, value: f64) -> toml::Value {
-    if is_campaign_day(key) && value.is_finite() {
+    if is_whole_number_key(key) && value.is_finite() {
         toml::Value::Integer(value.round() as i64)
     } else {
         toml::Value::Float(value)
