@@ -230,6 +230,11 @@ pub fn metrics_table(scenario: &Scenario, replications: usize, summary: &StudySu
         "metric", "mean", "95% CI", "p05", "p95"
     );
     for (name, s) in &summary.metrics {
+        // `seeded` is always 0 without `[[seeding]]`: the files keep it, the table
+        // does not.
+        if *name == "seeded" && scenario.seeding.is_empty() {
+            continue;
+        }
         let ci = if s.ci95[0].is_nan() {
             "n/a".to_string()
         } else {
