@@ -163,9 +163,17 @@ fn padded(lo: f64, hi: f64) -> std::ops::Range<f64> {
 fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
     chart: &mut ChartContext<'a, DB, CT>,
 ) -> Result<(), String> {
+    draw_legend_at(chart, SeriesLabelPosition::UpperLeft)
+}
+
+/// The legend of `chart` at `position`, on a white, framed background.
+fn draw_legend_at<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> Result<(), String> {
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(position)
         .border_style(BLACK)
         .background_style(WHITE.mix(0.8))
         .draw()
@@ -885,14 +893,7 @@ pub fn fit_chart(
                 .label(series.label.as_str())
                 .legend(move |(x, y)| Circle::new((x + 8, y), 3, color.filled()));
         }
-        // Upper right: a degree distribution starts at the upper left.
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.8))
-            .draw()
-            .map_err(text_error)
+        draw_legend(&mut chart)
     })
 }
 
@@ -960,12 +961,6 @@ pub fn degree_distribution(
                 .legend(move |(x, y)| Circle::new((x + 8, y), 3, color.filled()));
         }
         // Upper right: a degree distribution starts at the upper left.
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.8))
-            .draw()
-            .map_err(text_error)
+        draw_legend_at(&mut chart, SeriesLabelPosition::UpperRight)
     })
 }
