@@ -46,10 +46,10 @@ pub const BYTES_PER_DAY_FINISHED: u64 = 88;
 pub const BYTES_PER_DAY_SUMMARY: u64 = 352 + 1024;
 
 /// Bytes per user of one running replication with a social network, beyond the
-/// graph: the neighbour sum (8), the bound of `ω^net` (4) and the friends bit of
+/// graph: the neighbour sum (8), `ω^net` (8) and the friends bit of
 /// `engine::network`, and the day's lists of new and lost payers; budgeted with
 /// margin.
-pub const NETWORK_BYTES_PER_USER: u64 = 16;
+pub const NETWORK_BYTES_PER_USER: u64 = 20;
 
 /// Bytes per user and per edge that building a graph holds for a moment beyond
 /// the graph itself (a generator's edge list or adjacency rows: 24-byte `Vec`

@@ -78,17 +78,44 @@ fn below_threshold_avx512(first_key: u64, threshold: u64) -> u64 {
     mask
 }
 
-/// Bit `i` set where `mix64(first_key + i·γ) < thresholds[i]`, for `i` in 0..64:
-/// [`below_threshold_avx512`] with a threshold per user.
+/// `(below, within)` for `i` in 0..64: bit `i` of `below` set where
+/// `mix64(first_key + i·γ) < threshold`, of `within` where it is below the
+/// widened threshold `threshold + ⌊widths[i]·2^64⌋ + slack` (saturating; `u64::MAX`
+/// counts as always): 64 consecutive users' draws, each hashed once, against two
+/// thresholds. Eight users per instruction, like [`below_threshold_avx512`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq")]
-fn below_thresholds_avx512(first_key: u64, thresholds: &[u64; 64]) -> u64 {
-    let mut mask = 0;
-    for (i, &threshold) in thresholds.iter().enumerate() {
-        let key = first_key.wrapping_add((i as u64).wrapping_mul(GOLDEN_GAMMA));
-        mask |= u64::from(mix64(key) < threshold) << i;
+fn below_and_within_avx512(
+    first_key: u64,
+    threshold: u64,
+    widths: &[f64; 64],
+    slack: u64,
+) -> (u64, u64) {
+    let mut below = 0;
+    let mut within = 0;
+    for (i, &width) in widths.iter().enumerate() {
+        let bits = mix64(first_key.wrapping_add((i as u64).wrapping_mul(GOLDEN_GAMMA)));
+        let bound = widened(threshold, width, slack);
+        below |= u64::from(bits < threshold) << i;
+        within |= u64::from(bits < bound || bound == u64::MAX) << i;
     }
-    mask
+    (below, within)
+}
+
+/// `threshold + ⌊width·2^64⌋ + slack`, saturating at `u64::MAX` (a `width` of 1
+/// or more, or NaN, saturates; `width >= 0`).
+#[inline(always)]
+fn widened(threshold: u64, width: f64, slack: u64) -> u64 {
+    let scaled = if width < 1.0 {
+        // SAFETY: 0 <= width < 1, so width·2^64 is in [0, 2^64) (finite, not
+        // negative, below u64::MAX + 1): the conversion is exact truncation.
+        // (Unchecked, so that the compiler converts eight lanes per
+        // instruction; the checked cast is scalar.)
+        unsafe { (width.max(0.0) * 18_446_744_073_709_551_616.0).to_int_unchecked::<u64>() }
+    } else {
+        u64::MAX
+    };
+    threshold.saturating_add(scaled).saturating_add(slack)
 }
 
 /// A uniform number in [0, 1) from the top 53 bits.
@@ -181,42 +208,53 @@ impl EventStream {
         self.happens_among_one_by_one(first_user, among, chance)
     }
 
-    /// [`happens_among`](Self::happens_among) with a chance per user: bit `i` of
-    /// the result is `happens(first_user + i, chances[i])` for the users whose
-    /// bit is set in `among` (the others' bits are 0), whichever way `wide`
-    /// computes them. (The network's step 1: each user with paying friends has
-    /// its own probability.)
+    /// [`happens_among`](Self::happens_among), and a bound for probabilities
+    /// above `chance`, from the same draws: `(hits, within)` for the users
+    /// `first_user + i` whose bit `i` is set in `among` (the others' bits are
+    /// 0), where `hits` has bit `i` of `happens(first_user + i, chance)` and
+    /// `within` bit `i` where the user's draw falls below the threshold of
+    /// `chance` widened by `widths[i]` (a probability, `>= 0`) and `slack` (in
+    /// units of 2^-64), saturating at always. So a user whose own probability
+    /// `p_i` has a threshold at most that widened one (`p_i <= p + widths[i]`
+    /// up to rounding that `slack` covers) can only happen where `within` is
+    /// set: the network's step 1 draws each user once and checks its own
+    /// probability only there. Bit for bit the same whichever way `wide`
+    /// computes it.
     #[inline]
-    pub fn happens_each(
+    pub fn happens_among_within(
         self,
         wide: WideDraws,
         first_user: u32,
         among: u64,
-        chances: &[Chance; 64],
-    ) -> u64 {
-        let always = chances.iter().enumerate().fold(0u64, |mask, (i, chance)| {
-            mask | u64::from(chance.0 == u64::MAX) << i
-        });
+        chance: Chance,
+        widths: &[f64; 64],
+        slack: u64,
+    ) -> (u64, u64) {
+        if chance.0 == u64::MAX {
+            return (among, among);
+        }
         #[cfg(target_arch = "x86_64")]
         if wide.avx512 && among.count_ones() >= WIDE_FROM {
-            let thresholds: [u64; 64] = std::array::from_fn(|i| chances[i].0);
             // SAFETY: `wide.avx512` is set only where the CPU has the features
             // the function is compiled for (`WideDraws::detect`).
-            let below = unsafe { below_thresholds_avx512(self.key_of(first_user), &thresholds) };
-            return among & (below | always);
+            let (below, within) = unsafe {
+                below_and_within_avx512(self.key_of(first_user), chance.0, widths, slack)
+            };
+            return (among & below, among & within);
         }
         #[cfg(not(target_arch = "x86_64"))]
         let _ = wide;
+        let (mut hits, mut within) = (0, 0);
         let mut left = among;
-        let mut hits = 0;
         while left != 0 {
             let bit = left.trailing_zeros();
             left &= left - 1;
-            if self.happens(first_user.wrapping_add(bit), chances[bit as usize]) {
-                hits |= 1 << bit;
-            }
+            let bits = self.bits(first_user.wrapping_add(bit));
+            let bound = widened(chance.0, widths[bit as usize], slack);
+            hits |= u64::from(bits < chance.0) << bit;
+            within |= u64::from(bits < bound || bound == u64::MAX) << bit;
         }
-        hits
+        (hits, within)
     }
 
     /// [`happens_among`](Self::happens_among) on any CPU: one user at a time.
@@ -413,29 +451,47 @@ mod tests {
     }
 
     #[test]
-    fn sixty_four_draws_at_their_own_chances_are_the_draws_one_by_one() {
+    fn draws_within_widened_thresholds_are_the_draws_one_by_one() {
         let mut numbers = ReplicationKey::new(8, 1)
             .stream(0, Event::Topic)
             .generator(0);
         for first_user in [0, 64, 1000, u32::MAX - 63] {
             let stream = ReplicationKey::new(6, 3).stream(2, Event::Exposure);
             for round in 0..20 {
-                let chances: [Chance; 64] = std::array::from_fn(|i| match (i + round) % 5 {
+                let chance = match round % 4 {
                     0 => Chance::new(0.0),
                     1 => Chance::new(1.0),
-                    _ => Chance::new(numbers.uniform()),
+                    _ => Chance::new(numbers.uniform() * 0.5),
+                };
+                let widths: [f64; 64] = std::array::from_fn(|i| match (i + round) % 5 {
+                    0 => 0.0,
+                    1 => 1.0,
+                    2 => 0.9999,
+                    _ => numbers.uniform() * 0.3,
                 });
+                let slack = [0, 1 << 24, u64::MAX][round % 3];
                 for among in [u64::MAX, 0, 0xff << 9, numbers.next(), numbers.next()] {
-                    let expected = (0..64)
-                        .filter(|&i| {
-                            among >> i & 1 == 1
-                                && stream.happens(first_user + i, chances[i as usize])
-                        })
-                        .fold(0u64, |mask, i| mask | 1 << i);
+                    let (mut hits, mut within) = (0u64, 0u64);
+                    for i in (0..64).filter(|&i| among >> i & 1 == 1) {
+                        let user = first_user + i;
+                        hits |= u64::from(stream.happens(user, chance)) << i;
+                        // The widened threshold, exactly, in 128 bits.
+                        let bound = u128::from(chance.threshold())
+                            + u128::from(
+                                (widths[i as usize] * 18_446_744_073_709_551_616.0) as u64,
+                            )
+                            + u128::from(slack);
+                        let always =
+                            chance.threshold() == u64::MAX || bound >= u128::from(u64::MAX);
+                        within |= u64::from(always || u128::from(stream.bits(user)) < bound) << i;
+                    }
                     for wide in [WideDraws::detect(), WideDraws::one_by_one()] {
                         assert_eq!(
-                            stream.happens_each(wide, first_user, among, &chances),
-                            expected
+                            stream.happens_among_within(
+                                wide, first_user, among, chance, &widths, slack
+                            ),
+                            (hits, within),
+                            "first user {first_user}, round {round}, among {among:x}"
                         );
                     }
                 }

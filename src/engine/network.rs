@@ -3,15 +3,15 @@
 //! satisfaction, step 1's exposure with `ω^net_{u,t}`, and the day's changes to
 //! the sums, applied after the day.
 //!
-//! Per user the engine keeps 12 bytes and a bit: `Σ_{v ∈ N(u), v Paying} sat_v`
+//! Per user the engine keeps 16 bytes and a bit: `Σ_{v ∈ N(u), v Paying} sat_v`
 //! (`u64`) in the fixed-point units of `Aggregates::satisfaction_sum` (2^-32), so
 //! sums are exact integers whatever the order of the updates or the number of
-//! threads; an upper bound of `ω^net_{u,t}` in units of 2^-32 (`u32`), refreshed
-//! when the sum changes, so the funnel scan bounds users' probabilities with
-//! integer additions; and whether the sum is positive (one bit), so a day's scan
-//! reads only the bits of users without paying friends, who keep the 64-lane
-//! draw of step 1 at their segment's probability. The others draw from the same
-//! key with their own probability.
+//! threads; `ω^net_{u,t}` itself (`f64`), computed from the sum when it changes;
+//! and whether the sum is positive (one bit), so a day's scan reads only the bits
+//! of users without paying friends, who keep the 64-lane draw of step 1 at their
+//! segment's probability. For the others the same draws are compared with a bound
+//! of their own probability, `p_s + ω^net_{u,t}`, in the same pass, and only a
+//! draw below the bound (a few in a hundred) computes the exact probability.
 
 use std::sync::Arc;
 
@@ -29,10 +29,11 @@ pub struct NetworkState {
     /// Per user: `Σ sat_v` over its neighbours `v` in `Paying` at the start of the
     /// day, in units of 2^-32. Only read for users still in the funnel.
     pub neighbour_sums: Vec<u64>,
-    /// Per user: 0 where the sum is 0, else at least `ω^net_{u,t}·2^32` (see
-    /// [`bound_increment`]): shifted 32 bits up and added to the threshold of the
-    /// segment's probability it bounds the user's own.
-    pub bound_increments: Vec<u32>,
+    /// Per user: `ω^net_{u,t}` from its neighbour sum and degree
+    /// ([`model::network_word_of_mouth_rate`]; 0 where the sum is 0), refreshed
+    /// when the sum changes. Step 1 reads it for the bound and the exact
+    /// probability of users with paying friends, 64 consecutive users at once.
+    pub local_rates: Vec<f64>,
     /// Bit `u % 64` of word `u / 64` set where user `u`'s sum is positive: the
     /// funnel scan finds the users with paying friends among 64 with one or two
     /// loads.
@@ -51,7 +52,7 @@ impl NetworkState {
     pub fn new(graph: Arc<Graph>, word_of_mouth: f64) -> Self {
         NetworkState {
             neighbour_sums: vec![0; graph.users() as usize],
-            bound_increments: vec![0; graph.users() as usize],
+            local_rates: vec![0.0; graph.users() as usize],
             with_friends: vec![0; graph.users().div_ceil(64) as usize],
             word_of_mouth,
             graph,
@@ -70,12 +71,19 @@ impl NetworkState {
         }
     }
 
-    /// The bound and the friends bit of `user` from its sum.
+    /// The rate and the friends bit of `user` from its sum.
     #[inline]
     fn refresh(&mut self, user: u32) {
         let sum = self.neighbour_sums[user as usize];
-        self.bound_increments[user as usize] =
-            bound_increment(self.word_of_mouth, sum, self.graph.degree(user));
+        self.local_rates[user as usize] = if sum == 0 {
+            0.0
+        } else {
+            model::network_word_of_mouth_rate(
+                self.word_of_mouth,
+                sum as f64 / SATISFACTION_UNIT,
+                self.graph.degree(user),
+            )
+        };
         let word = &mut self.with_friends[user as usize / 64];
         let bit = 1u64 << (user % 64);
         if sum == 0 {
@@ -111,47 +119,22 @@ impl NetworkState {
         self.stopped.clear();
     }
 
-    /// Bytes this state holds beyond the graph: two `u64` per user, and the
-    /// day's change lists.
+    /// Bytes this state holds beyond the graph: 16 bytes and a bit per user,
+    /// and the day's change lists.
     pub fn heap_bytes(&self) -> usize {
-        8 * (self.neighbour_sums.capacity() + self.with_friends.capacity())
-            + 4 * self.bound_increments.capacity()
+        8 * (self.neighbour_sums.capacity()
+            + self.local_rates.capacity()
+            + self.with_friends.capacity())
             + 12 * (self.started.capacity() + self.stopped.capacity())
     }
 }
 
-/// `b` such that `b·2^32` added to the threshold of the segment's probability
-/// `p_s` (a [`Chance`]) bounds the threshold of a user's own probability
-/// `p_u = 1 − exp(−(λ_s + ω_t + x))`, `x = ω^net_{u,t}` (from the neighbour sum
-/// `sum` in units of 2^-32 and the degree): `p_u − p_s = e^{−(λ_s+ω_t)}(1 − e^{−x})
-/// ≤ x`, so `⌊p_u·2^64⌋ ≤ ⌊p_s·2^64⌋ + ⌈(x + 1e-12)·2^64⌉ + 1 ≤ ⌊p_s·2^64⌋ + b·2^32`
-/// with `b = ⌈(x + 1e-12)·2^32⌉ + 1` (the `1e-12` covers the rounding of both
-/// probabilities, far below it). 0 for a zero sum (the user keeps the segment's
-/// draw); `u32::MAX` (always above) when the bound nears 1.
-pub fn bound_increment(word_of_mouth: f64, sum: u64, degree: u32) -> u32 {
-    if sum == 0 {
-        return 0;
-    }
-    let x =
-        model::network_word_of_mouth_rate(word_of_mouth, sum as f64 / SATISFACTION_UNIT, degree);
-    let scaled = ((x + 1e-12) * 4_294_967_296.0).ceil() + 1.0;
-    if scaled >= f64::from(u32::MAX) {
-        u32::MAX
-    } else {
-        scaled as u32
-    }
-}
-
-/// The threshold of a user's bound: the segment's `threshold` plus its
-/// [`bound_increment`] `b·2^32` (always, `u64::MAX`, for `b = u32::MAX`).
-#[inline]
-fn bound_threshold(segment_threshold: u64, increment: u32) -> u64 {
-    if increment == u32::MAX {
-        u64::MAX
-    } else {
-        segment_threshold.saturating_add(u64::from(increment) << 32)
-    }
-}
+/// The room, in units of 2^-64, above `p_s + ω^net_{u,t}` that the bound of a
+/// user's threshold keeps for rounding: `p_u − p_s = e^{−(λ_s+ω_t)}(1 − e^{−x}) ≤ x`
+/// with `x = ω^net_{u,t}`, and the floating-point `p_u`, `p_s` and the
+/// truncations to thresholds ([`Chance::new`]) are off by far less than 2^-40
+/// (2^24 units).
+const BOUND_SLACK: u64 = 1 << 24;
 
 /// End of day, after churn: the day's new and lost payers change their
 /// neighbours' sums, so the next day's step 1 sees start-of-day values.
@@ -164,14 +147,10 @@ pub fn update_neighbour_sums(network: Option<ResMut<NetworkState>>) {
 /// What step 1 needs of the network on one day, shared by every block.
 #[derive(Debug, Clone, Copy)]
 pub struct NetworkDay<'a> {
-    pub graph: &'a Graph,
-    pub neighbour_sums: &'a [u64],
-    /// [`NetworkState::bound_increments`].
-    pub bound_increments: &'a [u32],
+    /// [`NetworkState::local_rates`].
+    pub local_rates: &'a [f64],
     /// [`NetworkState::with_friends`].
     pub with_friends: &'a [u64],
-    /// `q_net` of the day.
-    pub word_of_mouth: f64,
     /// `ω_t`, the mean-field rate of the day.
     pub mean_field_rate: f64,
     /// `λ_s` per segment.
@@ -183,13 +162,16 @@ pub struct NetworkDay<'a> {
 
 impl NetworkDay<'_> {
     /// Step 1 for the users `first_user + i` whose bit `i` is set in `among`, of
-    /// segment `segment`, given `base`: their draws at the segment's probability
-    /// (the users with a zero neighbour sum keep them). A user with a positive
-    /// sum is exposed iff its draw (the same key) falls below its own
-    /// probability `1 − exp(−(λ_s + ω_t + ω^net_{u,t}))`. That probability is at
-    /// least the segment's (the rate only grows, and `exp`, float addition and
-    /// [`Chance::new`] are monotone), so a user `base` exposes stays exposed, and
-    /// only the others draw again.
+    /// segment `segment`: which of them are exposed. A user with a zero
+    /// neighbour sum is exposed iff its draw falls below the segment's
+    /// probability (the 64-lane draw of the model without a network); a user
+    /// with a positive sum iff it falls below its own probability
+    /// `p_u = 1 − exp(−(λ_s + ω_t + ω^net_{u,t}))`. Both from the same key. Each
+    /// draw is hashed once and compared with the segment's threshold and with
+    /// the bound `p_s + ω^net_{u,t}` of `p_u` (see [`BOUND_SLACK`]); `p_u` is at
+    /// least `p_s` (the rate only grows, and `exp`, float addition and
+    /// [`Chance::new`] are monotone), so only the users with paying friends whose
+    /// draw falls between the two compute `p_u`.
     #[inline]
     pub fn exposed(
         &self,
@@ -197,60 +179,34 @@ impl NetworkDay<'_> {
         wide: WideDraws,
         first_user: u32,
         among: u64,
-        base: u64,
         segment: usize,
     ) -> u64 {
-        let undecided = among & !base & self.friends_among(first_user);
-        if undecided == 0 {
-            return base;
+        let chance = self.segment_chances[segment];
+        let friends = among & self.friends_among(first_user);
+        if friends == 0 {
+            return stream.happens_among(wide, first_user, among, chance);
         }
-        // First each one's bound (see [`bound_increment`]): a draw above it is
-        // no exposure, without computing `exp`. Many at once (AVX-512 where the
-        // CPU has it), or few one by one.
-        let segment_threshold = self.segment_chances[segment].threshold();
-        let bound =
-            |user: u32| bound_threshold(segment_threshold, self.bound_increments[user as usize]);
-        let mut left = if undecided.count_ones() >= 8 {
-            // Branch-free over the 64 users (the draw leaves out all but the
-            // undecided ones).
-            let start = first_user as usize;
-            let increments =
-                &self.bound_increments[start..(start + 64).min(self.bound_increments.len())];
-            let bounds: [Chance; 64] = match <&[u32; 64]>::try_from(increments) {
-                Ok(increments) => std::array::from_fn(|i| {
-                    Chance::from_threshold(bound_threshold(segment_threshold, increments[i]))
-                }),
-                Err(_) => std::array::from_fn(|i| {
-                    Chance::from_threshold(increments.get(i).map_or(0, |&increment| {
-                        bound_threshold(segment_threshold, increment)
-                    }))
-                }),
-            };
-            stream.happens_each(wide, first_user, undecided, &bounds)
-        } else {
-            let mut below = 0;
-            let mut lanes = undecided;
-            while lanes != 0 {
-                let bit = lanes.trailing_zeros();
-                lanes &= lanes - 1;
-                let user = first_user + bit;
-                if stream.happens(user, Chance::from_threshold(bound(user))) {
-                    below |= 1 << bit;
-                }
+        let start = first_user as usize;
+        let rates = &self.local_rates[start..(start + 64).min(self.local_rates.len())];
+        let padded: [f64; 64];
+        let widths = match <&[f64; 64]>::try_from(rates) {
+            Ok(widths) => widths,
+            Err(_) => {
+                padded = std::array::from_fn(|i| rates.get(i).copied().unwrap_or(0.0));
+                &padded
             }
-            below
         };
-        let mut hits = base;
+        let (mut hits, within) =
+            stream.happens_among_within(wide, first_user, among, chance, widths, BOUND_SLACK);
+        let mut left = within & friends & !hits;
         while left != 0 {
             let bit = left.trailing_zeros();
             left &= left - 1;
-            let user = first_user + bit;
-            let local = self.local_rate(user, self.neighbour_sums[user as usize]);
             let probability = model::exposure_probability(
                 self.channel_rates[segment],
-                self.mean_field_rate + local,
+                self.mean_field_rate + widths[bit as usize],
             );
-            if stream.happens(user, Chance::new(probability)) {
+            if stream.happens(first_user + bit, Chance::new(probability)) {
                 hits |= 1 << bit;
             }
         }
@@ -274,16 +230,6 @@ impl NetworkDay<'_> {
             .get(word + 1)
             .map_or(0, |&bits| bits << (64 - offset));
         low | high
-    }
-
-    /// `ω^net_{u,t}` of `user`, whose neighbour sum is `sum` (in units of 2^-32).
-    #[inline]
-    fn local_rate(&self, user: u32, sum: u64) -> f64 {
-        model::network_word_of_mouth_rate(
-            self.word_of_mouth,
-            sum as f64 / SATISFACTION_UNIT,
-            self.graph.degree(user),
-        )
     }
 }
 
@@ -362,7 +308,8 @@ mod tests {
     /// from the same key.
     #[test]
     fn step_one_draws_each_user_with_friends_at_its_own_probability() {
-        let users = 128u32;
+        // Not a multiple of 64: the last word has two users.
+        let users = 130u32;
         let graph = path(users);
         let mut state = NetworkState::new(Arc::clone(&graph), 2.5);
         // Every fifth user pays: its two neighbours have paying friends, the
@@ -371,10 +318,7 @@ mod tests {
             state.add_payer(payer, satisfaction_units((payer % 7) as f32 / 7.0 + 0.1));
         }
         state.remove_payer(50, satisfaction_units((50 % 7) as f32 / 7.0 + 0.1));
-        assert_eq!(
-            (state.neighbour_sums[49], state.bound_increments[51]),
-            (0, 0)
-        );
+        assert_eq!((state.neighbour_sums[49], state.local_rates[51]), (0, 0.0));
         let with_friends = state.neighbour_sums.iter().filter(|&&sum| sum > 0).count();
         assert!((40..60).contains(&with_friends), "{with_friends}");
         let sums = state.neighbour_sums.clone();
@@ -382,11 +326,8 @@ mod tests {
         let mean_field_rate = 0.02;
         let probability = model::exposure_probability(0.05, 0.02);
         let day = NetworkDay {
-            graph: &graph,
-            neighbour_sums: &sums,
-            bound_increments: &state.bound_increments,
+            local_rates: &state.local_rates,
             with_friends: &state.with_friends,
-            word_of_mouth: 2.5,
             mean_field_rate,
             channel_rates: &channel_rates,
             segment_chances: &[Chance::new(probability)],
@@ -394,18 +335,16 @@ mod tests {
         let mut seen_friend_exposures = 0;
         for t in 0..50 {
             let stream = ReplicationKey::new(3, 1).stream(t, crate::rng::Event::Exposure);
-            for (first, wide) in [0u32, 64].into_iter().flat_map(|first| {
+            for (first, wide) in [0u32, 64, 128].into_iter().flat_map(|first| {
                 [
                     (first, WideDraws::detect()),
                     (first, WideDraws::one_by_one()),
                 ]
             }) {
-                let among = u64::MAX;
-                let base = (0..64).fold(0u64, |mask, i| {
-                    mask | u64::from(stream.happens(first + i, Chance::new(probability))) << i
-                });
-                let hits = day.exposed(stream, wide, first, among, base, 0);
-                for i in 0..64 {
+                let count = (users - first).min(64);
+                let among = u64::MAX >> (64 - count);
+                let hits = day.exposed(stream, wide, first, among, 0);
+                for i in 0..count {
                     let user = first + i;
                     let own = model::exposure_probability(
                         0.05,
@@ -418,10 +357,14 @@ mod tests {
                     );
                     let expected = stream.happens(user, Chance::new(own));
                     assert_eq!(hits >> i & 1 == 1, expected, "day {t}, user {user}");
-                    if sums[user as usize] != 0 && expected && base >> i & 1 == 0 {
+                    if sums[user as usize] != 0
+                        && expected
+                        && !stream.happens(user, Chance::new(probability))
+                    {
                         seen_friend_exposures += 1;
                     }
                 }
+                assert_eq!(hits & !among, 0);
             }
         }
         assert!(seen_friend_exposures > 100, "{seen_friend_exposures}");

@@ -119,11 +119,8 @@ pub fn run_funnel(
         .as_deref()
         .filter(|_| catalogue.any_available)
         .map(|network| NetworkDay {
-            graph: &network.graph,
-            neighbour_sums: &network.neighbour_sums,
-            bound_increments: &network.bound_increments,
+            local_rates: &network.local_rates,
             with_friends: &network.with_friends,
-            word_of_mouth: network.word_of_mouth,
             mean_field_rate,
             channel_rates: &market.channel_rates,
             segment_chances: &rates.exposure,
@@ -351,21 +348,19 @@ impl BlockScan {
 
 impl FunnelDraws<'_> {
     /// Step 1 for the users `first_user + i` whose bit `i` is set in `among`:
-    /// one 64-lane draw at the segment's `chance`, then, with a network, the
-    /// users with paying friends at their own probability.
+    /// one 64-lane draw at the segment's `chance`, or, with a network, the same
+    /// draws with each user with paying friends at its own probability.
     #[inline]
     fn exposed(&self, first_user: u32, among: u64, chance: Chance, segment: u16) -> u64 {
-        let base = self
-            .exposure
-            .happens_among(self.wide, first_user, among, chance);
         match &self.network {
-            None => base,
+            None => self
+                .exposure
+                .happens_among(self.wide, first_user, among, chance),
             Some(network) => network.exposed(
                 self.exposure,
                 self.wide,
                 first_user,
                 among,
-                base,
                 usize::from(segment),
             ),
         }
