@@ -189,6 +189,112 @@ fn network_keys_can_be_set_and_varied_and_are_checked_after_overrides() {
     ]);
 }
 
+/// Each grid point and arm of a sweep or comparison has the `network.json` of
+/// its own graphs (the same as a `run` of that scenario), also after merging
+/// shards; points that differ only in `q_net` report the same graphs.
+#[test]
+fn every_grid_point_and_arm_has_the_network_json_of_its_graphs() {
+    let dir = Scratch::new("points");
+    let scenario = scenario_with(
+        &dir,
+        "er.toml",
+        1_000,
+        "model = \"erdos-renyi\"\nmean_degree = 4\nword_of_mouth = 0.3",
+    );
+    let sweep_args = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "sweep",
+            path(&scenario),
+            "-q",
+            "--out",
+            path(out),
+            "--replications",
+            "3",
+            "--vary",
+            "market.network.mean_degree=2:4:2",
+            "--vary",
+            "market.network.word_of_mouth=0.1:0.2:0.1",
+            "--no-plots",
+        ];
+        args.extend_from_slice(extra);
+        args.into_iter().map(str::to_string).collect::<Vec<_>>()
+    };
+    let sweep = dir.join("sweep");
+    let args = sweep_args(&sweep, &[]);
+    succeed(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let point = |study: &Path, i: usize| read_json(&study.join(format!("points/{i}/network.json")));
+    // Grid order: the first axis outermost: (2, 0.1), (2, 0.2), (4, 0.1), (4, 0.2).
+    for (i, degree) in [(0, 2.0), (1, 2.0), (2, 4.0), (3, 4.0)] {
+        let json = point(&sweep, i);
+        assert_eq!(json["parameters"]["mean_degree"], degree, "point {i}");
+        assert_eq!(json["replications"], 3);
+        assert_eq!(json["graphs"].as_array().unwrap().len(), 3);
+    }
+    assert_eq!(point(&sweep, 2)["graphs"], point(&sweep, 3)["graphs"]);
+    assert_ne!(point(&sweep, 0)["graphs"], point(&sweep, 2)["graphs"]);
+    let single = dir.join("single");
+    succeed(&[
+        "run",
+        path(&scenario),
+        "-q",
+        "--out",
+        path(&single),
+        "--replications",
+        "3",
+        "--no-plots",
+    ]);
+    assert_eq!(
+        read_json(&single.join("network.json"))["graphs"],
+        point(&sweep, 3)["graphs"]
+    );
+    let shards: Vec<PathBuf> = (0..2)
+        .map(|k| {
+            let shard = dir.join(format!("shard-{k}"));
+            let args = sweep_args(&shard, &["--shard", &format!("{k}/2")]);
+            succeed(&args.iter().map(String::as_str).collect::<Vec<_>>());
+            assert!(
+                !shard.join("points/0/network.json").exists(),
+                "a shard writes none"
+            );
+            shard
+        })
+        .collect();
+    let merged = dir.join("merged");
+    let output = merge(&shards, &merged);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    for i in 0..4 {
+        assert_eq!(
+            std::fs::read_to_string(merged.join(format!("points/{i}/network.json"))).unwrap(),
+            std::fs::read_to_string(sweep.join(format!("points/{i}/network.json"))).unwrap(),
+            "point {i}"
+        );
+    }
+    let compare = dir.join("compare");
+    let denser = dir.join("denser.toml");
+    std::fs::write(
+        &denser,
+        std::fs::read_to_string(&scenario)
+            .unwrap()
+            .replace("mean_degree = 4", "mean_degree = 6"),
+    )
+    .unwrap();
+    succeed(&[
+        "compare",
+        path(&scenario),
+        path(&denser),
+        "-q",
+        "--out",
+        path(&compare),
+        "--replications",
+        "2",
+        "--no-plots",
+    ]);
+    for (i, degree) in [(0, 4.0), (1, 6.0)] {
+        let json = read_json(&compare.join(format!("arms/{i}/network.json")));
+        assert_eq!(json["parameters"]["mean_degree"], degree, "arm {i}");
+    }
+}
+
 #[test]
 fn malformed_network_keys_exit_2_with_their_key_path() {
     let dir = Scratch::new("keys");

@@ -92,6 +92,17 @@ fn merge_whatif_shards(dirs: &[PathBuf], out: &Path, json: bool) -> Result<(), C
     for (i, point) in merged.points.iter().enumerate() {
         store_merged(&meta.point_dir(out, i), point)?;
     }
+    let point_scenarios = merged
+        .points
+        .iter()
+        .enumerate()
+        .map(|(i, point)| {
+            let file = meta.point_dir(&dirs[0], i).join(SCENARIO_FILE);
+            scenario::parse_str(&point.resolved_toml, &file.display().to_string())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let scenarios: Vec<&scenario::Scenario> = point_scenarios.iter().collect();
+    super::whatif_dir::write_point_network_outputs(out, meta, &scenarios, 0)?;
     let seconds: f64 = merged.points.iter().map(|p| p.meta.work.seconds).sum();
     if !json {
         outln!(

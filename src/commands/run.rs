@@ -169,6 +169,11 @@ fn run_to_precision(
         args.quiet,
     );
     let first = scenario.simulation.replications;
+    // network.json reports the graphs of the first replications (up to the
+    // cap): summarised as they are built, not generated again for the outputs.
+    let reported = crate::output::network::MAX_SUMMARISED_REPLICATIONS as u32;
+    let first_ones: Vec<u32> = (0..target.max_replications.clamp(1, reported)).collect();
+    crate::output::network::request_summaries(scenario, &first_ones);
     let precise = run_until_precise(scenario, first, target, &pool, &|_| bar.inc(1));
     bar.finish_and_clear();
     let outcomes = &precise.outcomes;

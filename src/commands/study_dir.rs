@@ -249,6 +249,10 @@ pub fn fill_store(
         .collect();
     let reused = due.len() - todo.len();
     bar.inc(reused as u64);
+    // The graphs the whole study's network.json reports are summarised as they
+    // are built, not generated again for the outputs.
+    let study: Vec<u32> = (0..store.meta().replications).collect();
+    crate::output::network::request_summaries(scenario, &study);
 
     let save_error: Mutex<Option<StoreError>> = Mutex::new(None);
     let saver: &StudyStore = store;

@@ -319,7 +319,44 @@ pub fn run_whatif(
             total.computed
         );
     }
+    if study.meta.shard.is_whole() {
+        let scenarios: Vec<&Scenario> = points.iter().map(|p| &**p.scenario).collect();
+        write_point_network_outputs(
+            &study.dir,
+            &study.meta,
+            &scenarios,
+            pool.current_num_threads(),
+        )?;
+    }
     Ok(total)
+}
+
+/// Writes `network.json` (see `output::network`) into the directory of each
+/// point or arm of the whole what-if study in `dir` (`points/<i>/`, `arms/<i>/`)
+/// whose scenario, `scenarios[i]`, has a social network; no degree plot (a
+/// run's). Points on the same graphs (a sweep of seeding, say) share one
+/// summary per graph, remembered from the run where it summarised them.
+pub fn write_point_network_outputs(
+    dir: &Path,
+    meta: &WhatIfMeta,
+    scenarios: &[&Scenario],
+    threads: usize,
+) -> Result<(), CliError> {
+    let replications: Vec<u32> = (0..meta.replications).collect();
+    for (i, scenario) in scenarios.iter().enumerate() {
+        let Some(outputs) =
+            crate::output::network::network_outputs(scenario, &replications, threads, None)?
+        else {
+            continue;
+        };
+        let point = meta.point_dir(dir, i);
+        let relative = point
+            .strip_prefix(dir)
+            .expect("a point's directory is below its study's")
+            .join("network.json");
+        write_output(dir, &relative.to_string_lossy(), outputs.json.as_bytes())?;
+    }
+    Ok(())
 }
 
 /// Prints where a shard's replications are and how to merge them.

@@ -47,7 +47,20 @@ fn simulate_at(scenario: &Arc<Scenario>, replication: u32) -> Outcome {
     for _ in 0..scenario.simulation.days {
         day.run(&mut world);
     }
+    offer_network_graph(&world, scenario, replication);
     collect_outcome(&mut world, replication)
+}
+
+/// With a network: the replication's graph, for `network.json`, if a study asked
+/// for its summary (`network::want_summary`); then the study need not build it
+/// again.
+fn offer_network_graph(world: &World, scenario: &Scenario, replication: u32) {
+    if let Some(state) = world.get_resource::<network::NetworkState>()
+        && let Some(identity) =
+            crate::network::GraphIdentity::of(scenario, scenario.simulation.seed, replication)
+    {
+        crate::network::offer_graph(identity, &state.graph);
+    }
 }
 
 /// [`simulate`] that also tracks each user's own score (8 bytes more per user) and
@@ -66,6 +79,7 @@ pub fn simulate_with_scores(
     for _ in 0..scenario.simulation.days {
         day.run(&mut world);
     }
+    offer_network_graph(&world, scenario, replication);
     let mut tracked = world
         .remove_resource::<score::UserScores>()
         .expect("inserted above");

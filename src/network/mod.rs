@@ -6,6 +6,7 @@
 //! process builds the same one.
 
 mod generate;
+mod memo;
 mod summary;
 
 use std::collections::HashMap;
@@ -15,6 +16,7 @@ use crate::rng::ReplicationKey;
 use crate::scenario::{GraphScope, NetworkModel, Scenario};
 
 pub use generate::{barabasi_albert, erdos_renyi, watts_strogatz};
+pub use memo::{GraphIdentity, offer_graph, remembered_summary, want_summary};
 pub use summary::{DegreeQuantiles, GraphSummary, summary};
 
 /// The most half-edges (`2E`) a [`Graph`] can hold: its offsets are `u32`.

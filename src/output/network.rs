@@ -8,10 +8,14 @@
 //! for large graphs ([`SUMMARISED_EDGES`]), so the outputs stay cheap beside the
 //! study itself.
 
+use std::sync::Arc;
+
 use rayon::prelude::*;
 use serde_json::{Value, json};
 
-use crate::network::{GraphSummary, graph_for, summary};
+use crate::network::{
+    GraphIdentity, GraphSummary, graph_for, remembered_summary, summary, want_summary,
+};
 use crate::plots::{PlotError, PlotFile, PlotFormat};
 use crate::scenario::{GraphScope, NetworkModel, Scenario};
 
@@ -36,6 +40,45 @@ fn expected_edges(model: &NetworkModel, users: u32) -> f64 {
     }
 }
 
+/// Which graphs `network.json` of a study of `scenario` whose finished
+/// replications are `replications` summarises: its scope (`"file"`, `"fixed"` or
+/// `"per-replication"`) and the replication numbers (`None`: the study's one
+/// graph). Nothing without a network.
+pub fn summarised_graphs(
+    scenario: &Scenario,
+    replications: &[u32],
+) -> (&'static str, Vec<Option<u32>>) {
+    let Some(network) = &scenario.market.network else {
+        return ("none", Vec::new());
+    };
+    match (&network.model, network.graph) {
+        (NetworkModel::File { .. }, _) => ("file", vec![None]),
+        (_, GraphScope::Fixed) => ("fixed", vec![None]),
+        (_, GraphScope::PerReplication) => {
+            let mut numbers = replications.to_vec();
+            numbers.sort_unstable();
+            numbers.dedup();
+            let per_graph = expected_edges(&network.model, scenario.market.population);
+            let affordable = (SUMMARISED_EDGES / per_graph.max(1.0)).floor() as usize;
+            numbers.truncate(affordable.clamp(1, MAX_SUMMARISED_REPLICATIONS));
+            ("per-replication", numbers.into_iter().map(Some).collect())
+        }
+    }
+}
+
+/// Asks the engine to summarise, as it builds them, the graphs that
+/// `network.json` of a study of `scenario` over `replications` (all of the
+/// study's, whether run now or not) will report, so that the outputs need not
+/// generate them again (`network::want_summary`). Call before running.
+pub fn request_summaries(scenario: &Scenario, replications: &[u32]) {
+    let seed = scenario.simulation.seed;
+    for j in summarised_graphs(scenario, replications).1 {
+        if let Some(identity) = GraphIdentity::of(scenario, seed, j.unwrap_or(0)) {
+            want_summary(identity);
+        }
+    }
+}
+
 /// The network outputs of a study: `network.json` and, when plots are asked
 /// for, the degree distribution plot.
 pub struct NetworkOutputs {
@@ -56,27 +99,20 @@ pub fn network_outputs(
         return Ok(None);
     };
     let seed = scenario.simulation.seed;
-    let (scope, summarised): (&str, Vec<Option<u32>>) = match (&network.model, network.graph) {
-        (NetworkModel::File { .. }, _) => ("file", vec![None]),
-        (_, GraphScope::Fixed) => ("fixed", vec![None]),
-        (_, GraphScope::PerReplication) => {
-            let mut numbers = replications.to_vec();
-            numbers.sort_unstable();
-            numbers.dedup();
-            let per_graph = expected_edges(&network.model, scenario.market.population);
-            let affordable = (SUMMARISED_EDGES / per_graph.max(1.0)).floor() as usize;
-            numbers.truncate(affordable.clamp(1, MAX_SUMMARISED_REPLICATIONS));
-            ("per-replication", numbers.into_iter().map(Some).collect())
-        }
-    };
+    let (scope, summarised) = summarised_graphs(scenario, replications);
     let pool = crate::study::thread_pool(threads);
-    let summaries: Vec<GraphSummary> = pool.install(|| {
+    let summaries: Vec<Arc<GraphSummary>> = pool.install(|| {
         summarised
             .par_iter()
             .map(|j| {
-                let graph = graph_for(scenario, seed, u64::from(j.unwrap_or(0)))
-                    .expect("the scenario has a network");
-                summary(&graph)
+                let j = j.unwrap_or(0);
+                GraphIdentity::of(scenario, seed, j)
+                    .and_then(remembered_summary)
+                    .unwrap_or_else(|| {
+                        let graph = graph_for(scenario, seed, u64::from(j))
+                            .expect("the scenario has a network");
+                        Arc::new(summary(&graph))
+                    })
             })
             .collect()
     });
@@ -100,7 +136,7 @@ pub fn network_outputs(
         .iter()
         .zip(&summaries)
         .map(|(j, s)| {
-            let mut value = serde_json::to_value(s).expect("plain data");
+            let mut value = serde_json::to_value(&**s).expect("plain data");
             if let (Some(j), Value::Object(map)) = (j, &mut value) {
                 let mut entry = serde_json::Map::new();
                 entry.insert("replication".to_string(), json!(j));
