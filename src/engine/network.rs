@@ -136,6 +136,19 @@ impl NetworkState {
 /// (2^24 units).
 const BOUND_SLACK: u64 = 1 << 24;
 
+/// A chance at most a user's own: `p_u = 1 − (1 − p_s)e^{−x} = p_s + (1 − p_s)(1 −
+/// e^{−x})` with `x = ω^net_{u,t} >= 0`, and `1 − e^{−x} >= x − x²/2`, so
+/// `p_s + (1 − p_s)(x − x²/2)` is below `p_u`; `1e-12` below it covers the
+/// rounding of `p_s` (given to within 2^-52), of this sum and of the computed
+/// `p_u` and its threshold (each far below 2^-40). A draw under its threshold
+/// is under `p_u`'s.
+#[inline]
+fn lower_bound(segment_probability: f64, local: f64) -> Chance {
+    let lower =
+        segment_probability + (1.0 - segment_probability) * (local - 0.5 * local * local) - 1e-12;
+    Chance::new(lower)
+}
+
 /// End of day, after churn: the day's new and lost payers change their
 /// neighbours' sums, so the next day's step 1 sees start-of-day values.
 pub fn update_neighbour_sums(network: Option<ResMut<NetworkState>>) {
@@ -199,14 +212,24 @@ impl NetworkDay<'_> {
         let (mut hits, within) =
             stream.happens_among_within(wide, first_user, among, chance, widths, BOUND_SLACK);
         let mut left = within & friends & !hits;
+        // `p_s`, to within 2^-52 (far inside the margin of `lower_bound`).
+        let segment_probability = chance.threshold() as f64 / 18_446_744_073_709_551_616.0;
         while left != 0 {
             let bit = left.trailing_zeros();
             left &= left - 1;
+            let user = first_user + bit;
+            let local = widths[bit as usize];
+            // Most draws below the upper bound fall below a lower bound too:
+            // exposed without computing `exp`.
+            if stream.happens(user, lower_bound(segment_probability, local)) {
+                hits |= 1 << bit;
+                continue;
+            }
             let probability = model::exposure_probability(
                 self.channel_rates[segment],
-                self.mean_field_rate + widths[bit as usize],
+                self.mean_field_rate + local,
             );
-            if stream.happens(first_user + bit, Chance::new(probability)) {
+            if stream.happens(user, Chance::new(probability)) {
                 hits |= 1 << bit;
             }
         }
@@ -301,6 +324,38 @@ mod tests {
         let mut empty = NetworkState::new(Arc::new(Graph::from_edges(3, &[])), 0.3);
         empty.add_payer(1, satisfaction_units(1.0));
         assert_eq!(rates(&empty, 0.3), vec![0.0; 3]);
+    }
+
+    /// The two bounds of a user's threshold enclose it, for rates from 0 to
+    /// where the probability nears 1, at tiny and large `x`: below the lower
+    /// bound is always an exposure, above the upper bound never.
+    #[test]
+    fn the_lower_and_upper_bounds_enclose_the_exact_threshold() {
+        let mut numbers = ReplicationKey::new(1, 2)
+            .stream(0, crate::rng::Event::Topic)
+            .generator(0);
+        let two_64 = 18_446_744_073_709_551_616.0;
+        for round in 0..200_000 {
+            let scale = [1e-9, 1e-4, 0.01, 0.3, 3.0, 40.0][round % 6];
+            let lambda = numbers.uniform() * scale;
+            let omega = numbers.uniform() * scale * 0.5;
+            let x = match round % 7 {
+                0 => 0.0,
+                1 => f64::MIN_POSITIVE,
+                _ => numbers.uniform() * [1e-12, 1e-6, 0.05, 1.0, 30.0][round % 5],
+            };
+            let segment = Chance::new(model::exposure_probability(lambda, omega));
+            let own = Chance::new(model::exposure_probability(lambda, omega + x)).threshold();
+            let approx = segment.threshold() as f64 / two_64;
+            assert!(
+                lower_bound(approx, x).threshold() <= own,
+                "λ {lambda} ω {omega} x {x}"
+            );
+            let upper = u128::from(segment.threshold())
+                + ((x * two_64).min(two_64) as u128)
+                + u128::from(BOUND_SLACK);
+            assert!(u128::from(own) <= upper, "λ {lambda} ω {omega} x {x}");
+        }
     }
 
     /// Users without paying friends keep the segment's draw, bit for bit; those

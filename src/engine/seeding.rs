@@ -196,25 +196,75 @@ fn seed(world: &mut World, day: &Scenario, index: usize, seeding: &Seeding) {
 /// the seeding's segment if it has one) in order of degree in the whole network,
 /// highest first, ties to the lower user number; in user order.
 fn top_degree(graph: &Graph, blocks: &[&ProspectBlock], seeding: &Seeding) -> Vec<u32> {
-    let mut ranked: Vec<u32> = (0..graph.users()).collect();
-    ranked.sort_unstable_by_key(|&user| (std::cmp::Reverse(graph.degree(user)), user));
-    let mut by_first: Vec<&ProspectBlock> = blocks.to_vec();
-    by_first.sort_by_key(|block| block.first_user());
-    let is_candidate = |user: u32| {
-        let at = by_first.partition_point(|block| block.first_user() <= user);
-        at > 0 && {
-            let block = by_first[at - 1];
-            block.stage(user).is_some()
-                && seeding
-                    .segment
-                    .is_none_or(|s| usize::from(block.segment()) == s)
-        }
-    };
-    let mut chosen: Vec<u32> = ranked
-        .into_iter()
-        .filter(|&user| is_candidate(user))
-        .take(seeding.users as usize)
+    // (−degree, user): the ranking's order. Only the first `users` of it are
+    // needed, so a selection (linear) instead of sorting every candidate.
+    let mut ranked: Vec<(std::cmp::Reverse<u32>, u32)> = blocks
+        .iter()
+        .filter(|block| {
+            seeding
+                .segment
+                .is_none_or(|s| usize::from(block.segment()) == s)
+        })
+        .flat_map(|block| block.users())
+        .map(|user| (std::cmp::Reverse(graph.degree(user)), user))
         .collect();
+    let amount = (seeding.users as usize).min(ranked.len());
+    if amount < ranked.len() {
+        ranked.select_nth_unstable(amount);
+        ranked.truncate(amount);
+    }
+    let mut chosen: Vec<u32> = ranked.into_iter().map(|(_, user)| user).collect();
     chosen.sort_unstable();
     chosen
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::ReplicationKey;
+
+    /// The selection picks exactly what ranking every candidate by (degree
+    /// descending, user ascending) and taking the first `users` picks: on a
+    /// graph with many tied degrees, with users already out of their blocks,
+    /// with and without a segment, and for more users than candidates.
+    #[test]
+    fn top_degree_is_the_head_of_the_full_ranking_among_candidates() {
+        let graph = crate::network::barabasi_albert(3_000, 2, ReplicationKey::new(5, 0));
+        let mut blocks = [
+            ProspectBlock::new(0, 0, 1_000),
+            ProspectBlock::new(1, 1_000, 1_500),
+            ProspectBlock::new(0, 2_500, 500),
+        ];
+        // Hubs and ordinary users already paying: no longer candidates.
+        for user in (0..3_000).step_by(7) {
+            let at = blocks.iter().rposition(|b| b.first_user() <= user).unwrap();
+            blocks[at].take(user);
+        }
+        let refs: Vec<&ProspectBlock> = blocks.iter().collect();
+        for (segment, users) in [(None, 1), (None, 40), (Some(0), 25), (Some(1), 5_000)] {
+            let seeding = Seeding {
+                name: "s".into(),
+                day: 0,
+                item: 0,
+                users,
+                rule: SeedingRule::TopDegree,
+                segment,
+                cost_per_user: 0.0,
+            };
+            let mut expected: Vec<u32> = (0..3_000)
+                .filter(|&u| {
+                    let b = refs.iter().rfind(|b| b.first_user() <= u).unwrap();
+                    b.stage(u).is_some() && segment.is_none_or(|s| usize::from(b.segment()) == s)
+                })
+                .collect();
+            expected.sort_by_key(|&u| (std::cmp::Reverse(graph.degree(u)), u));
+            expected.truncate(users as usize);
+            expected.sort_unstable();
+            assert_eq!(
+                top_degree(&graph, &refs, &seeding),
+                expected,
+                "{segment:?} {users}"
+            );
+        }
+    }
 }
