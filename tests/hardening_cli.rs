@@ -202,6 +202,24 @@ fn output_of_a_different_study_is_not_overwritten_without_force() {
         std::fs::read_to_string(foreign.join("thesis.tex")).unwrap(),
         "precious"
     );
+    // A refusal leaves the directory as it was: no lock file either.
+    let names = |dir: &Path| {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names(&foreign), ["thesis.tex"]);
+    let empty = scratch.join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    assert_refused(
+        &brandsim(&["run", "scenarios/bass.toml", "-q", "--resume", s(&empty)]),
+        &"resume of an empty directory",
+        &["no study to resume there"],
+    );
+    assert!(names(&empty).is_empty(), "{:?}", names(&empty));
 }
 
 #[test]

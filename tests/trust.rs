@@ -502,6 +502,10 @@ fn merge_applies_the_rules_of_run_to_its_out() {
         std::fs::read_to_string(users.join("summary.json")).unwrap(),
         "mine"
     );
+    assert!(
+        !users.join(".brandsim-lock").exists(),
+        "a refusal leaves no lock file behind"
+    );
 
     let merged = scratch.join("merged");
     assert!(merge(&merged).status.success());

@@ -116,12 +116,17 @@ pub enum Acquire {
 
 /// An exclusive lock on an output directory, held until dropped. If this lock
 /// created the directory and nothing but the marker was written into it when it
-/// is dropped (the command failed early), the directory is removed again.
+/// is dropped (the command failed early), the directory is removed again; if
+/// the directory was there but the lock file was not, and the directory holds
+/// no study when it is dropped (a refused `--out` or `--resume`), the lock file
+/// is removed again: a refusal leaves a user's directory as it was.
 #[derive(Debug)]
 pub struct DirLock {
     dir: PathBuf,
     file: Option<File>,
     created: bool,
+    /// This lock created `.brandsim-lock`.
+    lock_created: bool,
 }
 
 impl DirLock {
@@ -186,10 +191,12 @@ impl DirLock {
             }
             Acquire::Fresh => (create_fresh(dir)?, true),
         };
+        let lock_created = !dir.join(LOCK).exists();
         let mut lock = DirLock {
             dir,
             file: None,
             created,
+            lock_created,
         };
         lock.file = Some(lock.lock_file()?);
         Ok(lock)
@@ -251,6 +258,11 @@ impl DirLock {
 impl Drop for DirLock {
     fn drop(&mut self) {
         if !self.created {
+            if self.lock_created && !self.dir.join(MARKER).exists() {
+                // Removed while still locked (see `lock_file` for a process
+                // that opened it meanwhile).
+                let _ = fs::remove_file(self.dir.join(LOCK));
+            }
             return;
         }
         let Ok(entries) = fs::read_dir(&self.dir) else {
