@@ -229,7 +229,7 @@ impl StudyPlan {
 /// A study that cannot fit in the available memory.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "the study needs about {needed} of memory ({users} users × {per_user} bytes per user for one replication at a time, {days} days, {replications} replications) but only {usable} of {available} available can be used; shrink it: fewer users (--set market.population=...), fewer days (--set simulation.days=...) or fewer replications (--replications)",
+    "the study needs about {needed} of memory ({users} users × {per_user} bytes per user for one replication at a time, {days} days, {replications} replications) but only {usable} of {available} available can be used; shrink it: fewer users (--set market.population=...), fewer days (--set simulation.days=...) or fewer replications ({replications_option})",
     needed = Bytes(*needed),
     usable = Bytes(*usable),
     available = Bytes(*available),
@@ -243,6 +243,9 @@ pub struct GuardError {
     pub users: u32,
     pub days: u32,
     pub replications: usize,
+    /// The option that sets `replications` (`--replications`; calibrate's
+    /// `--se-replications` when those are the most held at once).
+    pub replications_option: &'static str,
 }
 
 /// Plans a study of `replications` replications of `scenario` on `threads`
@@ -297,6 +300,7 @@ pub fn plan_study(
             users: scenario.market.population,
             days: scenario.simulation.days,
             replications,
+            replications_option: "--replications",
         }),
     }
 }

@@ -331,7 +331,10 @@ fn bad_observed_tables_are_refused_with_file_line_and_column() {
     assert_refused_writing_nothing(
         &output,
         &"--se-replications 4e9",
-        &["4000000000 replications", "fewer replications"],
+        &[
+            "4000000000 replications",
+            "fewer replications (--se-replications)",
+        ],
         &out,
     );
 }

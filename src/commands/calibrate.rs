@@ -83,7 +83,13 @@ pub fn run(
         replications.max(calibration.se_replications) as usize,
         1,
         crate::guard::available_memory(),
-    )?;
+    )
+    .map_err(|mut error| {
+        if calibration.se_replications > replications {
+            error.replications_option = "--se-replications";
+        }
+        error
+    })?;
     let parameters = calibration
         .params
         .iter()
