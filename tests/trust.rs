@@ -781,6 +781,30 @@ fn sweep_grids_are_refused_when_they_miss_stop_or_repeat_a_value() {
         let output = tiny("sweep", "scenarios/bass.toml", &out, "1", &["--vary", vary]);
         common::assert_refused_writing_nothing(&output, &vary, expected, &out);
     }
+    // Dates are counted as day numbers; the message shows the text as written
+    // and which day each date is.
+    let vary = "campaigns.summer-sale.start=2026-05-01:2026-07-01:30";
+    let out = scratch.join("dates");
+    let output = brandsim(&[
+        "sweep",
+        "scenarios/campaign_calendar.toml",
+        "--out",
+        s(&out),
+        "-r",
+        "1",
+        "--vary",
+        vary,
+    ]);
+    common::assert_refused_writing_nothing(
+        &output,
+        &vary,
+        &[
+            "STOP 181 is not on the grid",
+            &format!("--vary \"{vary}\" counts its dates as days"),
+            "2026-05-01 is day 120, 2026-07-01 is day 181",
+        ],
+        &out,
+    );
 }
 
 #[test]

@@ -29,8 +29,9 @@ pub fn run(
     plot_args: &PlotArgs,
 ) -> Result<(), CliError> {
     let (base, source) = load_scenario(file, args)?;
-    let vary = &dates_as_days(vary, &base)?;
-    let axes = parse_axes(vary)?;
+    let as_days = dates_as_days(vary, &base)?;
+    let axes = parse_axes(&as_days).map_err(|error| with_dates(error, vary, &as_days, &base))?;
+    let vary = &as_days;
     let grid_size: usize = axes.iter().map(|a| a.values.len()).product();
     if grid_size > sweep::MAX_GRID_POINTS {
         return Err(CliError::Usage(format!(
@@ -171,6 +172,43 @@ pub fn dates_as_days(vary: &[String], base: &Scenario) -> Result<Vec<String>, Cl
             Ok(format!("{key}={converted}"))
         })
         .collect()
+}
+
+/// `error` of parsing `--vary` texts whose dates [`dates_as_days`] turned into
+/// day numbers (`as_days`): the message, which speaks of day numbers, gets the
+/// text as the user wrote it and the dates of the days it names.
+fn with_dates(error: CliError, vary: &[String], as_days: &[String], base: &Scenario) -> CliError {
+    let CliError::Usage(message) = error else {
+        return error;
+    };
+    let mut notes = Vec::new();
+    let spec = |text: &str| -> Vec<String> {
+        text.split_once('=')
+            .map_or("", |(_, spec)| spec)
+            .split([':', ','])
+            .map(|part| part.trim().to_string())
+            .collect()
+    };
+    for (written, days) in vary.iter().zip(as_days).filter(|(w, d)| w != d) {
+        let dates: Vec<String> = spec(written)
+            .into_iter()
+            .zip(spec(days))
+            .filter(|(w, d)| w != d)
+            .map(|(w, d)| format!("{w} is day {d}"))
+            .collect();
+        let start = base
+            .calendar
+            .start_date
+            .map_or(String::new(), |date| format!(" {date}"));
+        notes.push(format!(
+            "--vary \"{written}\" counts its dates as days from simulation.start_date{start} ({}; day n is n days after it)",
+            dates.join(", ")
+        ));
+    }
+    if notes.is_empty() {
+        return CliError::Usage(message);
+    }
+    CliError::Usage(format!("{message}\n  note: {}", notes.join("\n  note: ")))
 }
 
 /// The `--vary` axes, checked: each key varied once.
