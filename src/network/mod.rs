@@ -98,29 +98,28 @@ impl Graph {
         })
     }
 
-    /// The graph whose user `u` has the neighbours `adjacency[u]` (any order;
-    /// symmetric, no self-loops or repeats).
-    fn from_adjacency(adjacency: Vec<Vec<u32>>) -> Graph {
-        let mut offsets = Vec::with_capacity(adjacency.len() + 1);
-        offsets.push(0u32);
-        let mut total = 0u64;
-        for row in &adjacency {
-            total += row.len() as u64;
-            let end = u32::try_from(total)
-                .unwrap_or_else(|_| panic!("{}", GraphError::TooManyEdges { edges: total / 2 }));
-            offsets.push(end);
-        }
-        let mut neighbours = Vec::with_capacity(total as usize);
-        for mut row in adjacency {
-            if !row.is_sorted() {
-                row.sort_unstable();
-            }
-            neighbours.extend_from_slice(&row);
-        }
-        Graph {
+    /// The graph of CSR arrays a generator built in place: `offsets` of
+    /// `N + 1` entries from 0 to `neighbours.len()`, each row sorted, without
+    /// repeats or self-loops, and symmetric (checked in debug builds only: the
+    /// generators make rows sorted by construction).
+    fn from_csr(offsets: Vec<u32>, neighbours: Vec<u32>) -> Graph {
+        debug_assert!(
+            offsets.first() == Some(&0)
+                && offsets.last().copied() == u32::try_from(neighbours.len()).ok()
+        );
+        let graph = Graph {
             offsets,
             neighbours,
-        }
+        };
+        debug_assert!((0..graph.users()).all(|u| {
+            let row = graph.neighbours(u);
+            row.windows(2).all(|pair| pair[0] < pair[1])
+                && row.binary_search(&u).is_err()
+                && row
+                    .iter()
+                    .all(|&v| v < graph.users() && graph.neighbours(v).binary_search(&u).is_ok())
+        }));
+        graph
     }
 
     /// `N`, the number of users.
