@@ -559,9 +559,8 @@ pub fn barabasi_albert(users: u32, m: u32, key: ReplicationKey) -> Graph {
     for (v, slot) in cursor.iter_mut().enumerate() {
         *slot = offsets[v] + own(v);
     }
-    for u in clique_users as usize..n {
-        let start = offsets[u] as usize;
-        for i in start..start + m_len {
+    for (u, &start) in offsets[..n].iter().enumerate().skip(clique_users as usize) {
+        for i in start as usize..start as usize + m_len {
             let v = neighbours[i] as usize;
             neighbours[cursor[v] as usize] = u as u32;
             cursor[v] += 1;
