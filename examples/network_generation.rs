@@ -1,9 +1,9 @@
 //! Times the social-network generators and the summary at a given size, and
 //! measures generation's peak memory beyond the graph:
-//! `cargo run --release --example network_generation -- [USERS [MEAN_DEGREE [THREADS [MODEL]]]]`
+//! `cargo run --release --example network_generation -- [USERS [MEAN_DEGREE [THREADS [MODEL [REWIRING]]]]]`
 //! (the summary's triangle count runs on THREADS, default 1; generation is
 //! sequential; MODEL one of erdos-renyi, watts-strogatz, barabasi-albert, default
-//! all three). Prints wall time and process CPU time: on a shared machine the
+//! all three; REWIRING Watts–Strogatz's, default 0.1). Prints wall time and process CPU time: on a shared machine the
 //! CPU time is the steadier figure. The peak is the process's resident high-water
 //! mark during generation (reset before each model through `/proc/self/clear_refs`)
 //! less the resident set before it and the graph's own bytes, per user.
@@ -60,6 +60,7 @@ fn main() {
     let degree: u32 = args.get(2).map_or(10, |a| a.parse().expect("MEAN_DEGREE"));
     let threads: usize = args.get(3).map_or(1, |a| a.parse().expect("THREADS"));
     let only = args.get(4).map(String::as_str);
+    let rewiring: f64 = args.get(5).map_or(0.1, |a| a.parse().expect("REWIRING"));
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build_global()
@@ -70,7 +71,7 @@ fn main() {
             network::erdos_renyi(users, f64::from(degree), key)
         }),
         ("watts-strogatz", &|| {
-            network::watts_strogatz(users, degree, 0.1, key)
+            network::watts_strogatz(users, degree, rewiring, key)
         }),
         ("barabasi-albert", &|| {
             network::barabasi_albert(users, degree / 2, key)

@@ -960,8 +960,10 @@ pub(crate) mod tests {
             (500, 250.0, 9),
             (1_000, 0.0, 10),
         ] {
+            let graph = erdos_renyi(users, mean_degree, key(seed));
+            assert!(graph.is_simple_csr());
             assert_eq!(
-                erdos_renyi(users, mean_degree, key(seed)),
+                graph,
                 reference::erdos_renyi(users, mean_degree, key(seed)),
                 "ER N = {users}, mean degree {mean_degree}, seed {seed}"
             );
@@ -980,6 +982,7 @@ pub(crate) mod tests {
         ] {
             for rewiring in [0.0, 0.3, 1.0] {
                 let graph = watts_strogatz(users, k, rewiring, key(seed));
+                assert!(graph.is_simple_csr());
                 assert_eq!(
                     graph,
                     reference::watts_strogatz(users, k, rewiring, key(seed)),
@@ -1004,8 +1007,10 @@ pub(crate) mod tests {
             (1_000, 25, 8),
             (60, 29, 9),
         ] {
+            let graph = barabasi_albert(users, m, key(seed));
+            assert!(graph.is_simple_csr());
             assert_eq!(
-                barabasi_albert(users, m, key(seed)),
+                graph,
                 reference::barabasi_albert(users, m, key(seed)),
                 "BA N = {users}, m = {m}, seed {seed}"
             );

@@ -103,23 +103,30 @@ impl Graph {
     /// repeats or self-loops, and symmetric (checked in debug builds only: the
     /// generators make rows sorted by construction).
     fn from_csr(offsets: Vec<u32>, neighbours: Vec<u32>) -> Graph {
-        debug_assert!(
-            offsets.first() == Some(&0)
-                && offsets.last().copied() == u32::try_from(neighbours.len()).ok()
-        );
         let graph = Graph {
             offsets,
             neighbours,
         };
-        debug_assert!((0..graph.users()).all(|u| {
-            let row = graph.neighbours(u);
-            row.windows(2).all(|pair| pair[0] < pair[1])
-                && row.binary_search(&u).is_err()
-                && row
-                    .iter()
-                    .all(|&v| v < graph.users() && graph.neighbours(v).binary_search(&u).is_ok())
-        }));
+        debug_assert!(graph.is_simple_csr());
         graph
+    }
+
+    /// Whether the arrays make a simple undirected graph: `offsets` from 0 to
+    /// `2E`, non-decreasing; every row strictly ascending, without itself,
+    /// every neighbour below `N` and listing the user back. `O(E log d)`.
+    fn is_simple_csr(&self) -> bool {
+        let users = self.offsets.len() as u64 - 1;
+        self.offsets.first() == Some(&0)
+            && self.offsets.last().map(|&end| end as usize) == Some(self.neighbours.len())
+            && self.offsets.is_sorted()
+            && (0..users as u32).all(|u| {
+                let row = self.neighbours(u);
+                row.windows(2).all(|pair| pair[0] < pair[1])
+                    && row.binary_search(&u).is_err()
+                    && row.iter().all(|&v| {
+                        u64::from(v) < users && self.neighbours(v).binary_search(&u).is_ok()
+                    })
+            })
     }
 
     /// `N`, the number of users.
@@ -415,6 +422,26 @@ mod tests {
         let mut without = scenario.clone();
         without.market.network = None;
         assert!(graph_for(&without, 1, 0).is_none());
+    }
+
+    #[test]
+    fn the_csr_check_refuses_unsorted_one_sided_or_looping_rows() {
+        let good = Graph::from_edges(4, &[(0, 1), (1, 2), (0, 3)]);
+        assert!(good.is_simple_csr());
+        let broken = |offsets: Vec<u32>, neighbours: Vec<u32>| {
+            !Graph {
+                offsets,
+                neighbours,
+            }
+            .is_simple_csr()
+        };
+        // Unsorted row 0, a one-sided edge, a self-loop, a neighbour out of
+        // range, offsets not ending at 2E.
+        assert!(broken(vec![0, 2, 3, 3], vec![2, 1, 0]));
+        assert!(broken(vec![0, 1, 1], vec![1]));
+        assert!(broken(vec![0, 1, 1], vec![0]));
+        assert!(broken(vec![0, 1, 2], vec![5, 0]));
+        assert!(broken(vec![0, 1, 1], vec![1, 0]));
     }
 
     #[test]
