@@ -10,7 +10,7 @@
 //! neighbours, without an intermediate edge list or per-user rows: beyond the
 //! graph's own `4·(N+1) + 8·E` bytes, Erdős–Rényi and Barabási–Albert hold one
 //! `u32` per user, Watts–Strogatz two plus a slack of
-//! [`WATTS_STROGATZ_SLACK`] `u32` per user (see `GappedRows`).
+//! `WATTS_STROGATZ_SLACK` (2) `u32` per user (see `GappedRows`).
 
 use rand::Rng;
 
@@ -158,7 +158,7 @@ fn complete(users: u32) -> Graph {
 
 /// `u32` of slack per user in the Watts–Strogatz buffer: with 2, a rewiring
 /// that adds to a full row finds a gap within a row or two.
-pub const WATTS_STROGATZ_SLACK: u64 = 2;
+const WATTS_STROGATZ_SLACK: u64 = 2;
 
 /// How many users ahead [`watts_strogatz`] fetches a rewiring's row.
 const REWIRING_AHEAD: u32 = 16;
@@ -175,8 +175,8 @@ const REWIRING_AHEAD: u32 = 16;
 /// are candidates, by its rank among them). `k` even, `2 <= k < N`, `rewiring`
 /// in `[0, 1]` (checked upstream). The edge count `N·k/2` never changes.
 ///
-/// The rows live sorted in one buffer of `N·k` plus [`WATTS_STROGATZ_SLACK`]
-/// per user `u32`s (`GappedRows`), compacted into the graph at the end.
+/// The rows live sorted in one buffer of `N·k` plus 2 per user `u32`s
+/// (`GappedRows`), compacted into the graph at the end.
 ///
 /// # Panics
 /// If `N·k > 2^32 − 1` (refused by validation).
@@ -253,7 +253,7 @@ struct GappedRows {
 
 impl GappedRows {
     /// The ring lattice of `users` users, each joined to `u ± 1, …, u ± half`
-    /// (mod N; `2·half < users`), with [`WATTS_STROGATZ_SLACK`] free places per
+    /// (mod N; `2·half < users`), with `WATTS_STROGATZ_SLACK` free places per
     /// row (fewer if the buffer would pass `u32::MAX` entries).
     ///
     /// # Panics
