@@ -1017,6 +1017,37 @@ pub(crate) mod tests {
         }
     }
 
+    #[test]
+    fn in_place_generators_match_the_reference_on_many_small_graphs() {
+        // 60 parameter sets spread over small N, every degree from sparse to
+        // complete, so that rows wrap, fill, overflow their slack and empty.
+        for seed in 0..60u64 {
+            let users = 2 + (seed * 37 % 61) as u32;
+            let share = (seed % 7) as f64 / 6.0;
+            let mean_degree = share * f64::from(users - 1);
+            assert_eq!(
+                erdos_renyi(users, mean_degree, key(seed)),
+                reference::erdos_renyi(users, mean_degree, key(seed)),
+                "ER N = {users}, mean degree {mean_degree}"
+            );
+            if users >= 3 {
+                let k = 2 + 2 * (seed as u32 % ((users - 1) / 2));
+                let rewiring = [0.05, 0.5, 1.0][(seed % 3) as usize];
+                assert_eq!(
+                    watts_strogatz(users, k, rewiring, key(seed)),
+                    reference::watts_strogatz(users, k, rewiring, key(seed)),
+                    "WS N = {users}, k = {k}, rewiring {rewiring}"
+                );
+            }
+            let m = 1 + seed as u32 % (users - 1);
+            assert_eq!(
+                barabasi_albert(users, m, key(seed)),
+                reference::barabasi_albert(users, m, key(seed)),
+                "BA N = {users}, m = {m}"
+            );
+        }
+    }
+
     /// Rows `0..N` of `rows` as vectors.
     fn rows_of(rows: &GappedRows) -> Vec<Vec<u32>> {
         (0..rows.lens.len() as u32)
