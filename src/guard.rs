@@ -51,11 +51,15 @@ pub const BYTES_PER_DAY_SUMMARY: u64 = 352 + 1024;
 /// margin.
 pub const NETWORK_BYTES_PER_USER: u64 = 20;
 
-/// Bytes per user and per edge that building a graph holds for a moment beyond
-/// the graph itself (a generator's edge list or adjacency rows: 24-byte `Vec`
-/// headers per user, 8 bytes per edge).
-pub const GRAPH_BUILD_BYTES_PER_USER: u64 = 32;
-pub const GRAPH_BUILD_BYTES_PER_EDGE: u64 = 8;
+/// Bytes per user that building a graph holds for a moment beyond the graph
+/// itself, with margin: the generators build the CSR in place (`network::generate`,
+/// measured: Erdős–Rényi and Barabási–Albert one `u32` per user, Watts–Strogatz
+/// 12 bytes with its slack), a file graph one `u32` cursor per user.
+pub const GRAPH_BUILD_BYTES_PER_USER: u64 = 16;
+
+/// Bytes per edge of a file graph's edge list, which the scenario holds beside
+/// the graph (`(u32, u32)` pairs); generated graphs have no edge list.
+pub const FILE_GRAPH_BYTES_PER_EDGE: u64 = 8;
 
 /// The process itself: code, thread stacks touched, allocator slack.
 pub const FIXED_BYTES: u64 = 64 << 20;
@@ -163,7 +167,8 @@ impl MemoryEstimate {
 /// The network's bytes of a running replication (MODEL.md v2, "Social-network
 /// word of mouth"): per user beyond the graph, and the graph with what building
 /// it holds for a moment (`4·(N+1) + 8·E` bytes of CSR, `E` the expected edges of
-/// the model), either per running replication or once (a fixed or file graph).
+/// the model, and a file graph's edge list), either per running replication or
+/// once (a fixed or file graph).
 fn network_bytes(scenario: &Scenario) -> (u64, u64, u64) {
     use crate::scenario::{GraphScope, NetworkModel};
     let Some(network) = &scenario.market.network else {
@@ -183,12 +188,13 @@ fn network_bytes(scenario: &Scenario) -> (u64, u64, u64) {
         }
         NetworkModel::File { edges, .. } => edges.len() as u64,
     };
+    let file = matches!(network.model, NetworkModel::File { .. });
+    let edge_list = if file { FILE_GRAPH_BYTES_PER_EDGE } else { 0 };
     let graph = (4 * (users + 1))
         .saturating_add(edges.saturating_mul(8))
         .saturating_add(users.saturating_mul(GRAPH_BUILD_BYTES_PER_USER))
-        .saturating_add(edges.saturating_mul(GRAPH_BUILD_BYTES_PER_EDGE));
-    let shared =
-        matches!(network.model, NetworkModel::File { .. }) || network.graph == GraphScope::Fixed;
+        .saturating_add(edges.saturating_mul(edge_list));
+    let shared = file || network.graph == GraphScope::Fixed;
     if shared {
         (NETWORK_BYTES_PER_USER, 0, graph)
     } else {
@@ -762,9 +768,9 @@ mod tests {
         assert_eq!(Bytes(u64::MAX).to_string(), "16.0 EiB");
     }
 
-    /// A network adds its graph (`4·(N+1) + 8·E` plus building room) to each
-    /// running replication, or once to the process for a fixed graph, and the
-    /// neighbour sums per user.
+    /// A network adds its graph (`4·(N+1) + 8·E` plus building room, and a file
+    /// graph's edge list) to each running replication, or once to the process
+    /// for a fixed or file graph, and the neighbour sums per user.
     #[test]
     fn a_network_adds_its_graph_per_replication_or_once_and_its_state_per_user() {
         use crate::scenario::{GraphScope, Network, NetworkModel};
@@ -780,10 +786,7 @@ mod tests {
             graph: GraphScope::PerReplication,
         });
         let edges = n * 5;
-        let graph = 4 * (n + 1)
-            + 8 * edges
-            + GRAPH_BUILD_BYTES_PER_USER * n
-            + GRAPH_BUILD_BYTES_PER_EDGE * edges;
+        let graph = 4 * (n + 1) + 8 * edges + GRAPH_BUILD_BYTES_PER_USER * n;
         let per_replication = MemoryEstimate::of(&scenario);
         assert_eq!(
             per_replication.per_running_replication - plain.per_running_replication,
@@ -801,5 +804,16 @@ mod tests {
             NETWORK_BYTES_PER_USER * n
         );
         assert_eq!(fixed.fixed - plain.fixed, graph);
+        // A file graph adds the edge list the scenario holds, once.
+        let listed = 1_000u64;
+        scenario.market.network.as_mut().unwrap().model = NetworkModel::File {
+            path: "/friends.csv".into(),
+            edges: std::sync::Arc::new((0..listed as u32).map(|u| (u, u + 1)).collect()),
+        };
+        let file = MemoryEstimate::of(&scenario);
+        assert_eq!(
+            file.fixed - plain.fixed,
+            4 * (n + 1) + (8 + FILE_GRAPH_BYTES_PER_EDGE) * listed + GRAPH_BUILD_BYTES_PER_USER * n
+        );
     }
 }

@@ -100,29 +100,35 @@ impl Graph {
         })
     }
 
-    /// The graph whose user `u` has the neighbours `adjacency[u]` (any order;
-    /// symmetric, no self-loops or repeats).
-    fn from_adjacency(adjacency: Vec<Vec<u32>>) -> Graph {
-        let mut offsets = Vec::with_capacity(adjacency.len() + 1);
-        offsets.push(0u32);
-        let mut total = 0u64;
-        for row in &adjacency {
-            total += row.len() as u64;
-            let end = u32::try_from(total)
-                .unwrap_or_else(|_| panic!("{}", GraphError::TooManyEdges { edges: total / 2 }));
-            offsets.push(end);
-        }
-        let mut neighbours = Vec::with_capacity(total as usize);
-        for mut row in adjacency {
-            if !row.is_sorted() {
-                row.sort_unstable();
-            }
-            neighbours.extend_from_slice(&row);
-        }
-        Graph {
+    /// The graph of CSR arrays a generator built in place: `offsets` of
+    /// `N + 1` entries from 0 to `neighbours.len()`, each row sorted, without
+    /// repeats or self-loops, and symmetric (checked in debug builds only: the
+    /// generators make rows sorted by construction).
+    fn from_csr(offsets: Vec<u32>, neighbours: Vec<u32>) -> Graph {
+        let graph = Graph {
             offsets,
             neighbours,
-        }
+        };
+        debug_assert!(graph.is_simple_csr());
+        graph
+    }
+
+    /// Whether the arrays make a simple undirected graph: `offsets` from 0 to
+    /// `2E`, non-decreasing; every row strictly ascending, without itself,
+    /// every neighbour below `N` and listing the user back. `O(E log d)`.
+    fn is_simple_csr(&self) -> bool {
+        let users = self.offsets.len() as u64 - 1;
+        self.offsets.first() == Some(&0)
+            && self.offsets.last().map(|&end| end as usize) == Some(self.neighbours.len())
+            && self.offsets.is_sorted()
+            && (0..users as u32).all(|u| {
+                let row = self.neighbours(u);
+                row.windows(2).all(|pair| pair[0] < pair[1])
+                    && row.binary_search(&u).is_err()
+                    && row.iter().all(|&v| {
+                        u64::from(v) < users && self.neighbours(v).binary_search(&u).is_ok()
+                    })
+            })
     }
 
     /// `N`, the number of users.
@@ -418,6 +424,26 @@ mod tests {
         let mut without = scenario.clone();
         without.market.network = None;
         assert!(graph_for(&without, 1, 0).is_none());
+    }
+
+    #[test]
+    fn the_csr_check_refuses_unsorted_one_sided_or_looping_rows() {
+        let good = Graph::from_edges(4, &[(0, 1), (1, 2), (0, 3)]);
+        assert!(good.is_simple_csr());
+        let broken = |offsets: Vec<u32>, neighbours: Vec<u32>| {
+            !Graph {
+                offsets,
+                neighbours,
+            }
+            .is_simple_csr()
+        };
+        // Unsorted row 0, a one-sided edge, a self-loop, a neighbour out of
+        // range, offsets not ending at 2E.
+        assert!(broken(vec![0, 2, 3, 3], vec![2, 1, 0]));
+        assert!(broken(vec![0, 1, 1], vec![1]));
+        assert!(broken(vec![0, 1, 1], vec![0]));
+        assert!(broken(vec![0, 1, 2], vec![5, 0]));
+        assert!(broken(vec![0, 1, 1], vec![1, 0]));
     }
 
     #[test]
