@@ -340,6 +340,14 @@ impl WideDraws {
 pub struct Chance(u64);
 
 impl Chance {
+    /// This chance widened by a probability `width >= 0` and `slack` units of
+    /// 2^-64: the threshold `⌊p·2^64⌋ + ⌊width·2^64⌋ + slack`, saturating at
+    /// always. The bound [`EventStream::happens_among_within`] draws against.
+    #[inline]
+    pub fn widened(self, width: f64, slack: u64) -> Chance {
+        Chance(widened(self.0, width, slack))
+    }
+
     pub fn new(p: f64) -> Self {
         if p >= 1.0 {
             Chance(u64::MAX)

@@ -136,6 +136,11 @@ impl NetworkState {
 /// (2^24 units).
 const BOUND_SLACK: u64 = 1 << 24;
 
+/// Up to this many users with paying friends among a word's 64 are checked
+/// one by one after the word's 64-lane draw; more, in the same 64-lane pass as
+/// it ([`EventStream::happens_among_within`]).
+const FEW_FRIENDS: u32 = 3;
+
 /// A chance at most a user's own: `p_u = 1 − (1 − p_s)e^{−x} = p_s + (1 − p_s)(1 −
 /// e^{−x})` with `x = ω^net_{u,t} >= 0`, and `1 − e^{−x} >= x − x²/2`, so
 /// `p_s + (1 − p_s)(x − x²/2)` is below `p_u`; `1e-12` below it covers the
@@ -200,6 +205,37 @@ impl NetworkDay<'_> {
             return stream.happens_among(wide, first_user, among, chance);
         }
         let start = first_user as usize;
+        // `p_s`, to within 2^-52 (far inside the margin of `lower_bound`).
+        let segment_probability = chance.threshold() as f64 / 18_446_744_073_709_551_616.0;
+        // A user whose draw fell below its bound: exposed iff below its own
+        // probability. Most draws below the upper bound fall below a lower
+        // bound too: exposed without computing `exp`.
+        let exact = |user: u32, local: f64| {
+            stream.happens(user, lower_bound(segment_probability, local))
+                || stream.happens(
+                    user,
+                    Chance::new(model::exposure_probability(
+                        self.channel_rates[segment],
+                        self.mean_field_rate + local,
+                    )),
+                )
+        };
+        if friends.count_ones() <= FEW_FRIENDS {
+            // Few: the 64-lane draw at the segment's chance, then each of them
+            // against its bound, one by one.
+            let mut hits = stream.happens_among(wide, first_user, among, chance);
+            let mut left = friends & !hits;
+            while left != 0 {
+                let bit = left.trailing_zeros();
+                left &= left - 1;
+                let user = first_user + bit;
+                let local = self.local_rates[start + bit as usize];
+                if stream.happens(user, chance.widened(local, BOUND_SLACK)) && exact(user, local) {
+                    hits |= 1 << bit;
+                }
+            }
+            return hits;
+        }
         let rates = &self.local_rates[start..(start + 64).min(self.local_rates.len())];
         let padded: [f64; 64];
         let widths = match <&[f64; 64]>::try_from(rates) {
@@ -212,24 +248,10 @@ impl NetworkDay<'_> {
         let (mut hits, within) =
             stream.happens_among_within(wide, first_user, among, chance, widths, BOUND_SLACK);
         let mut left = within & friends & !hits;
-        // `p_s`, to within 2^-52 (far inside the margin of `lower_bound`).
-        let segment_probability = chance.threshold() as f64 / 18_446_744_073_709_551_616.0;
         while left != 0 {
             let bit = left.trailing_zeros();
             left &= left - 1;
-            let user = first_user + bit;
-            let local = widths[bit as usize];
-            // Most draws below the upper bound fall below a lower bound too:
-            // exposed without computing `exp`.
-            if stream.happens(user, lower_bound(segment_probability, local)) {
-                hits |= 1 << bit;
-                continue;
-            }
-            let probability = model::exposure_probability(
-                self.channel_rates[segment],
-                self.mean_field_rate + local,
-            );
-            if stream.happens(user, Chance::new(probability)) {
+            if exact(first_user + bit, widths[bit as usize]) {
                 hits |= 1 << bit;
             }
         }
@@ -367,15 +389,24 @@ mod tests {
         let users = 130u32;
         let graph = path(users);
         let mut state = NetworkState::new(Arc::clone(&graph), 2.5);
-        // Every fifth user pays: its two neighbours have paying friends, the
-        // others none. One stops again: its neighbours' sums return to zero.
-        for payer in (0..users).step_by(5) {
+        // Every fifth user of the first word pays: its two neighbours have
+        // paying friends, the others none (many in the word: the 64-lane
+        // bounds); in the second and third words a few (one by one). One stops
+        // again: its neighbours' sums return to zero.
+        for payer in (0..64).step_by(5).chain([64, 100, 129]) {
             state.add_payer(payer, satisfaction_units((payer % 7) as f32 / 7.0 + 0.1));
         }
         state.remove_payer(50, satisfaction_units((50 % 7) as f32 / 7.0 + 0.1));
         assert_eq!((state.neighbour_sums[49], state.local_rates[51]), (0, 0.0));
         let with_friends = state.neighbour_sums.iter().filter(|&&sum| sum > 0).count();
-        assert!((40..60).contains(&with_friends), "{with_friends}");
+        // User 0 has one neighbour; 49 and 51 lost theirs; 63 and 65 hear of 64.
+        assert_eq!(with_friends, 13 * 2 - 1 - 2 + 2 + 2 + 1);
+        let friends_in = |word: usize| state.with_friends[word].count_ones();
+        assert_eq!(
+            (friends_in(0), friends_in(1), friends_in(2)),
+            (24, 3, 1),
+            "a word of many (64-lane bounds) and two of few (one by one)"
+        );
         let sums = state.neighbour_sums.clone();
         let channel_rates = [0.05];
         let mean_field_rate = 0.02;
