@@ -32,6 +32,9 @@ pub struct Market {
 pub struct Catalogue {
     /// `logit(r_i)` per item.
     pub click_logit: Vec<f64>,
+    /// [`model::click_factor`] per item at the day's `V`: step 3's draw
+    /// without `exp` ([`model::clicks`]).
+    pub click_factor: Vec<f64>,
     /// `p_conv` per segment and item (it has no per-user term).
     pub conversion_probability: Vec<Vec<f64>>,
     pub price: Vec<f64>,
@@ -198,6 +201,12 @@ impl Catalogue {
         }
         Catalogue {
             click_logit: content.iter().map(|i| model::logit(i.click_rate)).collect(),
+            click_factor: content
+                .iter()
+                .map(|i| {
+                    model::click_factor(model::logit(i.click_rate), brand.click_effect, brand.value)
+                })
+                .collect(),
             conversion_probability,
             price: content.iter().map(|i| i.price).collect(),
             quality: content.iter().map(|i| i.quality).collect(),
