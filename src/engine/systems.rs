@@ -466,7 +466,7 @@ impl FunnelDraws<'_> {
     /// Small enough to be inlined in the scan's loop: most exposures end at
     /// the click, decided without `p_click` when no score is wanted
     /// ([`model::clicks`]); the rest of the steps are [`Self::after_click`].
-    #[inline]
+    #[inline(always)]
     fn respond(
         &self,
         profile: Profile,
@@ -664,6 +664,8 @@ pub fn renew_or_churn(
     let running = user_scores
         .as_deref()
         .map(|tracked| tracked.running.as_slice());
+    // Only a scored run sums the scores of the churn draws.
+    let scored = score.is_some() || running.is_some();
     let chunks: Vec<RenewalDraws> = due
         .par_chunks(CHUNK)
         .map(|due| {
@@ -674,8 +676,9 @@ pub fn renew_or_churn(
                 tracked: running.map(|_| (Vec::new(), ScoreWeighted::new(items_count))),
             };
             for &place in due {
-                let renewal = calendar.renewal(place);
+                let renewal = calendar.draw(place);
                 let h = if brand_value_differs {
+                    let renewal = calendar.renewal(place);
                     model::churn_probability_of_logit(
                         randomness.traits.churn_propensity_logit(
                             &market.scenario.market.segments[usize::from(renewal.segment)],
@@ -690,18 +693,22 @@ pub fn renew_or_churn(
                     renewal.churn_probability
                 };
                 let churns = stream.bernoulli(renewal.user, h);
-                let churn_score = model::logistic_score(-retention_effect, churns, h);
-                draws.score += churn_score;
-                if let (Some(running), Some((updates, weighted))) = (running, &mut draws.tracked) {
-                    let user = renewal.user;
-                    let score = running[user as usize] + churn_score;
-                    updates.push((user, score));
-                    if churns {
-                        weighted.churned += score;
-                    } else {
-                        let item = usize::from(renewal.item);
-                        weighted.renewals[item] += score;
-                        weighted.revenue += catalogue.price[item] * score;
+                if scored {
+                    let churn_score = model::logistic_score(-retention_effect, churns, h);
+                    draws.score += churn_score;
+                    if let (Some(running), Some((updates, weighted))) =
+                        (running, &mut draws.tracked)
+                    {
+                        let user = renewal.user;
+                        let score = running[user as usize] + churn_score;
+                        updates.push((user, score));
+                        if churns {
+                            weighted.churned += score;
+                        } else {
+                            let item = usize::from(renewal.item);
+                            weighted.renewals[item] += score;
+                            weighted.revenue += catalogue.price[item] * score;
+                        }
                     }
                 }
                 if churns {
@@ -727,7 +734,7 @@ pub fn renew_or_churn(
             tracked.weighted.add(weighted);
         }
         for place in draws.churned {
-            let renewal = *calendar.renewal(place);
+            let renewal = calendar.renewal(place);
             aggregates.active_payers -= 1;
             aggregates.satisfaction_sum -= satisfaction_units(renewal.satisfaction);
             if let Some(network) = network.as_deref_mut() {
@@ -737,7 +744,6 @@ pub fn renew_or_churn(
             }
             counts.churned += 1;
             commands.entity(renewal.entity).despawn();
-            calendar.leave(place);
         }
         for (item, renewed) in draws.renewed.into_iter().enumerate() {
             renewals[item] += renewed.len() as u64;
