@@ -230,9 +230,10 @@ impl Catalogue {
     #[inline]
     pub fn choose_item(&self, topic: usize, topic_match: f64, branch: f64, pick: f64) -> u16 {
         let own = &self.by_topic[topic];
-        // Either branch is common: choose without a branch to mispredict.
+        // Either branch is common: choose without a branch to mispredict (`&`,
+        // not `&&`, which compiled to a branch on `branch < topic_match`).
         let picker = std::hint::select_unpredictable(
-            branch < topic_match && !own.is_empty(),
+            (branch < topic_match) & !own.is_empty(),
             own,
             &self.all,
         );
