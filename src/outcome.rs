@@ -91,8 +91,12 @@ pub struct Outcome {
     pub spend: f64,
     /// `Σ_t (revenue_t − spend_t) / (1 + r)^(t/365)` (MODEL.md v2); `profit` at `r = 0`.
     pub npv: f64,
-    /// Σ ∂log P/∂V over the logistic draws `V` enters (likelihood-ratio score).
-    pub score: f64,
+    /// Σ ∂log P/∂V over the logistic draws `V` enters (likelihood-ratio score),
+    /// when asked for ([`crate::engine::simulate_scored`]); absent from the
+    /// stored outcome otherwise (earlier versions stored it always: their files
+    /// read back with it, under the same checksum).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
     pub daily: DailySeries,
     /// The values of the `[[uncertain]]` keys this replication drew, by key, in
     /// file order (fixed keys left out); absent without uncertainty.

@@ -27,22 +27,39 @@ use wakeful::Wakefulness;
 
 /// Runs replication `replication` of `scenario` (seeded by the scenario's master
 /// seed) over the whole horizon. Parallel inside when called from a rayon pool
-/// with idle threads; the result never depends on that.
+/// with idle threads; the result never depends on that. The outcome has no
+/// `score` (see [`simulate_scored`]).
 pub fn simulate(scenario: &Arc<Scenario>, replication: u32) -> Outcome {
+    simulate_with(scenario, replication, false)
+}
+
+/// [`simulate`] that also sums the likelihood-ratio score of the replication's
+/// draws (`Outcome::score`, for the `lr-whole` estimator). Every other field is
+/// the same, bit for bit; the score costs an `exp` per exposure that a plain run
+/// does without (see [`crate::model::clicks`]).
+pub fn simulate_scored(scenario: &Arc<Scenario>, replication: u32) -> Outcome {
+    simulate_with(scenario, replication, true)
+}
+
+/// [`simulate`], with the score when `scored`.
+fn simulate_with(scenario: &Arc<Scenario>, replication: u32, scored: bool) -> Outcome {
     if scenario.has_uncertainty() {
         // MODEL.md version 2, "Parameter uncertainty": the replication runs at
         // its own draws of the uncertain keys.
         let (drawn, values) = scenario.with_uncertain_draws(replication);
-        let mut outcome = simulate_at(&Arc::new(drawn), replication);
+        let mut outcome = simulate_at(&Arc::new(drawn), replication, scored);
         outcome.uncertain = values;
         return outcome;
     }
-    simulate_at(scenario, replication)
+    simulate_at(scenario, replication, scored)
 }
 
-/// [`simulate`] with every value as `scenario` has it.
-fn simulate_at(scenario: &Arc<Scenario>, replication: u32) -> Outcome {
+/// [`simulate_with`] with every value as `scenario` has it.
+fn simulate_at(scenario: &Arc<Scenario>, replication: u32, scored: bool) -> Outcome {
     let mut world = build_world(scenario, replication);
+    if scored {
+        world.insert_resource(Score::default());
+    }
     let mut day = day_schedule();
     for _ in 0..scenario.simulation.days {
         day.run(&mut world);
@@ -63,14 +80,15 @@ fn offer_network_graph(world: &World, scenario: &Scenario, replication: u32) {
     }
 }
 
-/// [`simulate`] that also tracks each user's own score (8 bytes more per user) and
-/// returns, beside the same outcome bit for bit, the score-weighted counts of the
-/// per-user likelihood-ratio gradient (see [`score`]).
+/// [`simulate_scored`] that also tracks each user's own score (8 bytes more per
+/// user) and returns, beside the same outcome bit for bit, the score-weighted
+/// counts of the per-user likelihood-ratio gradient (see [`score`]).
 pub fn simulate_with_scores(
     scenario: &Arc<Scenario>,
     replication: u32,
 ) -> (Outcome, score::ScoreWeighted) {
     let mut world = build_world(scenario, replication);
+    world.insert_resource(Score::default());
     world.insert_resource(score::UserScores::new(
         scenario.market.population,
         scenario.content.len(),
@@ -116,7 +134,7 @@ pub fn day_schedule() -> Schedule {
 
 /// A World holding replication `replication` at the start of day 0: the
 /// population in prospect blocks, content items and the resources of the day
-/// loop.
+/// loop (without [`Score`]: insert it to have the score summed).
 pub fn build_world(scenario: &Arc<Scenario>, replication: u32) -> World {
     let key = ReplicationKey::new(scenario.simulation.seed, replication);
     let segment_sizes = scenario.segment_sizes();
@@ -138,7 +156,6 @@ pub fn build_world(scenario: &Arc<Scenario>, replication: u32) -> World {
     world.insert_resource(Aggregates::default());
     world.insert_resource(DayRates::default());
     world.insert_resource(DayCounts::default());
-    world.insert_resource(Score::default());
     world.insert_resource(NewSubscribers::default());
     world.insert_resource(Wakefulness::default());
     world.insert_resource(DailyRecord::default());
@@ -234,7 +251,7 @@ fn collect_outcome(world: &mut World, replication: u32) -> Outcome {
         revenue,
         spend,
         npv,
-        score: world.resource::<Score>().0,
+        score: world.get_resource::<Score>().map(|score| score.0),
         items,
         daily,
         uncertain: Vec::new(),
@@ -274,12 +291,47 @@ mod tests {
         scenario.brand.value = 1.0;
         let scenario = Arc::new(scenario);
         let (tracked, weighted) = simulate_with_scores(&scenario, 2);
-        assert_eq!(tracked, simulate(&scenario, 2));
+        assert_eq!(tracked, simulate_scored(&scenario, 2));
         assert!(tracked.churned > 0 && tracked.dormant > 0 && tracked.renewals() > 0);
         // Every weighted count is a sum of scores: finite, and non-zero where the
         // count is.
         assert!(weighted.churned != 0.0 && weighted.dormant != 0.0 && weighted.revenue != 0.0);
         assert!(weighted.active_payers.is_finite() && weighted.satisfaction_sum.is_finite());
+    }
+
+    /// A plain run decides its clicks without `p_click` where it can
+    /// (`model::clicks`); a scored run computes every `p`. Their outcomes are
+    /// the same, bit for bit, but for the score: on the bundled scenario at a
+    /// `V` of 1, and with propensities beyond the fast decision's range and
+    /// click rates of 0 and 1.
+    #[test]
+    fn plain_and_scored_runs_give_identical_outcomes() {
+        let text = include_str!("../../scenarios/knowledge_platform.toml");
+        let mut scenario = crate::scenario::parse_str(text, "knowledge_platform.toml")
+            .expect("the bundled scenario is valid");
+        scenario.market.population = 20_000;
+        scenario.simulation.days = 60;
+        scenario.brand.value = 1.0;
+        let mut extreme = scenario.clone();
+        extreme.market.segments[0].click_heterogeneity = 25.0;
+        extreme.content[0].click_rate = 1.0;
+        extreme.content[1].click_rate = 0.0;
+        for scenario in [scenario, extreme] {
+            let scenario = Arc::new(scenario);
+            for replication in [0, 5] {
+                let scored = simulate_scored(&scenario, replication);
+                let plain = simulate(&scenario, replication);
+                assert!(scored.score.is_some_and(f64::is_finite) && plain.score.is_none());
+                assert!(plain.items.iter().map(|i| i.clicks).sum::<u64>() > 1000);
+                assert_eq!(
+                    plain,
+                    Outcome {
+                        score: None,
+                        ..scored
+                    }
+                );
+            }
+        }
     }
 
     /// On the days of a campaign (another price, conversion rate, quality, word of
@@ -304,7 +356,7 @@ mod tests {
         let plain = load(text);
         let with_campaign = load(&format!("{text}{campaign}"));
         let (tracked, weighted) = simulate_with_scores(&with_campaign, 3);
-        assert_eq!(tracked, simulate(&with_campaign, 3));
+        assert_eq!(tracked, simulate_scored(&with_campaign, 3));
         let (without, weighted_without) = simulate_with_scores(&plain, 3);
         assert_ne!(tracked, without, "the campaign changes the run");
         assert_ne!(weighted.revenue, weighted_without.revenue);
@@ -332,7 +384,7 @@ mod tests {
         scenario.brand.value = 1.0;
         let scenario = Arc::new(scenario);
         let (tracked, weighted) = simulate_with_scores(&scenario, 2);
-        assert_eq!(tracked, simulate(&scenario, 2));
+        assert_eq!(tracked, simulate_scored(&scenario, 2));
         assert_eq!(tracked.seeded, 500);
         assert!(weighted.active_payers.is_finite() && weighted.satisfaction_sum.is_finite());
     }

@@ -32,6 +32,9 @@ pub struct Market {
 pub struct Catalogue {
     /// `logit(r_i)` per item.
     pub click_logit: Vec<f64>,
+    /// [`model::click_factor`] per item at the day's `V`: step 3's draw
+    /// without `exp` ([`model::clicks`]).
+    pub click_factor: Vec<f64>,
     /// `p_conv` per segment and item (it has no per-user term).
     pub conversion_probability: Vec<Vec<f64>>,
     pub price: Vec<f64>,
@@ -198,6 +201,12 @@ impl Catalogue {
         }
         Catalogue {
             click_logit: content.iter().map(|i| model::logit(i.click_rate)).collect(),
+            click_factor: content
+                .iter()
+                .map(|i| {
+                    model::click_factor(model::logit(i.click_rate), brand.click_effect, brand.value)
+                })
+                .collect(),
             conversion_probability,
             price: content.iter().map(|i| i.price).collect(),
             quality: content.iter().map(|i| i.quality).collect(),
@@ -221,9 +230,10 @@ impl Catalogue {
     #[inline]
     pub fn choose_item(&self, topic: usize, topic_match: f64, branch: f64, pick: f64) -> u16 {
         let own = &self.by_topic[topic];
-        // Either branch is common: choose without a branch to mispredict.
+        // Either branch is common: choose without a branch to mispredict (`&`,
+        // not `&&`, which compiled to a branch on `branch < topic_match`).
         let picker = std::hint::select_unpredictable(
-            branch < topic_match && !own.is_empty(),
+            (branch < topic_match) & !own.is_empty(),
             own,
             &self.all,
         );
@@ -321,17 +331,23 @@ pub struct DayCounts {
 ///
 /// A subscriber is an entity (`Profile`, `Subscription`); its renewal data
 /// never change while it subscribes, so the calendar keeps a copy of them in
-/// `subscribers` and books 4-byte places: the churn step reads the day's
+/// `draws` and `holders` and books 4-byte places: the churn step reads the day's
 /// subscribers from a dense table instead of looking each one up in the World,
 /// and moves 4 bytes per renewal instead of an 8-byte entity (see
 /// BENCHMARKS.md, "Renewals").
 #[derive(Resource, Debug, Default)]
 pub struct RenewalCalendar {
     due: Vec<Vec<u32>>,
-    /// The booked subscribers, by place; a churned subscriber's place is free
-    /// for the next one.
-    subscribers: Vec<Renewal>,
-    free: Vec<u32>,
+    /// What every renewal reads of the booked subscribers, by place (16 bytes:
+    /// the day's scan of them streams half the bytes a whole record would).
+    /// Places are given in the order users subscribe and never reused (a user
+    /// subscribes at most once, so there are at most `N`): a day's list is then
+    /// runs of consecutive places, which the CPU prefetches; reusing a churned
+    /// subscriber's place made every such renewal a cache miss.
+    draws: Vec<RenewalDraw>,
+    /// The rest of each booked subscriber's record, by place: read when it
+    /// churns (or on a day of another `V`).
+    holders: Vec<RenewalHolder>,
     /// Emptied day lists, kept for their memory (allocating a large list
     /// afresh each day costs page faults).
     spare: Vec<Vec<u32>>,
@@ -350,6 +366,31 @@ pub struct Renewal {
     pub churn_probability: f64,
 }
 
+/// The part of a [`Renewal`] that every renewal reads (the churn draw and
+/// where a renewal is counted).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RenewalDraw {
+    pub churn_probability: f64,
+    pub user: u32,
+    pub item: u16,
+    pub segment: u16,
+}
+
+/// The part of a [`Renewal`] read only when the subscriber churns: 12 bytes
+/// (the entity as the two halves of its bits, since an `Entity` is aligned to
+/// 8 bytes and would make it 16).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct RenewalHolder {
+    entity: [u32; 2],
+    satisfaction: f32,
+}
+
+impl RenewalHolder {
+    fn entity(&self) -> Entity {
+        Entity::from_bits(u64::from(self.entity[0]) | (u64::from(self.entity[1]) << 32))
+    }
+}
+
 impl Renewal {
     /// The renewal data of `entity`, the subscriber `profile` with
     /// `subscription`.
@@ -362,6 +403,25 @@ impl Renewal {
             satisfaction: subscription.satisfaction,
             churn_probability: subscription.churn_probability,
         }
+    }
+
+    /// Its two parts, as the calendar stores them.
+    fn split(self) -> (RenewalDraw, RenewalHolder) {
+        (
+            RenewalDraw {
+                churn_probability: self.churn_probability,
+                user: self.user,
+                item: self.item,
+                segment: self.segment,
+            },
+            RenewalHolder {
+                entity: {
+                    let bits = self.entity.to_bits();
+                    [bits as u32, (bits >> 32) as u32]
+                },
+                satisfaction: self.satisfaction,
+            },
+        )
     }
 }
 
@@ -380,28 +440,32 @@ impl RenewalCalendar {
         if self.slot(day).is_none() {
             return;
         }
-        let place = match self.free.pop() {
-            Some(place) => {
-                self.subscribers[place as usize] = renewal;
-                place
-            }
-            None => {
-                self.subscribers.push(renewal);
-                u32::try_from(self.subscribers.len() - 1).expect("fewer than 2^32 subscribers")
-            }
-        };
+        let (draw, holder) = renewal.split();
+        push_growing_slowly(&mut self.draws, draw);
+        push_growing_slowly(&mut self.holders, holder);
+        let place = u32::try_from(self.draws.len() - 1).expect("fewer than 2^32 subscribers");
         self.book_all(day, &[place]);
     }
 
-    /// The renewal data at `place`.
+    /// What the churn draw at `place` reads.
     #[inline]
-    pub fn renewal(&self, place: u32) -> &Renewal {
-        &self.subscribers[place as usize]
+    pub fn draw(&self, place: u32) -> &RenewalDraw {
+        &self.draws[place as usize]
     }
 
-    /// A churned subscriber's place is free again.
-    pub fn leave(&mut self, place: u32) {
-        self.free.push(place);
+    /// The whole renewal data at `place`.
+    #[inline]
+    pub fn renewal(&self, place: u32) -> Renewal {
+        let draw = self.draws[place as usize];
+        let holder = self.holders[place as usize];
+        Renewal {
+            entity: holder.entity(),
+            user: draw.user,
+            segment: draw.segment,
+            item: draw.item,
+            satisfaction: holder.satisfaction,
+            churn_probability: draw.churn_probability,
+        }
     }
 
     /// Books renewals of several booked subscribers on one day (past the
@@ -438,6 +502,16 @@ impl RenewalCalendar {
     fn slot(&self, day: u64) -> Option<&Vec<u32>> {
         usize::try_from(day).ok().and_then(|d| self.due.get(d))
     }
+}
+
+/// `list.push(value)`, but a full list grows by an eighth (and 4096), not
+/// twofold: the calendar's tables are a good part of a busy market's memory,
+/// and a large `Vec` grows in place or by `mremap` (without copying) anyway.
+fn push_growing_slowly<T>(list: &mut Vec<T>, value: T) {
+    if list.len() == list.capacity() {
+        list.reserve_exact(list.capacity() / 8 + 4096);
+    }
+    list.push(value);
 }
 
 /// The day's new subscribers, from the funnel scan to their spawning.
@@ -515,6 +589,46 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A booked subscriber's renewal reads back whole from the calendar's two
+    /// tables (16 + 12 bytes a place); places are handed out in booking order,
+    /// so a day's list is consecutive places; past the horizon nothing is kept.
+    #[test]
+    fn the_calendar_keeps_renewals_whole_in_booking_order() {
+        assert_eq!(std::mem::size_of::<RenewalDraw>(), 16);
+        assert_eq!(std::mem::size_of::<RenewalHolder>(), 12);
+        let mut world = World::new();
+        let mut calendar = RenewalCalendar::new(10);
+        let mut booked = Vec::new();
+        for k in 0..5u32 {
+            let entity = world.spawn_empty().id();
+            let renewal = Renewal {
+                entity,
+                user: 1000 + k,
+                segment: (k % 3) as u16,
+                item: (k % 2) as u16,
+                satisfaction: 0.25 * k as f32,
+                churn_probability: 0.1 + f64::from(k) * 1e-17,
+            };
+            calendar.subscribe(3, renewal);
+            booked.push(renewal);
+        }
+        calendar.subscribe(10, booked[0]);
+        let due = calendar.take_due(3);
+        assert_eq!(due, vec![0, 1, 2, 3, 4]);
+        for (&place, renewal) in due.iter().zip(&booked) {
+            assert_eq!(calendar.renewal(place), *renewal);
+            assert_eq!(
+                calendar.draw(place).churn_probability,
+                renewal.churn_probability
+            );
+        }
+        assert_eq!(
+            calendar.draws.len(),
+            5,
+            "a renewal past the horizon is not kept"
+        );
     }
 
     fn test_segment() -> crate::scenario::Segment {

@@ -102,7 +102,7 @@ pub fn run_funnel(
     wakefulness: Res<Wakefulness>,
     mut aggregates: ResMut<Aggregates>,
     mut counts: ResMut<DayCounts>,
-    mut score: ResMut<Score>,
+    mut score: Option<ResMut<Score>>,
     mut user_scores: Option<ResMut<UserScores>>,
     mut scans: Local<Vec<BlockScan>>,
     mut network: Option<ResMut<NetworkState>>,
@@ -140,6 +140,7 @@ pub fn run_funnel(
         catalogue: &catalogue,
         randomness: &randomness,
         network: network_day,
+        scored: score.is_some(),
     };
     let mut tables: Vec<_> = blocks
         .contiguous_iter_mut()
@@ -187,7 +188,9 @@ pub fn run_funnel(
         aggregates.aware += scan.changes.newly_aware;
         counts.registrations += scan.changes.registrations;
         counts.dormant += scan.changes.dormant;
-        score.0 += scan.score;
+        if let Some(score) = score.as_deref_mut() {
+            score.0 += scan.score;
+        }
         aggregates.active_payers += scan.payers;
         aggregates.satisfaction_sum += scan.payers_satisfaction;
         subscribers.pending.append(&mut scan.subscribers);
@@ -292,6 +295,10 @@ struct FunnelDraws<'a> {
     randomness: &'a Randomness,
     /// With a social network: what step 1 adds for users with paying friends.
     network: Option<NetworkDay<'a>>,
+    /// Whether the replication's score (`Outcome::score`) is wanted: only then
+    /// is `p_click` computed for every exposure (else only where its draw
+    /// needs it, see [`model::clicks`]).
+    scored: bool,
 }
 
 /// What one day's scan found in one block.
@@ -450,7 +457,11 @@ impl FunnelDraws<'_> {
     /// new payer draws its satisfaction and, for an item that renews, gets its
     /// `h`. With `track`, the user's running score and the score-weighted
     /// counts follow the same draws.
-    #[inline]
+    ///
+    /// Small enough to be inlined in the scan's loop: most exposures end at
+    /// the click, decided without `p_click` when no score is wanted
+    /// ([`model::clicks`]); the rest of the steps are [`Self::after_click`].
+    #[inline(always)]
     fn respond(
         &self,
         profile: Profile,
@@ -460,17 +471,50 @@ impl FunnelDraws<'_> {
         let Profile { user, segment } = profile;
         let segment_index = usize::from(segment);
         let segment = &self.scenario.market.segments[segment_index];
-        let brand = &self.scenario.brand;
         let topic = self.catalogue.topics[segment_index]
             .pick(segment, self.randomness.traits.topic_uniform(user));
         let mut draws = self.item_choice.generator(user);
         let (branch, pick) = (draws.uniform(), draws.uniform());
         let item = self
             .catalogue
-            .choose_item(topic, brand.topic_match, branch, pick);
+            .choose_item(topic, self.scenario.brand.topic_match, branch, pick);
         let i = usize::from(item);
         scan.exposures[i] += 1;
-        if let Some(track) = &mut track {
+        let propensity = self.randomness.traits.click_propensity(segment, user);
+        let clicks = if self.scored || track.is_some() {
+            self.click_scored(user, i, propensity, scan, track.as_mut())
+        } else {
+            // Without a score, only the outcome of `U < p_click` is needed.
+            let brand = &self.scenario.brand;
+            model::clicks(
+                self.click.uniform(user),
+                self.catalogue.click_logit[i],
+                brand.click_effect,
+                brand.value,
+                propensity,
+                self.catalogue.click_factor[i],
+            )
+        };
+        if !clicks {
+            return Response::Ignores;
+        }
+        self.after_click(profile, item, scan, track)
+    }
+
+    /// Step 3 with the score: `p_click`, the click, and the score of the draw
+    /// added to the block's (and, with `track`, to the user's running score and
+    /// the score-weighted counts of item `i`).
+    #[inline(never)]
+    fn click_scored(
+        &self,
+        user: u32,
+        i: usize,
+        propensity: f64,
+        scan: &mut BlockScan,
+        mut track: Option<&mut UserTrack>,
+    ) -> bool {
+        let brand = &self.scenario.brand;
+        if let Some(track) = track.as_mut() {
             track.weighted.exposures[i] += *track.score;
             if track.stage == Some(ProspectStage::Unaware) {
                 track.weighted.aware += *track.score;
@@ -480,12 +524,12 @@ impl FunnelDraws<'_> {
             self.catalogue.click_logit[i],
             brand.click_effect,
             brand.value,
-            self.randomness.traits.click_propensity(segment, user),
+            propensity,
         );
         let clicks = self.click.bernoulli(user, p);
         let click_score = model::logistic_score(brand.click_effect, clicks, p);
         scan.score += click_score;
-        if let Some(track) = &mut track {
+        if let Some(track) = track {
             *track.score += click_score;
             if clicks {
                 track.weighted.clicks[i] += *track.score;
@@ -494,17 +538,35 @@ impl FunnelDraws<'_> {
                 }
             }
         }
-        if !clicks {
-            return Response::Ignores;
-        }
+        clicks
+    }
+
+    /// Steps 3–4 of a user who clicked on `item`: `clicks_i += 1`, then the
+    /// conversion; a new payer draws its satisfaction and, for an item that
+    /// renews, gets its `h`. Out of line: only a few exposures get here.
+    #[inline(never)]
+    fn after_click(
+        &self,
+        profile: Profile,
+        item: u16,
+        scan: &mut BlockScan,
+        mut track: Option<UserTrack>,
+    ) -> Response {
+        let Profile { user, segment } = profile;
+        let segment_index = usize::from(segment);
+        let segment = &self.scenario.market.segments[segment_index];
+        let brand = &self.scenario.brand;
+        let i = usize::from(item);
         scan.clicks[i] += 1;
 
         let p = self.catalogue.conversion_probability[segment_index][i];
         let converts = self.conversion.bernoulli(user, p);
-        let conversion_score = model::logistic_score(brand.conversion_effect, converts, p);
-        scan.score += conversion_score;
-        if let Some(track) = &mut track {
-            *track.score += conversion_score;
+        if self.scored || track.is_some() {
+            let conversion_score = model::logistic_score(brand.conversion_effect, converts, p);
+            scan.score += conversion_score;
+            if let Some(track) = &mut track {
+                *track.score += conversion_score;
+            }
         }
         if !converts {
             return Response::Registers;
@@ -577,7 +639,7 @@ pub fn renew_or_churn(
     mut calendar: ResMut<RenewalCalendar>,
     mut items: Query<(&ContentIndex, &mut ItemTally)>,
     mut counts: ResMut<DayCounts>,
-    mut score: ResMut<Score>,
+    mut score: Option<ResMut<Score>>,
     mut aggregates: ResMut<Aggregates>,
     mut user_scores: Option<ResMut<UserScores>>,
     mut network: Option<ResMut<NetworkState>>,
@@ -597,6 +659,8 @@ pub fn renew_or_churn(
     let running = user_scores
         .as_deref()
         .map(|tracked| tracked.running.as_slice());
+    // Only a scored run sums the scores of the churn draws.
+    let scored = score.is_some() || running.is_some();
     let chunks: Vec<RenewalDraws> = due
         .par_chunks(CHUNK)
         .map(|due| {
@@ -607,8 +671,9 @@ pub fn renew_or_churn(
                 tracked: running.map(|_| (Vec::new(), ScoreWeighted::new(items_count))),
             };
             for &place in due {
-                let renewal = calendar.renewal(place);
+                let renewal = calendar.draw(place);
                 let h = if brand_value_differs {
+                    let renewal = calendar.renewal(place);
                     model::churn_probability_of_logit(
                         randomness.traits.churn_propensity_logit(
                             &market.scenario.market.segments[usize::from(renewal.segment)],
@@ -623,18 +688,22 @@ pub fn renew_or_churn(
                     renewal.churn_probability
                 };
                 let churns = stream.bernoulli(renewal.user, h);
-                let churn_score = model::logistic_score(-retention_effect, churns, h);
-                draws.score += churn_score;
-                if let (Some(running), Some((updates, weighted))) = (running, &mut draws.tracked) {
-                    let user = renewal.user;
-                    let score = running[user as usize] + churn_score;
-                    updates.push((user, score));
-                    if churns {
-                        weighted.churned += score;
-                    } else {
-                        let item = usize::from(renewal.item);
-                        weighted.renewals[item] += score;
-                        weighted.revenue += catalogue.price[item] * score;
+                if scored {
+                    let churn_score = model::logistic_score(-retention_effect, churns, h);
+                    draws.score += churn_score;
+                    if let (Some(running), Some((updates, weighted))) =
+                        (running, &mut draws.tracked)
+                    {
+                        let user = renewal.user;
+                        let score = running[user as usize] + churn_score;
+                        updates.push((user, score));
+                        if churns {
+                            weighted.churned += score;
+                        } else {
+                            let item = usize::from(renewal.item);
+                            weighted.renewals[item] += score;
+                            weighted.revenue += catalogue.price[item] * score;
+                        }
                     }
                 }
                 if churns {
@@ -648,7 +717,9 @@ pub fn renew_or_churn(
         .collect();
     let mut renewals = vec![0u64; items_count];
     for draws in chunks {
-        score.0 += draws.score;
+        if let Some(score) = score.as_deref_mut() {
+            score.0 += draws.score;
+        }
         if let (Some(tracked), Some((updates, weighted))) =
             (user_scores.as_deref_mut(), &draws.tracked)
         {
@@ -658,7 +729,7 @@ pub fn renew_or_churn(
             tracked.weighted.add(weighted);
         }
         for place in draws.churned {
-            let renewal = *calendar.renewal(place);
+            let renewal = calendar.renewal(place);
             aggregates.active_payers -= 1;
             aggregates.satisfaction_sum -= satisfaction_units(renewal.satisfaction);
             if let Some(network) = network.as_deref_mut() {
@@ -668,7 +739,6 @@ pub fn renew_or_churn(
             }
             counts.churned += 1;
             commands.entity(renewal.entity).despawn();
-            calendar.leave(place);
         }
         for (item, renewed) in draws.renewed.into_iter().enumerate() {
             renewals[item] += renewed.len() as u64;

@@ -72,6 +72,31 @@ impl<'a> Evaluator<'a> {
         Ok((study.outcomes, scenario))
     }
 
+    /// [`Self::outcomes_at`] with each outcome's `score` (`lr-whole`).
+    pub fn outcomes_with_score_at(
+        &self,
+        theta: &[f64],
+        replications: &[u32],
+    ) -> Result<(Vec<Outcome>, Arc<Scenario>), ScenarioError> {
+        use rayon::prelude::*;
+        let scenario = self.problem.scenario_at(theta)?;
+        // Waves of one replication per thread, as `run_replications` does.
+        let wave = self.pool.current_num_threads().max(1);
+        let mut outcomes = Vec::with_capacity(replications.len());
+        for chunk in replications.chunks(wave) {
+            outcomes.extend(self.pool.install(|| {
+                chunk
+                    .par_iter()
+                    .with_max_len(1)
+                    .map(|&j| crate::engine::simulate_scored(&scenario, j))
+                    .collect::<Vec<_>>()
+            }));
+        }
+        self.simulations
+            .fetch_add(replications.len() as u64, Ordering::Relaxed);
+        Ok((outcomes, scenario))
+    }
+
     /// The objective metric of each of `replications` at `theta`.
     pub fn metric_at(
         &self,
@@ -496,7 +521,7 @@ pub fn gradient_samples(
                     })
                     .collect()
             } else {
-                let scores: Vec<f64> = results.iter().map(|(o, _)| o.score).collect();
+                let scores: Vec<f64> = results.iter().map(|(o, _)| score_of(o)).collect();
                 whole_objective_samples(&metric, &scores, direct)
             };
             Ok(vec![samples])
@@ -509,6 +534,14 @@ pub fn gradient_samples(
             })
             .collect(),
     }
+}
+
+/// The score of an outcome simulated with it (`simulate_scored`,
+/// `simulate_with_scores`).
+fn score_of(outcome: &Outcome) -> f64 {
+    outcome
+        .score
+        .expect("lr and lr-whole simulate their replications with the score")
 }
 
 /// Per replication `(M_j − b_j)·score_j + direct` with the leave-one-out baseline
@@ -537,10 +570,10 @@ pub fn likelihood_ratio(
     theta: &[f64],
     replications: &[u32],
 ) -> Result<GradientEstimate, ScenarioError> {
-    let (outcomes, scenario) = evaluator.outcomes_at(theta, replications)?;
+    let (outcomes, scenario) = evaluator.outcomes_with_score_at(theta, replications)?;
     let metric: Vec<f64> = outcomes.iter().map(|o| evaluator.metric_of(o)).collect();
     let direct = direct_derivative(&scenario, evaluator.objective);
-    let scores: Vec<f64> = outcomes.iter().map(|o| o.score).collect();
+    let scores: Vec<f64> = outcomes.iter().map(score_of).collect();
     let samples = whole_objective_samples(&metric, &scores, direct);
     let (g, se) = mean_se(&samples);
     Ok(GradientEstimate {
