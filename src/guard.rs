@@ -27,6 +27,29 @@ pub const PROSPECT_BYTES_PER_USER: u64 = 1;
 /// margin.
 pub const BYTES_PER_SUBSCRIBER: u64 = 224;
 
+/// Bytes a subscriber who stopped keeps to the end of the replication: its
+/// place in the renewal calendar's table (28 bytes: places are not reused,
+/// issue 18); budgeted with margin.
+pub const BYTES_PER_FORMER_SUBSCRIBER: u64 = 32;
+
+/// How many users, as shares of the population, a market keeps as subscribers
+/// at once at most (`peak`) and makes subscribers over the horizon (`ever`,
+/// at least `peak`): the first hold [`BYTES_PER_SUBSCRIBER`] each, the others
+/// [`BYTES_PER_FORMER_SUBSCRIBER`] to the end.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SubscriberShares {
+    pub peak: f64,
+    pub ever: f64,
+}
+
+impl SubscriberShares {
+    /// The worst case: every user a subscriber at once.
+    pub const EVERYONE: SubscriberShares = SubscriberShares {
+        peak: 1.0,
+        ever: 1.0,
+    };
+}
+
 /// Bytes per (segment, item) pair of one running replication: the per-segment
 /// item tables (conversion probabilities, pickers, tallies). Measured: about 40
 /// bytes per pair (400 segments × 400 items, outputs included); budgeted with
@@ -104,12 +127,12 @@ impl MemoryEstimate {
     /// The estimate for `scenario`, whose population and horizon can be as large
     /// as `u32::MAX` each: all products are taken in `u64` with saturation.
     pub fn of(scenario: &Scenario) -> Self {
-        Self::with_subscriber_share(scenario, 1.0)
+        Self::with_subscriber_shares(scenario, SubscriberShares::EVERYONE)
     }
 
-    /// [`Self::of`] where at most `share` of the users (in [0, 1]) are
-    /// subscribers at once, instead of all of them.
-    pub fn with_subscriber_share(scenario: &Scenario, share: f64) -> Self {
+    /// [`Self::of`] where at most `shares.peak` of the users (in [0, 1]) are
+    /// subscribers at once and `shares.ever` ever are, instead of all of them.
+    pub fn with_subscriber_shares(scenario: &Scenario, shares: SubscriberShares) -> Self {
         let users = u64::from(scenario.market.population);
         let days = u64::from(scenario.simulation.days);
         let items = scenario.content.len() as u64;
@@ -118,9 +141,12 @@ impl MemoryEstimate {
         // counted, not kept. Without subscription items there are none; with
         // them, at most every user at once.
         let subscriptions = scenario.content.iter().any(|item| item.renewal_days > 0);
+        let peak = shares.peak.clamp(0.0, 1.0);
+        let former = (shares.ever.clamp(0.0, 1.0) - peak).max(0.0);
         let per_user = PROSPECT_BYTES_PER_USER
             + if subscriptions {
-                (BYTES_PER_SUBSCRIBER as f64 * share.clamp(0.0, 1.0)).ceil() as u64
+                (BYTES_PER_SUBSCRIBER as f64 * peak + BYTES_PER_FORMER_SUBSCRIBER as f64 * former)
+                    .ceil() as u64
             } else {
                 0
             };
@@ -280,11 +306,11 @@ pub fn plan_study(
     let mut fits = most_that_fit(wanted, |c| total(c) <= usable);
     let mut estimate = estimate;
     if fits.is_none()
-        && let Some(share) = pilot_subscriber_share(scenario)
+        && let Some(shares) = pilot_subscriber_shares(scenario)
     {
         // The worst case does not fit: budget the subscribers a pilot run of
-        // the same market, scaled down, keeps at once.
-        let measured = MemoryEstimate::with_subscriber_share(scenario, share);
+        // the same market, scaled down, keeps at once and makes in all.
+        let measured = MemoryEstimate::with_subscriber_shares(scenario, shares);
         let total = |concurrent: usize| measured.total(concurrent as u64, replications as u64);
         fits = most_that_fit(wanted, |c| total(c) <= usable);
         estimate = measured;
@@ -330,19 +356,20 @@ fn most_that_fit(wanted: usize, fits: impl Fn(usize) -> bool) -> Option<usize> {
     Some(low)
 }
 
-/// The share of users who are subscribers (or other payers) at once, at most,
-/// with a margin, in a pilot run of `scenario` scaled down to
+/// The shares of users who are subscribers (or other payers) at once, at most,
+/// and who ever were, with a margin, in a pilot run of `scenario` scaled down to
 /// [`PILOT_USERS`] users with every channel's budget scaled alike, so each
 /// user gets the impressions it gets in the full market (`λ_s` and `ω_t` are
 /// per user; MODEL.md, "The population"): the peak of `active_payers` over
-/// the days of [`PILOT_REPLICATIONS`] replications, plus 20% and 0.02.
+/// the days, and the payers at the end plus those who churned, of
+/// [`PILOT_REPLICATIONS`] replications, each plus 20% and 0.02.
 /// Budgets that a campaign or schedule sets, and seeded users, are not scaled
 /// down, so they only make the pilot busier than the market (the estimate
 /// errs on the safe side). `None` (the estimate stays the worst case) when
 /// the market is no larger than the pilot, has no subscription item, or is
 /// too long ([`PILOT_MAX_DAYS`]) or too wide ([`PILOT_MAX_SEGMENT_ITEMS`]) for
 /// a quick pilot.
-pub fn pilot_subscriber_share(scenario: &Scenario) -> Option<f64> {
+pub fn pilot_subscriber_shares(scenario: &Scenario) -> Option<SubscriberShares> {
     let population = scenario.market.population;
     if population <= PILOT_USERS
         || scenario.simulation.days > PILOT_MAX_DAYS
@@ -358,21 +385,18 @@ pub fn pilot_subscriber_share(scenario: &Scenario) -> Option<f64> {
         channel.daily_budget *= scale;
     }
     let pilot = Arc::new(pilot);
-    let peak = (0..PILOT_REPLICATIONS)
-        .map(|replication| {
-            let outcome = crate::engine::simulate(&pilot, replication);
-            outcome
-                .daily
-                .active_payers
-                .iter()
-                .copied()
-                .max()
-                .unwrap_or(0)
-        })
-        .max()
-        .unwrap_or(0);
-    let share = peak as f64 / f64::from(PILOT_USERS);
-    Some((share * 1.2 + 0.02).min(1.0))
+    let (mut peak, mut ever) = (0u64, 0u64);
+    for replication in 0..PILOT_REPLICATIONS {
+        let outcome = crate::engine::simulate(&pilot, replication);
+        let most = outcome.daily.active_payers.iter().copied().max();
+        peak = peak.max(most.unwrap_or(0));
+        ever = ever.max(outcome.active_payers + outcome.churned);
+    }
+    let share = |count: u64| (count as f64 / f64::from(PILOT_USERS) * 1.2 + 0.02).min(1.0);
+    Some(SubscriberShares {
+        peak: share(peak),
+        ever: share(ever.max(peak)),
+    })
 }
 
 /// The memory this process may still use, on Linux: the smallest of
@@ -521,6 +545,34 @@ mod tests {
         scenario
     }
 
+    /// A market whose subscribers churn fast holds few at once but keeps a
+    /// calendar place for each who ever subscribed: the pilot measures both,
+    /// and the estimate budgets the former subscribers' places too.
+    #[test]
+    fn a_pilot_budgets_the_places_of_subscribers_who_churned() {
+        let mut churning = subscribed();
+        churning.content[0].renewal_days = 1;
+        for segment in &mut churning.market.segments {
+            (segment.churn_alpha, segment.churn_beta) = (20.0, 1.0);
+        }
+        // Bass's p = 0.01 at 10^8 users.
+        churning.market.population = 100_000_000;
+        churning.channels[0].daily_budget *= 1000.0;
+        let shares = pilot_subscriber_shares(&churning).unwrap();
+        assert!(shares.ever > shares.peak + 0.2, "{shares:?}");
+        let peak_only = SubscriberShares {
+            peak: shares.peak,
+            ever: shares.peak,
+        };
+        let extra = MemoryEstimate::with_subscriber_shares(&churning, shares).per_user
+            - MemoryEstimate::with_subscriber_shares(&churning, peak_only).per_user;
+        let expected = BYTES_PER_FORMER_SUBSCRIBER as f64 * (shares.ever - shares.peak);
+        assert!(
+            (extra as f64 - expected).abs() <= 1.0,
+            "{extra} vs {expected}"
+        );
+    }
+
     /// Issue 18: 10^8 users of the knowledge platform fit in 20 GiB, because
     /// a pilot of the same market scaled down shows that only a few percent
     /// pay at once; where everyone subscribes, the pilot says so and the
@@ -539,23 +591,27 @@ mod tests {
             "the worst case alone does not fit"
         );
         let plan = plan_study(&platform, 1, 2, Some(20 * GIB)).unwrap();
-        let share = pilot_subscriber_share(&platform).unwrap();
-        assert!((0.02..0.1).contains(&share), "{share}");
+        let shares = pilot_subscriber_shares(&platform).unwrap();
+        assert!((0.02..0.1).contains(&shares.peak), "{shares:?}");
+        assert!((shares.peak..0.3).contains(&shares.ever), "{shares:?}");
         assert_eq!(
             plan.estimate,
-            MemoryEstimate::with_subscriber_share(&platform, share)
+            MemoryEstimate::with_subscriber_shares(&platform, shares)
         );
         assert!(plan.needed < 2 * GIB, "{}", Bytes(plan.needed));
 
         let mut everyone = subscribed();
         everyone.market.population = 100_000_000;
-        assert_eq!(pilot_subscriber_share(&everyone), Some(1.0));
+        assert_eq!(
+            pilot_subscriber_shares(&everyone),
+            Some(SubscriberShares::EVERYONE)
+        );
         assert!(plan_study(&everyone, 1, 1, Some(16 * GIB)).is_err());
         // No pilot for a market no larger than it, or without subscriptions.
-        assert_eq!(pilot_subscriber_share(&subscribed()), None);
+        assert_eq!(pilot_subscriber_shares(&subscribed()), None);
         let mut one_off = bass();
         one_off.market.population = 100_000_000;
-        assert_eq!(pilot_subscriber_share(&one_off), None);
+        assert_eq!(pilot_subscriber_shares(&one_off), None);
     }
 
     #[test]
