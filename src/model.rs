@@ -155,6 +155,12 @@ pub fn clicks(
     propensity: f64,
     item_factor: f64,
 ) -> bool {
+    if item_factor.is_nan() {
+        // No factor (an item's click rate of 0 or 1, say: `p_click` is exact
+        // without `exp`): the same for every exposure of the item, so a
+        // branch that predicts well.
+        return u < p_click(click_logit, click_effect, brand_value, propensity);
+    }
     let w = u * (1.0 + item_factor * exp_bounded(-propensity));
     let below = w < 1.0 - CLICK_DECISION_MARGIN;
     let above = w > 1.0 + CLICK_DECISION_MARGIN;

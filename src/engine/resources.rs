@@ -230,13 +230,18 @@ impl Catalogue {
     #[inline]
     pub fn choose_item(&self, topic: usize, topic_match: f64, branch: f64, pick: f64) -> u16 {
         let own = &self.by_topic[topic];
-        // Either branch is common: choose without a branch to mispredict (`&`,
-        // not `&&`, which compiled to a branch on `branch < topic_match`).
-        let picker = std::hint::select_unpredictable(
-            (branch < topic_match) & !own.is_empty(),
-            own,
-            &self.all,
-        );
+        // `branch` is in [0, 1): at `m = 0` or `m = 1` the choice does not depend
+        // on it, so the picker is known without waiting for the draw (branches
+        // on `m` are the same all run long). Otherwise either side is common:
+        // choose without a branch to mispredict (`&`, not `&&`, which compiled
+        // to a branch on `branch < topic_match`).
+        let picker = if topic_match <= 0.0 || own.is_empty() {
+            &self.all
+        } else if topic_match >= 1.0 {
+            own
+        } else {
+            std::hint::select_unpredictable(branch < topic_match, own, &self.all)
+        };
         picker.pick(pick)
     }
 }
