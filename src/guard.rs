@@ -74,11 +74,15 @@ pub const BYTES_PER_DAY_SUMMARY: u64 = 352 + 1024;
 /// margin.
 pub const NETWORK_BYTES_PER_USER: u64 = 20;
 
-/// Bytes per user that building a graph holds for a moment beyond the graph
-/// itself, with margin: the generators build the CSR in place (`network::generate`,
-/// measured: Erdős–Rényi and Barabási–Albert one `u32` per user, Watts–Strogatz
-/// 12 bytes with its slack), a file graph one `u32` cursor per user.
-pub const GRAPH_BUILD_BYTES_PER_USER: u64 = 16;
+/// Bytes per user that building a graph, or summarising it, holds for a moment
+/// beyond the graph itself, with margin: the generators build the CSR in place
+/// (`network::generate`, measured: Erdős–Rényi and Barabási–Albert one `u32`
+/// per user, Watts–Strogatz 12 bytes with its slack), a file graph one `u32`
+/// cursor per user; a replication whose graph `network.json` reports
+/// summarises it at its end, beside its World (`network::offer_graph`: the
+/// degrees, then the clustering's cumulative wedge counts or the components'
+/// union–find, about 16 bytes per user at once).
+pub const GRAPH_BUILD_BYTES_PER_USER: u64 = 24;
 
 /// Bytes per edge of a file graph's edge list, which the scenario holds beside
 /// the graph (`(u32, u32)` pairs); generated graphs have no edge list.
