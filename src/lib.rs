@@ -21,6 +21,7 @@
 pub mod cli;
 pub mod commands;
 pub mod compare;
+mod csv_lines;
 pub mod distributions;
 pub mod engine;
 pub mod fit;

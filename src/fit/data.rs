@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use super::DataError;
+use crate::csv_lines::LineCounter;
 
 /// Largest data file read (64 MiB): a calibration table of a few years of days is
 /// a few hundred kilobytes.
@@ -87,14 +88,18 @@ impl Table {
             }
         }
         let mut rows = Vec::new();
+        let mut lines = LineCounter::new();
         for record in reader.records() {
             let record = record.map_err(|e| {
                 at(
-                    e.position().map(|p| line_of(bytes, p.byte())),
+                    e.position()
+                        .map(|p| LineCounter::new().line_at(bytes, p.byte()) as u64),
                     csv_message(&e),
                 )
             })?;
-            let line = record.position().map_or(0, |p| line_of(bytes, p.byte()));
+            let line = record
+                .position()
+                .map_or(0, |p| lines.line_at(bytes, p.byte()) as u64);
             if record.iter().all(str::is_empty) {
                 continue;
             }
@@ -158,16 +163,6 @@ impl Table {
             )
         })
     }
-}
-
-/// The 1-based line of the record that starts at byte `offset`. (The csv crate's
-/// own line count and offset include the blank lines skipped before a record.)
-fn line_of(bytes: &[u8], offset: u64) -> u64 {
-    let mut start = (offset as usize).min(bytes.len());
-    while start < bytes.len() && matches!(bytes[start], b'\n' | b'\r') {
-        start += 1;
-    }
-    1 + bytes[..start].iter().filter(|&&b| b == b'\n').count() as u64
 }
 
 fn csv_message(error: &csv::Error) -> String {

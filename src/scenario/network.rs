@@ -19,6 +19,7 @@ use super::load::{
     required,
 };
 use super::{GraphScope, Network, NetworkModel, ScenarioError};
+use crate::csv_lines::LineCounter;
 use crate::network::MAX_HALF_EDGES;
 
 /// The names of `model`, in MODEL.md's order.
@@ -375,30 +376,6 @@ fn fnv1a64_bytes(bytes: &[u8]) -> String {
     format!("fnv1a64:{hash:016x}")
 }
 
-/// The 1-based line of the record starting at byte `offset`, counted
-/// incrementally (records come in order). The csv reader puts a record after
-/// blank lines at the first of them: they are skipped here.
-#[derive(Default)]
-struct LineCounter {
-    offset: usize,
-    newlines: usize,
-}
-
-impl LineCounter {
-    fn line_at(&mut self, bytes: &[u8], offset: u64) -> usize {
-        let mut end = usize::try_from(offset)
-            .unwrap_or(usize::MAX)
-            .min(bytes.len());
-        while end < bytes.len() && matches!(bytes[end], b'\n' | b'\r' | b' ' | b'\t') {
-            end += 1;
-        }
-        let start = self.offset.min(end);
-        self.newlines += bytes[start..end].iter().filter(|&&b| b == b'\n').count();
-        self.offset = end;
-        1 + self.newlines
-    }
-}
-
 /// Each data row of an edge-list file as `(line, first, second)` in file order,
 /// the columns put in `source,target` order; stops at the first row `visit`
 /// refuses. The header is `source,target` in either order; blank lines are
@@ -412,14 +389,14 @@ fn for_each_row(
         .flexible(true)
         .trim(csv::Trim::All)
         .from_reader(bytes);
-    let mut lines = LineCounter::default();
+    let mut lines = LineCounter::skipping_spaces();
     let mut swapped: Option<bool> = None;
     let mut record = csv::ByteRecord::new();
     loop {
         let read = reader.read_byte_record(&mut record).map_err(|error| {
             let line = error
                 .position()
-                .map(|p| LineCounter::default().line_at(bytes, p.byte()));
+                .map(|p| LineCounter::skipping_spaces().line_at(bytes, p.byte()));
             EdgeFileError::Line {
                 line,
                 message: format!("not a readable CSV file: {error}"),

@@ -9,6 +9,7 @@ use toml::{Table, Value};
 use super::ScenarioError;
 use super::calendar::{parse_date, toml_date};
 use super::load::{Locations, read_bounded_file};
+use crate::csv_lines::LineCounter;
 
 /// Where the rows of an embedded schedule came from: the CSV file, the line of
 /// each row and the header of each column, to name a bad cell by line and column.
@@ -115,7 +116,7 @@ pub(crate) fn read_schedule_csv(
         line,
         message,
     };
-    let mut lines = LineCounter::default();
+    let mut lines = LineCounter::new();
     let mut header: Option<Vec<String>> = None;
     let mut rows = Vec::new();
     let mut row_lines = Vec::new();
@@ -123,7 +124,7 @@ pub(crate) fn read_schedule_csv(
         let record = record.map_err(|error| {
             let line = error
                 .position()
-                .map(|p| LineCounter::default().line_at(bytes, p.byte()));
+                .map(|p| LineCounter::new().line_at(bytes, p.byte()));
             whole_file(line, format!("not a readable CSV file: {error}"))
         })?;
         // The reader's own line count leaves out blank lines: count them here.
@@ -207,31 +208,6 @@ pub(crate) fn read_schedule_csv(
             columns,
         },
     ))
-}
-
-/// Lines of records met in file order, counted on from the last one.
-#[derive(Default)]
-struct LineCounter {
-    offset: usize,
-    newlines: usize,
-}
-
-impl LineCounter {
-    /// The 1-based line of the record that starts at byte `offset`, at or after
-    /// the last one asked (the reader puts a record after blank lines at the
-    /// first of them: they are skipped here).
-    fn line_at(&mut self, bytes: &[u8], offset: u64) -> usize {
-        let mut end = usize::try_from(offset)
-            .unwrap_or(usize::MAX)
-            .min(bytes.len());
-        while end < bytes.len() && matches!(bytes[end], b'\n' | b'\r') {
-            end += 1;
-        }
-        let start = self.offset.min(end);
-        self.newlines += bytes[start..end].iter().filter(|&&b| b == b'\n').count();
-        self.offset = end;
-        1 + self.newlines
-    }
 }
 
 /// The header: `day` or `date`, then distinct, non-empty key paths.
