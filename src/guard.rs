@@ -69,9 +69,9 @@ pub const BYTES_PER_DAY_FINISHED: u64 = 88;
 pub const BYTES_PER_DAY_SUMMARY: u64 = 352 + 1024;
 
 /// Bytes per user of one running replication with a social network, beyond the
-/// graph: the neighbour sum (8), `ω^net` (8) and the friends bit of
-/// `engine::network`, and the day's lists of new and lost payers; budgeted with
-/// margin.
+/// graph: the neighbour sum (8), the headroom of `ω^net` (2) and the friends
+/// bit of `engine::network`, and the day's lists of new and lost payers;
+/// budgeted with margin.
 pub const NETWORK_BYTES_PER_USER: u64 = 20;
 
 /// Bytes per user that building a graph, or summarising it, holds for a moment

@@ -78,44 +78,26 @@ fn below_threshold_avx512(first_key: u64, threshold: u64) -> u64 {
     mask
 }
 
-/// `(below, within)` for `i` in 0..64: bit `i` of `below` set where
-/// `mix64(first_key + i·γ) < threshold`, of `within` where it is below the
-/// widened threshold `threshold + ⌊widths[i]·2^64⌋ + slack` (saturating; `u64::MAX`
-/// counts as always): 64 consecutive users' draws, each hashed once, against two
-/// thresholds. Eight users per instruction, like [`below_threshold_avx512`].
+/// `(below, between)` for `i` in 0..64: bit `i` of `below` set where
+/// `mix64(first_key + i·γ) < threshold`, of `between` where it is not below but
+/// within `headrooms[i]` above it ([`Headroom::admits`]): 64 consecutive users'
+/// draws, each hashed once, against the threshold and each user's room above
+/// it. Eight users per instruction, like [`below_threshold_avx512`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq")]
-fn below_and_within_avx512(
+fn below_and_between_avx512(
     first_key: u64,
     threshold: u64,
-    widths: &[f64; 64],
-    slack: u64,
+    headrooms: &[Headroom; 64],
 ) -> (u64, u64) {
     let mut below = 0;
-    let mut within = 0;
-    for (i, &width) in widths.iter().enumerate() {
+    let mut admitted = 0;
+    for (i, &headroom) in headrooms.iter().enumerate() {
         let bits = mix64(first_key.wrapping_add((i as u64).wrapping_mul(GOLDEN_GAMMA)));
-        let bound = widened(threshold, width, slack);
         below |= u64::from(bits < threshold) << i;
-        within |= u64::from(bits < bound || bound == u64::MAX) << i;
+        admitted |= u64::from(headroom.admits_above(bits, threshold)) << i;
     }
-    (below, within)
-}
-
-/// `threshold + ⌊width·2^64⌋ + slack`, saturating at `u64::MAX` (a `width` of 1
-/// or more, or NaN, saturates; `width >= 0`).
-#[inline(always)]
-fn widened(threshold: u64, width: f64, slack: u64) -> u64 {
-    let scaled = if width < 1.0 {
-        // SAFETY: 0 <= width < 1, so width·2^64 is in [0, 2^64) (finite, not
-        // negative, below u64::MAX + 1): the conversion is exact truncation.
-        // (Unchecked, so that the compiler converts eight lanes per
-        // instruction; the checked cast is scalar.)
-        unsafe { (width.max(0.0) * 18_446_744_073_709_551_616.0).to_int_unchecked::<u64>() }
-    } else {
-        u64::MAX
-    };
-    threshold.saturating_add(scaled).saturating_add(slack)
+    (below, admitted & !below)
 }
 
 /// A uniform number in [0, 1) from the top 53 bits.
@@ -208,18 +190,16 @@ impl EventStream {
         self.happens_among_one_by_one(first_user, among, chance)
     }
 
-    /// [`happens_among`](Self::happens_among), and a bound for probabilities
-    /// above `chance`, from the same draws: `(hits, within)` for the users
-    /// `first_user + i` whose bit `i` is set in `among` (the others' bits are
-    /// 0), where `hits` has bit `i` of `happens(first_user + i, chance)` and
-    /// `within` bit `i` where the user's draw falls below the threshold of
-    /// `chance` widened by `widths[i]` (a probability, `>= 0`) and `slack` (in
-    /// units of 2^-64), saturating at always. So a user whose own probability
-    /// `p_i` has a threshold at most that widened one (`p_i <= p + widths[i]`
-    /// up to rounding that `slack` covers) can only happen where `within` is
-    /// set: the network's step 1 draws each user once and checks its own
-    /// probability only there. Bit for bit the same whichever way `wide`
-    /// computes it.
+    /// [`happens_among`](Self::happens_among), and which of the other draws
+    /// fall within each user's headroom above `chance`, from the same draws:
+    /// `(hits, between)` for the users `first_user + i` whose bit `i` is set in
+    /// `among` (the others' bits are 0), where `hits` has bit `i` of
+    /// `happens(first_user + i, chance)` and `between` bit `i` where that draw
+    /// is not a hit but `headrooms[i]` admits it ([`Headroom::admits`]). So a
+    /// user whose own probability is at most `headrooms[i]` above `chance` can
+    /// only happen where `hits` or `between` is set: the network's step 1 draws
+    /// each user once and checks its own probability only in `between`. Bit
+    /// for bit the same whichever way `wide` computes it.
     #[inline]
     pub fn happens_among_within(
         self,
@@ -227,34 +207,31 @@ impl EventStream {
         first_user: u32,
         among: u64,
         chance: Chance,
-        widths: &[f64; 64],
-        slack: u64,
+        headrooms: &[Headroom; 64],
     ) -> (u64, u64) {
         if chance.0 == u64::MAX {
-            return (among, among);
+            return (among, 0);
         }
         #[cfg(target_arch = "x86_64")]
         if wide.avx512 && among.count_ones() >= WIDE_FROM {
             // SAFETY: `wide.avx512` is set only where the CPU has the features
             // the function is compiled for (`WideDraws::detect`).
-            let (below, within) = unsafe {
-                below_and_within_avx512(self.key_of(first_user), chance.0, widths, slack)
-            };
-            return (among & below, among & within);
+            let (below, between) =
+                unsafe { below_and_between_avx512(self.key_of(first_user), chance.0, headrooms) };
+            return (among & below, among & between);
         }
         #[cfg(not(target_arch = "x86_64"))]
         let _ = wide;
-        let (mut hits, mut within) = (0, 0);
+        let (mut hits, mut between) = (0, 0);
         let mut left = among;
         while left != 0 {
             let bit = left.trailing_zeros();
             left &= left - 1;
-            let bits = self.bits(first_user.wrapping_add(bit));
-            let bound = widened(chance.0, widths[bit as usize], slack);
-            hits |= u64::from(bits < chance.0) << bit;
-            within |= u64::from(bits < bound || bound == u64::MAX) << bit;
+            let user = first_user.wrapping_add(bit);
+            hits |= u64::from(self.happens(user, chance)) << bit;
+            between |= u64::from(headrooms[bit as usize].admits(self, user, chance)) << bit;
         }
-        (hits, within)
+        (hits, between)
     }
 
     /// [`happens_among`](Self::happens_among) on any CPU: one user at a time.
@@ -340,14 +317,6 @@ impl WideDraws {
 pub struct Chance(u64);
 
 impl Chance {
-    /// This chance widened by a probability `width >= 0` and `slack` units of
-    /// 2^-64: the threshold `⌊p·2^64⌋ + ⌊width·2^64⌋ + slack`, saturating at
-    /// always. The bound [`EventStream::happens_among_within`] draws against.
-    #[inline]
-    pub fn widened(self, width: f64, slack: u64) -> Chance {
-        Chance(widened(self.0, width, slack))
-    }
-
     pub fn new(p: f64) -> Self {
         if p >= 1.0 {
             Chance(u64::MAX)
@@ -368,6 +337,80 @@ impl Chance {
     /// The threshold `p·2^64` (truncated; `u64::MAX` for always).
     pub const fn threshold(self) -> u64 {
         self.0
+    }
+}
+
+/// How far above a [`Chance`] another probability may lie, rounded up to a
+/// multiple of 2^-16: `h` admits the draws at or above the chance's threshold
+/// `T` with `(draw − T) < (h + 1)·2^48` ([`Headroom::admits`]); `u16::MAX`
+/// admits every draw at or above `T`. Two bytes per user, so a 64-lane pass
+/// ([`EventStream::happens_among_within`]) reads 128 bytes of them and spends
+/// a subtraction, a shift and a compare per lane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(transparent)]
+pub struct Headroom(u16);
+
+impl Headroom {
+    /// Admits no draw at or above the threshold but those less than 2^-16
+    /// above it.
+    pub const NONE: Headroom = Headroom(0);
+
+    /// The headroom of a probability `p_u` with `p_u·2^64 <= T + width·2^64 +
+    /// 2^47`, where `T` is the threshold of the chance it is measured from:
+    /// `h = ⌈width·2^16⌉` (capped at `u16::MAX`, which admits every draw, and
+    /// so does a NaN `width`), so `(h + 1)·2^48 >= width·2^64 + 2^48`, and a
+    /// draw below `p_u`'s threshold is admitted. `width >= 0`.
+    #[inline]
+    pub fn at_least(width: f64) -> Headroom {
+        let scaled = width * 65_536.0;
+        if scaled < 65_534.0 {
+            // 0 <= scaled < 65534 (or negative: 0); the rounding up by hand,
+            // since `f64::ceil` is a call without SSE4.1.
+            let floor = scaled.max(0.0) as u16;
+            Headroom(floor + u16::from(f64::from(floor) < scaled))
+        } else {
+            Headroom(u16::MAX)
+        }
+    }
+
+    /// A chance at most `p' = 1 − (1 − p)e^{−x}` for `chance` `p` and every
+    /// `x` this headroom may have been made from: `p` raised by the extra
+    /// hazard `x` (MODEL.md v2, step 1 with a network), in integers.
+    ///
+    /// [`at_least`](Self::at_least) rounds up by less than 2^-16 (or caps
+    /// above `1 − 2^-15`), so `x >= x_lo = (h − 1)·2^-16 < 1` (0 for `h = 0`),
+    /// and `1 − e^{−x} >= x_lo − x_lo²/2 >= b·2^-16` with `b = (h − 1) −
+    /// ⌈(h − 1)²/2^17⌉`. The threshold is `T − 2^24 + c·b·2^16` with `T`
+    /// `chance`'s threshold and `c = ⌊(2^64 − 1 − T)/2^32⌋ <= (1 − p)·2^32`:
+    /// at most `p + (1 − p)·b·2^-16` less 2^-40, which covers the rounding of
+    /// `p` and of the computed `p'` (far below 2^-40); and never below `T`.
+    /// `chance` itself where `T < 2^24`. No overflow: `c·b·2^16 < (1 − p)·2^63`.
+    #[inline]
+    pub fn lower_chance(self, chance: Chance) -> Chance {
+        const MARGIN: u64 = 1 << 24;
+        let threshold = chance.0;
+        if threshold < MARGIN || threshold == u64::MAX {
+            return chance;
+        }
+        let steps = u64::from(self.0.min(u16::MAX - 1).saturating_sub(1));
+        let below = steps - (steps * steps).div_ceil(1 << 17);
+        let complement = (u64::MAX - threshold) >> 32;
+        Chance((threshold - MARGIN + ((complement * below) << 16)).max(threshold))
+    }
+
+    /// Whether `user`'s draw of `stream` is at or above `chance` (never, for
+    /// a chance that is always) and within this headroom of it.
+    #[inline]
+    pub fn admits(self, stream: EventStream, user: u32, chance: Chance) -> bool {
+        let bits = stream.bits(user);
+        bits >= chance.0 && chance.0 != u64::MAX && self.admits_above(bits, chance.0)
+    }
+
+    /// `(bits − threshold) mod 2^64 < (h + 1)·2^48`: for `bits >= threshold`
+    /// whether this headroom admits them.
+    #[inline(always)]
+    fn admits_above(self, bits: u64, threshold: u64) -> bool {
+        bits.wrapping_sub(threshold) >> 48 <= u64::from(self.0)
     }
 }
 
@@ -459,7 +502,7 @@ mod tests {
     }
 
     #[test]
-    fn draws_within_widened_thresholds_are_the_draws_one_by_one() {
+    fn draws_within_headrooms_are_the_draws_one_by_one() {
         let mut numbers = ReplicationKey::new(8, 1)
             .stream(0, Event::Topic)
             .generator(0);
@@ -471,38 +514,84 @@ mod tests {
                     1 => Chance::new(1.0),
                     _ => Chance::new(numbers.uniform() * 0.5),
                 };
-                let widths: [f64; 64] = std::array::from_fn(|i| match (i + round) % 5 {
-                    0 => 0.0,
-                    1 => 1.0,
-                    2 => 0.9999,
-                    _ => numbers.uniform() * 0.3,
+                let headrooms: [Headroom; 64] = std::array::from_fn(|i| match (i + round) % 5 {
+                    0 => Headroom::NONE,
+                    1 => Headroom(u16::MAX),
+                    2 => Headroom::at_least(0.9999),
+                    _ => Headroom::at_least(numbers.uniform() * 0.3),
                 });
-                let slack = [0, 1 << 24, u64::MAX][round % 3];
                 for among in [u64::MAX, 0, 0xff << 9, numbers.next(), numbers.next()] {
-                    let (mut hits, mut within) = (0u64, 0u64);
+                    let (mut hits, mut between) = (0u64, 0u64);
                     for i in (0..64).filter(|&i| among >> i & 1 == 1) {
                         let user = first_user + i;
-                        hits |= u64::from(stream.happens(user, chance)) << i;
-                        // The widened threshold, exactly, in 128 bits.
-                        let bound = u128::from(chance.threshold())
-                            + u128::from(
-                                (widths[i as usize] * 18_446_744_073_709_551_616.0) as u64,
-                            )
-                            + u128::from(slack);
-                        let always =
-                            chance.threshold() == u64::MAX || bound >= u128::from(u64::MAX);
-                        within |= u64::from(always || u128::from(stream.bits(user)) < bound) << i;
+                        let hit = stream.happens(user, chance);
+                        hits |= u64::from(hit) << i;
+                        // The headroom's bound, exactly, in 128 bits.
+                        let room = (u128::from(headrooms[i as usize].0) + 1) << 48;
+                        let bits = u128::from(stream.bits(user));
+                        let threshold = u128::from(chance.threshold());
+                        let admitted =
+                            chance.threshold() != u64::MAX && !hit && bits < threshold + room;
+                        between |= u64::from(admitted) << i;
                     }
                     for wide in [WideDraws::detect(), WideDraws::one_by_one()] {
                         assert_eq!(
-                            stream.happens_among_within(
-                                wide, first_user, among, chance, &widths, slack
-                            ),
-                            (hits, within),
+                            stream
+                                .happens_among_within(wide, first_user, among, chance, &headrooms),
+                            (hits, between),
                             "first user {first_user}, round {round}, among {among:x}"
                         );
                     }
                 }
+            }
+        }
+    }
+
+    /// `Headroom::at_least(w)` admits every draw below `T + w·2^64 + 2^47`,
+    /// admits little more, saturates at every draw, and its floor is below
+    /// `w` by less than 2^-15.
+    #[test]
+    fn a_headroom_covers_its_width_and_little_more() {
+        let two_64 = 18_446_744_073_709_551_616.0_f64;
+        let unit = 2f64.powi(-16);
+        for width in [
+            0.0,
+            1e-300,
+            1e-9,
+            2e-5,
+            unit,
+            3.0 * unit,
+            0.3,
+            0.99996,
+            0.99998,
+            1.0,
+            7.0,
+            f64::NAN,
+        ] {
+            let h = Headroom::at_least(width);
+            let room = (u128::from(h.0) + 1) << 48;
+            if width * 65_536.0 < 65_534.0 {
+                assert!(room as f64 >= width * two_64 + 2f64.powi(47), "{width}");
+                assert!(
+                    (room as f64) <= width * two_64 + 2.0 * 2f64.powi(48),
+                    "{width}"
+                );
+                // `p' = 1 − (1 − p)e^{−x}` at p = 0.2 (to within 1e-15).
+                let chance = Chance::new(0.2);
+                let lower = h.lower_chance(chance).threshold() as f64 / two_64;
+                let raised = 1.0 - 0.8 * (-width).exp();
+                assert!(lower <= raised + 1e-15, "{width}");
+                let target = 0.2 + 0.8 * (width - width * width / 2.0);
+                assert!(lower >= target - 2.0 * unit, "{width}");
+            } else {
+                assert_eq!(h, Headroom(u16::MAX), "{width}");
+                assert!(h.admits_above(u64::MAX, 0), "{width}");
+                let chance = Chance::new(0.2);
+                let lower = h.lower_chance(chance).threshold() as f64 / two_64;
+                assert!(
+                    width.is_nan() || lower <= 1.0 - 0.8 * (-width).exp() + 1e-15,
+                    "{width}"
+                );
             }
         }
     }

@@ -3,15 +3,18 @@
 //! satisfaction, step 1's exposure with `ω^net_{u,t}`, and the day's changes to
 //! the sums, applied after the day.
 //!
-//! Per user the engine keeps 16 bytes and a bit: `Σ_{v ∈ N(u), v Paying} sat_v`
+//! Per user the engine keeps 10 bytes and a bit: `Σ_{v ∈ N(u), v Paying} sat_v`
 //! (`u64`) in the fixed-point units of `Aggregates::satisfaction_sum` (2^-32), so
 //! sums are exact integers whatever the order of the updates or the number of
-//! threads; `ω^net_{u,t}` itself (`f64`), computed from the sum when it changes;
-//! and whether the sum is positive (one bit), so a day's scan reads only the bits
-//! of users without paying friends, who keep the 64-lane draw of step 1 at their
-//! segment's probability. For the others the same draws are compared with a bound
-//! of their own probability, `p_s + ω^net_{u,t}`, in the same pass, and only a
-//! draw below the bound (a few in a hundred) computes the exact probability.
+//! threads; the [`Headroom`] of `ω^net_{u,t}` (`u16`: the rate rounded up to a
+//! multiple of 2^-16), computed from the sum when it changes; and whether the
+//! sum is positive (one bit), so a day's scan reads only the bits of users
+//! without paying friends, who keep the 64-lane draw of step 1 at their
+//! segment's probability. For the others the same draws are compared with
+//! their headroom above it in the same pass. A draw within it (a few in a
+//! hundred) is decided by a lower bound of the user's probability from the
+//! headroom alone, and only the few left between the bounds compute
+//! `ω^net_{u,t}` and the exact probability.
 
 use std::sync::Arc;
 
@@ -20,7 +23,7 @@ use bevy_ecs::prelude::*;
 use super::resources::SATISFACTION_UNIT;
 use crate::model;
 use crate::network::Graph;
-use crate::rng::{Chance, EventStream, WideDraws};
+use crate::rng::{Chance, EventStream, Headroom, WideDraws};
 
 /// The network of one replication and each user's neighbour sum.
 #[derive(Resource, Debug)]
@@ -29,11 +32,10 @@ pub struct NetworkState {
     /// Per user: `Σ sat_v` over its neighbours `v` in `Paying` at the start of the
     /// day, in units of 2^-32. Only read for users still in the funnel.
     pub neighbour_sums: Vec<u64>,
-    /// Per user: `ω^net_{u,t}` from its neighbour sum and degree
-    /// ([`model::network_word_of_mouth_rate`]; 0 where the sum is 0), refreshed
-    /// when the sum changes. Step 1 reads it for the bound and the exact
-    /// probability of users with paying friends, 64 consecutive users at once.
-    pub local_rates: Vec<f64>,
+    /// Per user: `Headroom::at_least(ω^net_{u,t})`, with `ω^net_{u,t}` from
+    /// its neighbour sum and degree ([`local_rate`]), refreshed when the sum
+    /// changes: step 1 reads it 64 consecutive users at once.
+    pub headrooms: Vec<Headroom>,
     /// Bit `u % 64` of word `u / 64` set where user `u`'s sum is positive: the
     /// funnel scan finds the users with paying friends among 64 with one or two
     /// loads.
@@ -52,7 +54,7 @@ impl NetworkState {
     pub fn new(graph: Arc<Graph>, word_of_mouth: f64) -> Self {
         NetworkState {
             neighbour_sums: vec![0; graph.users() as usize],
-            local_rates: vec![0.0; graph.users() as usize],
+            headrooms: vec![Headroom::NONE; graph.users() as usize],
             with_friends: vec![0; graph.users().div_ceil(64) as usize],
             word_of_mouth,
             graph,
@@ -71,19 +73,12 @@ impl NetworkState {
         }
     }
 
-    /// The rate and the friends bit of `user` from its sum.
+    /// The headroom and the friends bit of `user` from its sum.
     #[inline]
     fn refresh(&mut self, user: u32) {
         let sum = self.neighbour_sums[user as usize];
-        self.local_rates[user as usize] = if sum == 0 {
-            0.0
-        } else {
-            model::network_word_of_mouth_rate(
-                self.word_of_mouth,
-                sum as f64 / SATISFACTION_UNIT,
-                self.graph.degree(user),
-            )
-        };
+        self.headrooms[user as usize] =
+            Headroom::at_least(local_rate(self.word_of_mouth, &self.graph, sum, user));
         let word = &mut self.with_friends[user as usize / 64];
         let bit = 1u64 << (user % 64);
         if sum == 0 {
@@ -119,40 +114,34 @@ impl NetworkState {
         self.stopped.clear();
     }
 
-    /// Bytes this state holds beyond the graph: 16 bytes and a bit per user,
+    /// Bytes this state holds beyond the graph: 10 bytes and a bit per user,
     /// and the day's change lists.
     pub fn heap_bytes(&self) -> usize {
-        8 * (self.neighbour_sums.capacity()
-            + self.local_rates.capacity()
-            + self.with_friends.capacity())
+        8 * (self.neighbour_sums.capacity() + self.with_friends.capacity())
+            + 2 * self.headrooms.capacity()
             + 12 * (self.started.capacity() + self.stopped.capacity())
     }
 }
 
-/// The room, in units of 2^-64, above `p_s + ω^net_{u,t}` that the bound of a
-/// user's threshold keeps for rounding: `p_u − p_s = e^{−(λ_s+ω_t)}(1 − e^{−x}) ≤ x`
-/// with `x = ω^net_{u,t}`, and the floating-point `p_u`, `p_s` and the
-/// truncations to thresholds ([`Chance::new`]) are off by far less than 2^-40
-/// (2^24 units).
-const BOUND_SLACK: u64 = 1 << 24;
+/// `ω^net_{u,t}` of `user` with neighbour sum `sum` (units of 2^-32) on
+/// `graph`: [`model::network_word_of_mouth_rate`], 0 where the sum is 0.
+#[inline]
+fn local_rate(word_of_mouth: f64, graph: &Graph, sum: u64, user: u32) -> f64 {
+    if sum == 0 {
+        0.0
+    } else {
+        model::network_word_of_mouth_rate(
+            word_of_mouth,
+            sum as f64 / SATISFACTION_UNIT,
+            graph.degree(user),
+        )
+    }
+}
 
 /// Up to this many users with paying friends among a word's 64 are checked
 /// one by one after the word's 64-lane draw; more, in the same 64-lane pass as
 /// it ([`EventStream::happens_among_within`]).
-const FEW_FRIENDS: u32 = 3;
-
-/// A chance at most a user's own: `p_u = 1 − (1 − p_s)e^{−x} = p_s + (1 − p_s)(1 −
-/// e^{−x})` with `x = ω^net_{u,t} >= 0`, and `1 − e^{−x} >= x − x²/2`, so
-/// `p_s + (1 − p_s)(x − x²/2)` is below `p_u`; `1e-12` below it covers the
-/// rounding of `p_s` (given to within 2^-52), of this sum and of the computed
-/// `p_u` and its threshold (each far below 2^-40). A draw under its threshold
-/// is under `p_u`'s.
-#[inline]
-fn lower_bound(segment_probability: f64, local: f64) -> Chance {
-    let lower =
-        segment_probability + (1.0 - segment_probability) * (local - 0.5 * local * local) - 1e-12;
-    Chance::new(lower)
-}
+const FEW_FRIENDS: u32 = 1;
 
 /// End of day, after churn: the day's new and lost payers change their
 /// neighbours' sums, so the next day's step 1 sees start-of-day values.
@@ -165,8 +154,14 @@ pub fn update_neighbour_sums(network: Option<ResMut<NetworkState>>) {
 /// What step 1 needs of the network on one day, shared by every block.
 #[derive(Debug, Clone, Copy)]
 pub struct NetworkDay<'a> {
-    /// [`NetworkState::local_rates`].
-    pub local_rates: &'a [f64],
+    /// [`NetworkState::neighbour_sums`].
+    pub neighbour_sums: &'a [u64],
+    /// [`NetworkState::headrooms`].
+    pub headrooms: &'a [Headroom],
+    /// [`NetworkState::graph`].
+    pub graph: &'a Graph,
+    /// `q_net`.
+    pub word_of_mouth: f64,
     /// [`NetworkState::with_friends`].
     pub with_friends: &'a [u64],
     /// `ω_t`, the mean-field rate of the day.
@@ -186,10 +181,15 @@ impl NetworkDay<'_> {
     /// with a positive sum iff it falls below its own probability
     /// `p_u = 1 − exp(−(λ_s + ω_t + ω^net_{u,t}))`. Both from the same key. Each
     /// draw is hashed once and compared with the segment's threshold and with
-    /// the bound `p_s + ω^net_{u,t}` of `p_u` (see [`BOUND_SLACK`]); `p_u` is at
-    /// least `p_s` (the rate only grows, and `exp`, float addition and
-    /// [`Chance::new`] are monotone), so only the users with paying friends whose
-    /// draw falls between the two compute `p_u`.
+    /// the user's headroom above it. `p_u` is at least `p_s` (the rate only
+    /// grows, and `exp`, float addition and [`Chance::new`] are monotone), and at
+    /// most `ω^net_{u,t}` above it: `p_u − p_s = e^{−(λ_s+ω_t)}(1 − e^{−x}) <= x`
+    /// with `x = ω^net_{u,t}`, and the floating-point `p_u`, `p_s` and their
+    /// truncations to thresholds ([`Chance::new`]) are off by far less than
+    /// 2^-40, inside the 2^-17 that [`Headroom::at_least`] keeps. So only the
+    /// users with paying friends whose draw the headroom admits need more: a
+    /// lower bound from the headroom ([`Headroom::lower_chance`]) decides
+    /// most, `p_u` itself the rest.
     #[inline]
     pub fn exposed(
         &self,
@@ -205,20 +205,28 @@ impl NetworkDay<'_> {
             return stream.happens_among(wide, first_user, among, chance);
         }
         let start = first_user as usize;
-        // `p_s`, to within 2^-52 (far inside the margin of `lower_bound`).
-        let segment_probability = chance.threshold() as f64 / 18_446_744_073_709_551_616.0;
-        // A user whose draw fell below its bound: exposed iff below its own
-        // probability. Most draws below the upper bound fall below a lower
-        // bound too: exposed without computing `exp`.
-        let exact = |user: u32, local: f64| {
-            stream.happens(user, lower_bound(segment_probability, local))
-                || stream.happens(
-                    user,
-                    Chance::new(model::exposure_probability(
-                        self.channel_rates[segment],
-                        self.mean_field_rate + local,
-                    )),
-                )
+        // A user whose draw its headroom admitted: exposed iff below its own
+        // probability. Most such draws fall below a lower bound from the
+        // headroom alone (`Headroom::lower_chance`): exposed without
+        // computing `ω^net_{u,t}` or `exp`.
+        let exact = |user: u32| {
+            let index = user as usize;
+            if stream.happens(user, self.headrooms[index].lower_chance(chance)) {
+                return true;
+            }
+            let local = local_rate(
+                self.word_of_mouth,
+                self.graph,
+                self.neighbour_sums[index],
+                user,
+            );
+            stream.happens(
+                user,
+                Chance::new(model::exposure_probability(
+                    self.channel_rates[segment],
+                    self.mean_field_rate + local,
+                )),
+            )
         };
         if friends.count_ones() <= FEW_FRIENDS {
             // Few: the 64-lane draw at the segment's chance, then each of them
@@ -229,29 +237,29 @@ impl NetworkDay<'_> {
                 let bit = left.trailing_zeros();
                 left &= left - 1;
                 let user = first_user + bit;
-                let local = self.local_rates[start + bit as usize];
-                if stream.happens(user, chance.widened(local, BOUND_SLACK)) && exact(user, local) {
+                if self.headrooms[start + bit as usize].admits(stream, user, chance) && exact(user)
+                {
                     hits |= 1 << bit;
                 }
             }
             return hits;
         }
-        let rates = &self.local_rates[start..(start + 64).min(self.local_rates.len())];
-        let padded: [f64; 64];
-        let widths = match <&[f64; 64]>::try_from(rates) {
-            Ok(widths) => widths,
+        let rooms = &self.headrooms[start..(start + 64).min(self.headrooms.len())];
+        let padded: [Headroom; 64];
+        let headrooms = match <&[Headroom; 64]>::try_from(rooms) {
+            Ok(headrooms) => headrooms,
             Err(_) => {
-                padded = std::array::from_fn(|i| rates.get(i).copied().unwrap_or(0.0));
+                padded = std::array::from_fn(|i| rooms.get(i).copied().unwrap_or(Headroom::NONE));
                 &padded
             }
         };
-        let (mut hits, within) =
-            stream.happens_among_within(wide, first_user, among, chance, widths, BOUND_SLACK);
-        let mut left = within & friends & !hits;
+        let (mut hits, between) =
+            stream.happens_among_within(wide, first_user, among, chance, headrooms);
+        let mut left = between & friends;
         while left != 0 {
             let bit = left.trailing_zeros();
             left &= left - 1;
-            if exact(first_user + bit, widths[bit as usize]) {
+            if exact(first_user + bit) {
                 hits |= 1 << bit;
             }
         }
@@ -348,9 +356,9 @@ mod tests {
         assert_eq!(rates(&empty, 0.3), vec![0.0; 3]);
     }
 
-    /// The two bounds of a user's threshold enclose it, for rates from 0 to
-    /// where the probability nears 1, at tiny and large `x`: below the lower
-    /// bound is always an exposure, above the upper bound never.
+    /// The headroom and its lower chance enclose a user's threshold, for rates from 0 to where the
+    /// probability nears 1, at tiny and large `x`: below the lower bound is
+    /// always an exposure, beyond the headroom never.
     #[test]
     fn the_lower_and_upper_bounds_enclose_the_exact_threshold() {
         let mut numbers = ReplicationKey::new(1, 2)
@@ -368,14 +376,14 @@ mod tests {
             };
             let segment = Chance::new(model::exposure_probability(lambda, omega));
             let own = Chance::new(model::exposure_probability(lambda, omega + x)).threshold();
-            let approx = segment.threshold() as f64 / two_64;
             assert!(
-                lower_bound(approx, x).threshold() <= own,
+                Headroom::at_least(x).lower_chance(segment).threshold() <= own,
                 "λ {lambda} ω {omega} x {x}"
             );
-            let upper = u128::from(segment.threshold())
-                + ((x * two_64).min(two_64) as u128)
-                + u128::from(BOUND_SLACK);
+            // Within 2^-40 of `p_s + x`: far inside the 2^-17 of room that
+            // `Headroom::at_least(x)` keeps above it (tested in `rng`).
+            let upper =
+                u128::from(segment.threshold()) + ((x * two_64).min(two_64) as u128) + (1 << 24);
             assert!(u128::from(own) <= upper, "λ {lambda} ω {omega} x {x}");
         }
     }
@@ -397,7 +405,10 @@ mod tests {
             state.add_payer(payer, satisfaction_units((payer % 7) as f32 / 7.0 + 0.1));
         }
         state.remove_payer(50, satisfaction_units((50 % 7) as f32 / 7.0 + 0.1));
-        assert_eq!((state.neighbour_sums[49], state.local_rates[51]), (0, 0.0));
+        assert_eq!(
+            (state.neighbour_sums[49], state.headrooms[51]),
+            (0, Headroom::NONE)
+        );
         let with_friends = state.neighbour_sums.iter().filter(|&&sum| sum > 0).count();
         // User 0 has one neighbour; 49 and 51 lost theirs; 63 and 65 hear of 64.
         assert_eq!(with_friends, 13 * 2 - 1 - 2 + 2 + 2 + 1);
@@ -412,7 +423,10 @@ mod tests {
         let mean_field_rate = 0.02;
         let probability = model::exposure_probability(0.05, 0.02);
         let day = NetworkDay {
-            local_rates: &state.local_rates,
+            neighbour_sums: &state.neighbour_sums,
+            headrooms: &state.headrooms,
+            graph: &state.graph,
+            word_of_mouth: state.word_of_mouth,
             with_friends: &state.with_friends,
             mean_field_rate,
             channel_rates: &channel_rates,

@@ -196,25 +196,63 @@ fn seed(world: &mut World, day: &Scenario, index: usize, seeding: &Seeding) {
 /// the seeding's segment if it has one) in order of degree in the whole network,
 /// highest first, ties to the lower user number; in user order.
 fn top_degree(graph: &Graph, blocks: &[&ProspectBlock], seeding: &Seeding) -> Vec<u32> {
-    // (−degree, user): the ranking's order. Only the first `users` of it are
-    // needed, so a selection (linear) instead of sorting every candidate.
-    let mut ranked: Vec<(std::cmp::Reverse<u32>, u32)> = blocks
+    let mut candidates: Vec<&ProspectBlock> = blocks
         .iter()
+        .copied()
         .filter(|block| {
             seeding
                 .segment
                 .is_none_or(|s| usize::from(block.segment()) == s)
         })
-        .flat_map(|block| block.users())
-        .map(|user| (std::cmp::Reverse(graph.degree(user)), user))
         .collect();
-    let amount = (seeding.users as usize).min(ranked.len());
-    if amount < ranked.len() {
-        ranked.select_nth_unstable(amount);
-        ranked.truncate(amount);
+    // In user order, so that ties go to the lower user number.
+    candidates.sort_unstable_by_key(|block| block.first_user());
+    let users = || candidates.iter().flat_map(|block| block.users());
+    // The cut: the degree `d` with fewer than `users` candidates above it and
+    // at least `users` at or above it (counting, not sorting: linear, and
+    // no per-candidate list). Degrees beyond the table share its last slot
+    // and are resolved below.
+    const TABLE: usize = 1 << 12;
+    let mut counts = vec![0u64; TABLE];
+    for user in users() {
+        counts[(graph.degree(user) as usize).min(TABLE - 1)] += 1;
     }
-    let mut chosen: Vec<u32> = ranked.into_iter().map(|(_, user)| user).collect();
-    chosen.sort_unstable();
+    let mut left = u64::from(seeding.users);
+    let mut found = None;
+    for degree in (0..TABLE).rev() {
+        if counts[degree] >= left {
+            found = Some(degree);
+            break;
+        }
+        left -= counts[degree];
+    }
+    let Some(cut) = found else {
+        // Fewer candidates than `users`: all of them.
+        return users().collect();
+    };
+    if cut == TABLE - 1 {
+        // The cut lies among the largest degrees: rank those few exactly.
+        let mut ranked: Vec<(std::cmp::Reverse<u32>, u32)> = users()
+            .filter(|&user| graph.degree(user) as usize >= TABLE - 1)
+            .map(|user| (std::cmp::Reverse(graph.degree(user)), user))
+            .collect();
+        ranked.sort_unstable();
+        ranked.truncate(seeding.users as usize);
+        let mut chosen: Vec<u32> = ranked.into_iter().map(|(_, user)| user).collect();
+        chosen.sort_unstable();
+        return chosen;
+    }
+    // Everyone above the cut, and the first `left` at it in user order.
+    let mut chosen = Vec::with_capacity(seeding.users.min(1 << 24) as usize);
+    for user in users() {
+        let degree = graph.degree(user) as usize;
+        if degree > cut {
+            chosen.push(user);
+        } else if degree == cut && left > 0 {
+            chosen.push(user);
+            left -= 1;
+        }
+    }
     chosen
 }
 
@@ -229,7 +267,26 @@ mod tests {
     /// with and without a segment, and for more users than candidates.
     #[test]
     fn top_degree_is_the_head_of_the_full_ranking_among_candidates() {
-        let graph = crate::network::barabasi_albert(3_000, 2, ReplicationKey::new(5, 0));
+        let scale_free = crate::network::barabasi_albert(3_000, 2, ReplicationKey::new(5, 0));
+        // Hubs beyond the degree table (degrees above 4 095) among 6 000 users
+        // of whom the blocks hold the first 3 000: 0 and 3 with every user
+        // from 4 on (tied), 1 with 5 000 of them, 4 and 5 with 4 100 each
+        // (tied, and not the largest), 2 with 2 200.
+        let mut edges: Vec<(u32, u32)> = (6..6_000).flat_map(|v| [(0, v), (3, v)]).collect();
+        edges.extend((1_000..6_000).map(|v| (1, v)));
+        edges.extend(
+            (6..4_106)
+                .flat_map(|v| [(4, v + 1), (5, v)])
+                .filter(|&(a, b)| a != b),
+        );
+        edges.extend((10..2_210).map(|v| (2, v)));
+        let hubs = Graph::from_edges(6_000, &edges);
+        for graph in [scale_free, hubs] {
+            check_top_degree_against_the_full_ranking(&graph);
+        }
+    }
+
+    fn check_top_degree_against_the_full_ranking(graph: &Graph) {
         let mut blocks = [
             ProspectBlock::new(0, 0, 1_000),
             ProspectBlock::new(1, 1_000, 1_500),
@@ -241,7 +298,17 @@ mod tests {
             blocks[at].take(user);
         }
         let refs: Vec<&ProspectBlock> = blocks.iter().collect();
-        for (segment, users) in [(None, 1), (None, 40), (Some(0), 25), (Some(1), 5_000)] {
+        for (segment, users) in [
+            (None, 0),
+            (None, 1),
+            (None, 2),
+            (None, 3),
+            (None, 40),
+            (Some(0), 25),
+            (Some(1), 5_000),
+            (None, 2_571),
+            (None, 2_572),
+        ] {
             let seeding = Seeding {
                 name: "s".into(),
                 day: 0,
@@ -261,7 +328,7 @@ mod tests {
             expected.truncate(users as usize);
             expected.sort_unstable();
             assert_eq!(
-                top_degree(&graph, &refs, &seeding),
+                top_degree(graph, &refs, &seeding),
                 expected,
                 "{segment:?} {users}"
             );

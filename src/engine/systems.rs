@@ -119,7 +119,10 @@ pub fn run_funnel(
         .as_deref()
         .filter(|_| catalogue.any_available)
         .map(|network| NetworkDay {
-            local_rates: &network.local_rates,
+            neighbour_sums: &network.neighbour_sums,
+            headrooms: &network.headrooms,
+            graph: &network.graph,
+            word_of_mouth: network.word_of_mouth,
             with_friends: &network.with_friends,
             mean_field_rate,
             channel_rates: &market.channel_rates,
