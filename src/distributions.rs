@@ -52,8 +52,11 @@ struct LogGamma {
     log_rest: f64,
     /// `−ln(U)/s` for `s < 1` (0 otherwise); may be `+inf`.
     boost: f64,
-    /// `ln(−ln U) − ln s`, the logarithm of `boost`, finite for any `s > 0`.
-    log_boost: f64,
+    /// `−ln U` and `s` for `s < 1`: the logarithm of `boost`,
+    /// [`LogGamma::log_boost`], is computed only where `boost` is infinite
+    /// (two logarithms saved per draw otherwise).
+    minus_log_u: f64,
+    shape: f64,
 }
 
 impl LogGamma {
@@ -83,17 +86,28 @@ impl LogGamma {
                 break log_v;
             }
         };
-        let (boost, log_boost) = if boosted {
+        let (boost, minus_log_u) = if boosted {
             let minus_log_u = -open_unit(rng).ln();
-            (minus_log_u / shape, minus_log_u.ln() - shape.ln())
+            (minus_log_u / shape, minus_log_u)
         } else {
-            (0.0, f64::NEG_INFINITY)
+            (0.0, 0.0)
         };
         LogGamma {
             scale: d,
             log_rest,
             boost,
-            log_boost,
+            minus_log_u,
+            shape,
+        }
+    }
+
+    /// `ln(−ln U) − ln s`, the logarithm of `boost`, finite for any `s > 0`
+    /// (`−inf` without a boost).
+    fn log_boost(&self) -> f64 {
+        if self.shape < 1.0 {
+            self.minus_log_u.ln() - self.shape.ln()
+        } else {
+            f64::NEG_INFINITY
         }
     }
 
@@ -110,7 +124,7 @@ impl LogGamma {
             (true, true) => other.boost - self.boost,
             (false, true) => f64::NEG_INFINITY,
             (true, false) => f64::INFINITY,
-            (false, false) => match other.log_boost.total_cmp(&self.log_boost) {
+            (false, false) => match other.log_boost().total_cmp(&self.log_boost()) {
                 std::cmp::Ordering::Greater => f64::INFINITY,
                 std::cmp::Ordering::Less => f64::NEG_INFINITY,
                 std::cmp::Ordering::Equal => 0.0,
