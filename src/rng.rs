@@ -100,9 +100,33 @@ fn below_and_between_avx512(
     (below, admitted & !below)
 }
 
-/// A uniform number in [0, 1) from the top 53 bits.
+/// `out[0][i] = mix64(first_key + i·γ)` and `out[k][i] = mix64(out[0][i] +
+/// k·γ)` for `i` in 0..64: the first numbers of 64 consecutive users'
+/// generators ([`EventStream::generators_among`]). Eight users per
+/// instruction, like [`below_threshold_avx512`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq")]
+fn generators_avx512(first_key: u64, out: &mut [[u64; 64]]) {
+    let Some((start, numbers)) = out.split_first_mut() else {
+        return;
+    };
+    for (i, bits) in start.iter_mut().enumerate() {
+        *bits = mix64(first_key.wrapping_add((i as u64).wrapping_mul(GOLDEN_GAMMA)));
+    }
+    for (k, row) in numbers.iter_mut().enumerate() {
+        let step = (k as u64 + 1).wrapping_mul(GOLDEN_GAMMA);
+        for (number, &bits) in row.iter_mut().zip(start.iter()) {
+            *number = mix64(bits.wrapping_add(step));
+        }
+    }
+}
+
+/// A uniform number in [0, 1) from the top 53 bits: what
+/// [`EventStream::uniform`] makes of a user's bits, and [`DrawRng::uniform`]
+/// of a generator's number (for numbers drawn ahead,
+/// [`EventStream::generators_among`]).
 #[inline(always)]
-fn unit_interval(bits: u64) -> f64 {
+pub fn unit_interval(bits: u64) -> f64 {
     (bits >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
 }
 
@@ -247,6 +271,40 @@ impl EventStream {
             }
         }
         hits
+    }
+
+    /// The first `out.len()` numbers of the generators of the 64 users
+    /// `first_user + i`, drawn together: `out[0][i]` the user's bits (what
+    /// [`uniform`](Self::uniform) and [`happens`](Self::happens) read, and the
+    /// state [`generator`](Self::generator) starts from), `out[k][i]` for
+    /// `k >= 1` the `k`-th number the user's generator yields
+    /// ([`DrawRng::resumed`] continues after them). With AVX-512 eight users per
+    /// instruction, else one by one; the same numbers either way. For a scan
+    /// that needs several draws of many users of a word: a user's draws are
+    /// chains of two dependent hashes, which the 64-lane pass computes side by
+    /// side.
+    #[inline]
+    pub fn generators_among(self, wide: WideDraws, first_user: u32, out: &mut [[u64; 64]]) {
+        #[cfg(target_arch = "x86_64")]
+        if wide.avx512 {
+            // SAFETY: `wide.avx512` is set only where the CPU has the features
+            // the function is compiled for (`WideDraws::detect`).
+            unsafe { generators_avx512(self.key_of(first_user), out) };
+            return;
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = wide;
+        for i in 0..64u32 {
+            let user = first_user.wrapping_add(i);
+            let mut generator = self.generator(user);
+            for (k, row) in out.iter_mut().enumerate() {
+                row[i as usize] = if k == 0 {
+                    generator.state
+                } else {
+                    generator.next()
+                };
+            }
+        }
     }
 
     /// What `bits` hashes for `user`.
@@ -421,6 +479,16 @@ pub struct DrawRng {
 }
 
 impl DrawRng {
+    /// The generator of a user whose bits are `bits` (its start state,
+    /// [`EventStream::generators_among`]'s `out[0]`) after it has yielded
+    /// `taken` numbers.
+    #[inline]
+    pub fn resumed(bits: u64, taken: u64) -> Self {
+        DrawRng {
+            state: bits.wrapping_add(taken.wrapping_mul(GOLDEN_GAMMA)),
+        }
+    }
+
     #[inline]
     pub fn uniform(&mut self) -> f64 {
         unit_interval(self.next())
@@ -441,6 +509,55 @@ impl DrawRng {
 }
 
 impl TryRng for DrawRng {
+    type Error = Infallible;
+
+    #[inline]
+    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
+        Ok((self.next() >> 32) as u32)
+    }
+
+    #[inline]
+    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
+        Ok(self.next())
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
+        for chunk in dst.chunks_mut(8) {
+            let bytes = self.next().to_le_bytes();
+            chunk.copy_from_slice(&bytes[..chunk.len()]);
+        }
+        Ok(())
+    }
+}
+
+/// A user's generator whose first number was drawn ahead
+/// ([`EventStream::generators_among`]): yields it, then continues the
+/// generator, so a distribution samples exactly what it would from
+/// [`EventStream::generator`].
+#[derive(Debug, Clone)]
+pub struct AheadRng {
+    first: Option<u64>,
+    rest: DrawRng,
+}
+
+impl AheadRng {
+    /// From the user's bits (`out[0][i]`) and its generator's first number
+    /// (`out[1][i]`).
+    #[inline]
+    pub fn new(bits: u64, first: u64) -> Self {
+        AheadRng {
+            first: Some(first),
+            rest: DrawRng::resumed(bits, 1),
+        }
+    }
+
+    #[inline(always)]
+    fn next(&mut self) -> u64 {
+        self.first.take().unwrap_or_else(|| self.rest.next())
+    }
+}
+
+impl TryRng for AheadRng {
     type Error = Infallible;
 
     #[inline]
@@ -592,6 +709,42 @@ mod tests {
                     width.is_nan() || lower <= 1.0 - 0.8 * (-width).exp() + 1e-15,
                     "{width}"
                 );
+            }
+        }
+    }
+
+    /// The numbers drawn ahead for 64 users are their generators' numbers on
+    /// both paths, and a distribution sampled from `AheadRng` draws what it
+    /// draws from the generator (a normal, whose ziggurat sometimes takes
+    /// more than one number).
+    #[test]
+    fn numbers_drawn_ahead_are_the_generators_numbers() {
+        use rand_distr::{Distribution, StandardNormal};
+        for first_user in [0, 64, 1000, u32::MAX - 63] {
+            let stream = ReplicationKey::new(4, 2).stream(7, Event::ItemChoice);
+            for wide in [WideDraws::detect(), WideDraws::one_by_one()] {
+                let mut out = [[0u64; 64]; 3];
+                stream.generators_among(wide, first_user, &mut out);
+                for i in 0..64u32 {
+                    let user = first_user.wrapping_add(i);
+                    assert_eq!(out[0][i as usize], stream.bits(user));
+                    let mut generator = stream.generator(user);
+                    assert_eq!(out[1][i as usize], generator.next());
+                    assert_eq!(out[2][i as usize], generator.next());
+                    let mut resumed = DrawRng::resumed(out[0][i as usize], 2);
+                    assert_eq!(resumed.next(), generator.next());
+                }
+            }
+        }
+        let stream = ReplicationKey::new(9, 0).stream(INITIAL_DAY, Event::Propensity);
+        let mut out = [[0u64; 64]; 2];
+        for first_user in (0..20_000).step_by(64) {
+            stream.generators_among(WideDraws::detect(), first_user, &mut out);
+            for (i, (&bits, &first)) in out[0].iter().zip(&out[1]).enumerate() {
+                let user = first_user + i as u32;
+                let expected: f64 = StandardNormal.sample(&mut stream.generator(user));
+                let ahead: f64 = StandardNormal.sample(&mut AheadRng::new(bits, first));
+                assert_eq!(ahead.to_bits(), expected.to_bits(), "user {user}");
             }
         }
     }

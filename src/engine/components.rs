@@ -182,16 +182,17 @@ impl ProspectBlock {
     /// whose bit `i` is set in `among` are exposed (step 1), and
     /// `drew_dormancy(first_user, among)` which of them drew dormancy (step 5),
     /// asked only about users registered at the start of the day. An exposed
-    /// user becomes `Aware`, and `respond` says what it does (steps 2–4): it
-    /// becomes `Registered`, or leaves the block if it pays. A user registered
-    /// at the start of the day who drew dormancy and did not pay leaves the
-    /// block as `Dormant`.
+    /// user becomes `Aware`, and `respond(user, word)` says what it does
+    /// (steps 2–4; `word` is the user's word and all its exposed users, so that
+    /// their draws can be made together): it becomes `Registered`, or leaves
+    /// the block if it pays. A user registered at the start of the day who
+    /// drew dormancy and did not pay leaves the block as `Dormant`.
     #[inline]
     pub fn live_day(
         &mut self,
         mut exposed: impl FnMut(u32, u64) -> u64,
         mut drew_dormancy: impl FnMut(u32, u64) -> u64,
-        mut respond: impl FnMut(u32) -> Response,
+        mut respond: impl FnMut(u32, ExposedWord) -> Response,
     ) -> BlockChanges {
         let mut changes = BlockChanges::default();
         for (w, word) in self.words.iter_mut().enumerate() {
@@ -206,10 +207,11 @@ impl ProspectBlock {
             let hits = exposed(first_user, word.present) & word.present;
             changes.newly_aware += u64::from((hits & !word.aware).count_ones());
             word.aware |= hits;
+            let exposed_word = ExposedWord { first_user, hits };
             let mut left = hits;
             while left != 0 {
                 let bit = left & left.wrapping_neg();
-                let response = respond(first_user + left.trailing_zeros());
+                let response = respond(first_user + left.trailing_zeros(), exposed_word);
                 if response != Response::Ignores && word.registered & bit == 0 {
                     changes.registrations += 1;
                     word.registered |= bit;
@@ -228,6 +230,14 @@ impl ProspectBlock {
         }
         changes
     }
+}
+
+/// The users of a word of 64 exposed on a day (bit `i` of `hits`: user
+/// `first_user + i`), handed to each of them as it responds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExposedWord {
+    pub first_user: u32,
+    pub hits: u64,
 }
 
 /// A subscriber: a user in `Paying` whose item renews. (A one-off buyer never
@@ -300,7 +310,11 @@ mod tests {
                 dormancy.extend(users(first, among));
                 mask(first, among, day.dormant)
             },
-            |user| {
+            |user, word| {
+                // The word handed over is the user's, with the user exposed.
+                assert!(
+                    user - word.first_user < 64 && word.hits >> (user - word.first_user) & 1 == 1
+                );
                 responded.push(user);
                 if day.pays.contains(&user) {
                     Response::Pays

@@ -17,10 +17,11 @@ use super::components::*;
 use super::network::{NetworkDay, NetworkState};
 use super::resources::*;
 use super::score::{ScoreWeighted, UserScores};
+use super::traits::click_propensity_from;
 use super::wakeful::Wakefulness;
 use crate::model;
-use crate::rng::{Chance, Event, EventStream, WideDraws};
-use crate::scenario::Scenario;
+use crate::rng::{AheadRng, Chance, Event, EventStream, WideDraws, unit_interval};
+use crate::scenario::{Scenario, Segment};
 
 /// Subscribers per unit of parallel work in the renewal step. Fixed, like
 /// every split here (the funnel's unit is a prospect block, `engine::BLOCK`
@@ -304,6 +305,70 @@ struct FunnelDraws<'a> {
     scored: bool,
 }
 
+/// From how many exposed users in a word of 64 their draws of steps 2–3 are
+/// made 64 lanes at a time ([`EventStream::generators_among`]): about seven
+/// hashes per user, of which the 64-lane pass costs as much as a few users'
+/// one by one.
+const AHEAD_FROM: u32 = 8;
+
+/// A user's draws of steps 2–3 on a day (MODEL.md, "The funnel"): the
+/// uniform of its favourite topic (an initial trait), the item choice's two
+/// uniforms (topic or all, then which item), its click propensity `ε_u` (an
+/// initial trait) and the click's uniform.
+#[derive(Debug, Clone, Copy)]
+struct ExposureDraws {
+    topic: f64,
+    branch: f64,
+    pick: f64,
+    propensity: f64,
+    click: f64,
+}
+
+/// The numbers behind [`ExposureDraws`] of the 64 users of one word, drawn
+/// together ([`FunnelDraws::draw_word`]): each stream's user bits and, for
+/// the item choice and the propensity, the generators' next numbers.
+struct WordDraws {
+    /// The word's first user, once drawn.
+    first_user: Option<u32>,
+    topic: [[u64; 64]; 1],
+    item_choice: [[u64; 64]; 3],
+    propensity: [[u64; 64]; 2],
+    click: [[u64; 64]; 1],
+}
+
+impl WordDraws {
+    fn new() -> Self {
+        WordDraws {
+            first_user: None,
+            topic: [[0; 64]; 1],
+            item_choice: [[0; 64]; 3],
+            propensity: [[0; 64]; 2],
+            click: [[0; 64]; 1],
+        }
+    }
+
+    /// The draws of the word's user `i`: the same numbers as
+    /// [`FunnelDraws::exposure_draws`].
+    #[inline(always)]
+    fn of(&self, i: usize, segment: &Segment) -> ExposureDraws {
+        let propensity = if segment.click_heterogeneity == 0.0 {
+            0.0
+        } else {
+            click_propensity_from(
+                segment,
+                &mut AheadRng::new(self.propensity[0][i], self.propensity[1][i]),
+            )
+        };
+        ExposureDraws {
+            topic: unit_interval(self.topic[0][i]),
+            branch: unit_interval(self.item_choice[1][i]),
+            pick: unit_interval(self.item_choice[2][i]),
+            propensity,
+            click: unit_interval(self.click[0][i]),
+        }
+    }
+}
+
 /// What one day's scan found in one block.
 pub struct BlockScan {
     /// Per item.
@@ -376,12 +441,17 @@ impl FunnelDraws<'_> {
         }
     }
 
-    /// Steps 1–5 for the users of one block.
+    /// Steps 1–5 for the users of one block. The draws of steps 2–3 of a
+    /// word's exposed users are made together where there are many
+    /// ([`AHEAD_FROM`]) and the CPU draws 64 users at once; the same numbers.
     fn scan_block(&self, block: &mut ProspectBlock, scan: &mut BlockScan) {
         scan.clear();
         let segment = block.segment();
+        let segment_data = &self.scenario.market.segments[usize::from(segment)];
         let chance = self.exposure_chances[usize::from(segment)];
         let dormancy_applies = self.dormancy_chance != Chance::default();
+        let ahead_applies = self.wide.is_wide();
+        let mut ahead = WordDraws::new();
         scan.changes = block.live_day(
             |first_user, among| self.exposed(first_user, among, chance, segment),
             |first_user, among| {
@@ -392,8 +462,53 @@ impl FunnelDraws<'_> {
                     0
                 }
             },
-            |user| self.respond(Profile { user, segment }, scan, None),
+            |user, word| {
+                let draws = if ahead_applies && word.hits.count_ones() >= AHEAD_FROM {
+                    if ahead.first_user != Some(word.first_user) {
+                        self.draw_word(word.first_user, segment_data, &mut ahead);
+                    }
+                    ahead.of((user - word.first_user) as usize, segment_data)
+                } else {
+                    self.exposure_draws(segment_data, user)
+                };
+                self.respond(Profile { user, segment }, scan, None, draws)
+            },
         );
+    }
+
+    /// Steps 2–3's draws of `user`, one by one.
+    #[inline(always)]
+    fn exposure_draws(&self, segment: &Segment, user: u32) -> ExposureDraws {
+        let mut item_choice = self.item_choice.generator(user);
+        let (branch, pick) = (item_choice.uniform(), item_choice.uniform());
+        ExposureDraws {
+            topic: self.randomness.traits.topic_uniform(user),
+            branch,
+            pick,
+            propensity: self.randomness.traits.click_propensity(segment, user),
+            click: self.click.uniform(user),
+        }
+    }
+
+    /// The numbers behind steps 2–3's draws of the 64 users from
+    /// `first_user` on, 64 lanes at a time, into `ahead`.
+    fn draw_word(&self, first_user: u32, segment: &Segment, ahead: &mut WordDraws) {
+        let traits = &self.randomness.traits;
+        traits
+            .topic_stream()
+            .generators_among(self.wide, first_user, &mut ahead.topic);
+        self.item_choice
+            .generators_among(self.wide, first_user, &mut ahead.item_choice);
+        if segment.click_heterogeneity != 0.0 {
+            traits.click_propensity_stream().generators_among(
+                self.wide,
+                first_user,
+                &mut ahead.propensity,
+            );
+        }
+        self.click
+            .generators_among(self.wide, first_user, &mut ahead.click);
+        ahead.first_user = Some(first_user);
     }
 
     /// [`Self::scan_block`] that also keeps each user's running score (`scores`,
@@ -414,6 +529,7 @@ impl FunnelDraws<'_> {
         let at_start = block.clone();
         let first = block.first_user();
         let segment = block.segment();
+        let segment_data = &self.scenario.market.segments[usize::from(segment)];
         let chance = self.exposure_chances[usize::from(segment)];
         let dormancy_applies = self.dormancy_chance != Chance::default();
         let mut payers = Vec::new();
@@ -427,13 +543,14 @@ impl FunnelDraws<'_> {
                     0
                 }
             },
-            |user| {
+            |user, _| {
                 let track = UserTrack {
                     score: &mut scores[(user - first) as usize],
                     weighted: &mut weighted,
                     stage: at_start.stage(user),
                 };
-                let response = self.respond(Profile { user, segment }, scan, Some(track));
+                let draws = self.exposure_draws(segment_data, user);
+                let response = self.respond(Profile { user, segment }, scan, Some(track), draws);
                 if response == Response::Pays {
                     payers.push(user);
                 }
@@ -470,27 +587,28 @@ impl FunnelDraws<'_> {
         profile: Profile,
         scan: &mut BlockScan,
         mut track: Option<UserTrack>,
+        draws: ExposureDraws,
     ) -> Response {
-        let Profile { user, segment } = profile;
+        let segment = profile.segment;
         let segment_index = usize::from(segment);
         let segment = &self.scenario.market.segments[segment_index];
-        let topic = self.catalogue.topics[segment_index]
-            .pick(segment, self.randomness.traits.topic_uniform(user));
-        let mut draws = self.item_choice.generator(user);
-        let (branch, pick) = (draws.uniform(), draws.uniform());
-        let item = self
-            .catalogue
-            .choose_item(topic, self.scenario.brand.topic_match, branch, pick);
+        let topic = self.catalogue.topics[segment_index].pick(segment, draws.topic);
+        let item = self.catalogue.choose_item(
+            topic,
+            self.scenario.brand.topic_match,
+            draws.branch,
+            draws.pick,
+        );
         let i = usize::from(item);
         scan.exposures[i] += 1;
-        let propensity = self.randomness.traits.click_propensity(segment, user);
+        let propensity = draws.propensity;
         let clicks = if self.scored || track.is_some() {
-            self.click_scored(user, i, propensity, scan, track.as_mut())
+            self.click_scored(i, propensity, draws.click, scan, track.as_mut())
         } else {
             // Without a score, only the outcome of `U < p_click` is needed.
             let brand = &self.scenario.brand;
             model::clicks(
-                self.click.uniform(user),
+                draws.click,
                 self.catalogue.click_logit[i],
                 brand.click_effect,
                 brand.value,
@@ -510,9 +628,9 @@ impl FunnelDraws<'_> {
     #[inline(never)]
     fn click_scored(
         &self,
-        user: u32,
         i: usize,
         propensity: f64,
+        uniform: f64,
         scan: &mut BlockScan,
         mut track: Option<&mut UserTrack>,
     ) -> bool {
@@ -529,7 +647,8 @@ impl FunnelDraws<'_> {
             brand.value,
             propensity,
         );
-        let clicks = self.click.bernoulli(user, p);
+        // `EventStream::bernoulli`: the user's click uniform below `p`.
+        let clicks = uniform < p;
         let click_score = model::logistic_score(brand.click_effect, clicks, p);
         scan.score += click_score;
         if let Some(track) = track {

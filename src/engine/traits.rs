@@ -2,9 +2,10 @@
 //! function of its key `(seed, replication, user, INITIAL_DAY, event)`. So a
 //! trait can be drawn when first needed, or again, and is always the same.
 
+use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
-use crate::rng::{Event, INITIAL_DAY, ReplicationKey};
+use crate::rng::{Event, EventStream, INITIAL_DAY, ReplicationKey};
 use crate::scenario::Segment;
 
 /// The draws of initial traits in one replication.
@@ -41,8 +42,18 @@ impl TraitDraws {
         if segment.click_heterogeneity == 0.0 {
             return 0.0;
         }
-        let z: f64 = StandardNormal.sample(&mut self.click_propensity.generator(user));
-        segment.click_heterogeneity * z
+        click_propensity_from(segment, &mut self.click_propensity.generator(user))
+    }
+
+    /// The stream of the favourite topics' uniforms (for drawing many users
+    /// at once: [`EventStream::generators_among`]).
+    pub fn topic_stream(&self) -> EventStream {
+        self.topic
+    }
+
+    /// The stream of the click propensities.
+    pub fn click_propensity_stream(&self) -> EventStream {
+        self.click_propensity
     }
 
     /// `logit(π_u)` with `π_u ~ Beta(α_s, β_s)`, exact for any positive
@@ -55,6 +66,15 @@ impl TraitDraws {
             &mut self.churn_propensity.generator(user),
         )
     }
+}
+
+/// `ε_u = σ_s·z` with `z` a standard normal from `numbers`, the user's
+/// generator of [`Event::Propensity`] (or the same numbers drawn ahead, see
+/// [`crate::rng::AheadRng`]); only for `σ_s != 0`.
+#[inline]
+pub fn click_propensity_from(segment: &Segment, numbers: &mut impl Rng) -> f64 {
+    let z: f64 = StandardNormal.sample(numbers);
+    segment.click_heterogeneity * z
 }
 
 /// The favourite topic of a user of `segment` whose topic draw is the uniform
