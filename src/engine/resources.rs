@@ -57,9 +57,46 @@ pub struct ItemPicker {
     /// Cumulative promotion, ending at the total; empty when no item has positive
     /// promotion.
     cumulative: Vec<f64>,
-    /// `cumulative` padded with NaN to [`SMALL`] entries, when it has at most
-    /// that many: then a pick counts without branching.
-    small: Option<[f64; SMALL]>,
+    /// `cumulative` padded with NaN to [`SMALL`] entries, and the items, when
+    /// there are 1 to [`SMALL`]: then a pick counts without branching, in
+    /// the picker itself (no loads through the `Vec`s).
+    small: Option<SmallTable<u16>>,
+}
+
+/// A table of at most [`SMALL`] cumulative weights kept inline: the weights
+/// padded with NaN, their total (the last of them), the values they choose
+/// and the index of the last value.
+#[derive(Debug, Clone)]
+struct SmallTable<T> {
+    cumulative: [f64; SMALL],
+    total: f64,
+    values: [T; SMALL],
+    last: usize,
+}
+
+impl<T: Copy + Default> SmallTable<T> {
+    /// Of `(value, running total)` pairs, if there are 1 to [`SMALL`].
+    fn new(entries: &[(T, f64)]) -> Option<Self> {
+        let last = entries.len().checked_sub(1).filter(|&last| last < SMALL)?;
+        let mut table = SmallTable {
+            cumulative: [f64::NAN; SMALL],
+            total: entries[last].1,
+            values: [T::default(); SMALL],
+            last,
+        };
+        for (i, &(value, total)) in entries.iter().enumerate() {
+            table.values[i] = value;
+            table.cumulative[i] = total;
+        }
+        Some(table)
+    }
+
+    /// The value of the first running total above `target`, else the last.
+    #[inline(always)]
+    fn value_at(&self, target: f64) -> T {
+        // The totals never decrease, so those at most `target` are a prefix.
+        self.values[count_at_most(&self.cumulative, target).min(self.last)]
+    }
 }
 
 /// Up to how many entries a table of cumulative weights is searched by
@@ -77,25 +114,26 @@ fn count_at_most(cumulative: &[f64; SMALL], target: f64) -> usize {
 /// it ([`crate::engine::traits::favourite_topic_at`], without its branches).
 #[derive(Debug, Clone)]
 pub struct TopicPicker {
-    topics: Vec<usize>,
-    /// The running totals of the weights, as `favourite_topic_at` sums them,
-    /// padded with NaN, when the segment has at most [`SMALL`] topics.
-    small: Option<[f64; SMALL]>,
+    /// The topics and the running totals of their weights, as
+    /// `favourite_topic_at` sums them, when the segment has at most [`SMALL`]
+    /// topics.
+    small: Option<SmallTable<usize>>,
 }
 
 impl TopicPicker {
     pub fn new(segment: &crate::scenario::Segment) -> Self {
-        let topics = segment.topics.iter().map(|&(topic, _)| topic).collect();
-        let small = (segment.topics.len() <= SMALL).then(|| {
-            let mut totals = [f64::NAN; SMALL];
-            let mut total = 0.0;
-            for (slot, &(_, weight)) in totals.iter_mut().zip(&segment.topics) {
+        let mut total = 0.0;
+        let entries: Vec<(usize, f64)> = segment
+            .topics
+            .iter()
+            .map(|&(topic, weight)| {
                 total += weight;
-                *slot = total;
-            }
-            totals
-        });
-        TopicPicker { topics, small }
+                (topic, total)
+            })
+            .collect();
+        TopicPicker {
+            small: SmallTable::new(&entries),
+        }
     }
 
     /// The favourite topic of a user of `segment` (the segment this picker was
@@ -104,8 +142,7 @@ impl TopicPicker {
     #[inline]
     pub fn pick(&self, segment: &crate::scenario::Segment, u: f64) -> usize {
         match &self.small {
-            // The totals never decrease, so those at most `u` are a prefix.
-            Some(totals) => self.topics[count_at_most(totals, u).min(self.topics.len() - 1)],
+            Some(table) => table.value_at(u),
             None => crate::engine::traits::favourite_topic_at(segment, u),
         }
     }
@@ -122,11 +159,12 @@ impl ItemPicker {
             items.push(item);
             cumulative.push(total);
         }
-        let small = (cumulative.len() <= SMALL).then(|| {
-            let mut padded = [f64::NAN; SMALL];
-            padded[..cumulative.len()].copy_from_slice(&cumulative);
-            padded
-        });
+        let entries: Vec<(u16, f64)> = items
+            .iter()
+            .copied()
+            .zip(cumulative.iter().copied())
+            .collect();
+        let small = SmallTable::new(&entries);
         ItemPicker {
             items,
             cumulative,
@@ -141,12 +179,12 @@ impl ItemPicker {
     /// The item at uniform `u` in [0, 1). The picker must not be empty.
     #[inline]
     pub fn pick(&self, u: f64) -> u16 {
+        if let Some(table) = &self.small {
+            return table.value_at(u * table.total);
+        }
         let total = self.cumulative[self.cumulative.len() - 1];
         let target = u * total;
-        let at = match &self.small {
-            Some(padded) => count_at_most(padded, target),
-            None => self.cumulative.partition_point(|&c| c <= target),
-        };
+        let at = self.cumulative.partition_point(|&c| c <= target);
         self.items[at.min(self.items.len() - 1)]
     }
 }
