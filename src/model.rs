@@ -15,10 +15,10 @@ pub fn sigmoid(x: f64) -> f64 {
 
 /// The margin of [`clicks`]' decision without `exp`: `2^-14`, about 12 times
 /// the bound on its approximation's error.
-const CLICK_DECISION_MARGIN: f64 = 1.0 / 16_384.0;
+pub(crate) const CLICK_DECISION_MARGIN: f64 = 1.0 / 16_384.0;
 
 /// Up to which `|y|` [`exp_bounded`] is used.
-const EXP_BOUNDED_LIMIT: f64 = 30.0;
+pub(crate) const EXP_BOUNDED_LIMIT: f64 = 30.0;
 
 /// `e^y` for `|y| <= 30`, within a relative `4.9·10^-6`, without a libm call
 /// or `fma` (so the same on every x86-64 CPU).

@@ -182,16 +182,20 @@ impl ProspectBlock {
     /// whose bit `i` is set in `among` are exposed (step 1), and
     /// `drew_dormancy(first_user, among)` which of them drew dormancy (step 5),
     /// asked only about users registered at the start of the day. An exposed
-    /// user becomes `Aware`, and `respond(user, word)` says what it does
-    /// (steps 2–4; `word` is the user's word and all its exposed users, so that
-    /// their draws can be made together): it becomes `Registered`, or leaves
-    /// the block if it pays. A user registered at the start of the day who
-    /// drew dormancy and did not pay leaves the block as `Dormant`.
+    /// user becomes `Aware`. `triage(first_user, hits)` may settle steps 2–3
+    /// of a word's exposed users together and returns those who need more
+    /// (the others ignore the exposure); `respond(user, word)` says what each
+    /// of those does (steps 2–4; `word` is the user's word and all its exposed
+    /// users, so that their draws can be made together): it becomes
+    /// `Registered`, or leaves the block if it pays. A user registered at the
+    /// start of the day who drew dormancy and did not pay leaves the block as
+    /// `Dormant`.
     #[inline]
     pub fn live_day(
         &mut self,
         mut exposed: impl FnMut(u32, u64) -> u64,
         mut drew_dormancy: impl FnMut(u32, u64) -> u64,
+        mut triage: impl FnMut(u32, u64) -> u64,
         mut respond: impl FnMut(u32, ExposedWord) -> Response,
     ) -> BlockChanges {
         let mut changes = BlockChanges::default();
@@ -208,7 +212,7 @@ impl ProspectBlock {
             changes.newly_aware += u64::from((hits & !word.aware).count_ones());
             word.aware |= hits;
             let exposed_word = ExposedWord { first_user, hits };
-            let mut left = hits;
+            let mut left = triage(first_user, hits) & hits;
             while left != 0 {
                 let bit = left & left.wrapping_neg();
                 let response = respond(first_user + left.trailing_zeros(), exposed_word);
@@ -310,6 +314,7 @@ mod tests {
                 dormancy.extend(users(first, among));
                 mask(first, among, day.dormant)
             },
+            |_, hits| hits,
             |user, word| {
                 // The word handed over is the user's, with the user exposed.
                 assert!(

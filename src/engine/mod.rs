@@ -11,6 +11,7 @@ pub mod seeding;
 pub mod systems;
 pub mod traits;
 pub mod wakeful;
+pub mod wide_funnel;
 
 use std::sync::Arc;
 

@@ -48,6 +48,9 @@ pub struct Catalogue {
     pub all: ItemPicker,
     /// Each segment's favourite-topic draw.
     pub topics: Vec<TopicPicker>,
+    /// The tables above laid out for deciding steps 2–3 of 64 users at once,
+    /// where they are small enough.
+    pub wide: Option<super::wide_funnel::WideTables>,
 }
 
 /// Chooses an item with probability proportional to its promotion.
@@ -101,7 +104,7 @@ impl<T: Copy + Default> SmallTable<T> {
 
 /// Up to how many entries a table of cumulative weights is searched by
 /// counting (no branch to mispredict) rather than by bisection or a loop.
-const SMALL: usize = 8;
+pub(crate) const SMALL: usize = 8;
 
 /// The entries of `cumulative` at most `target`: where a search for `target`
 /// in the nondecreasing `cumulative` ends. NaN padding never counts.
@@ -134,6 +137,14 @@ impl TopicPicker {
         TopicPicker {
             small: SmallTable::new(&entries),
         }
+    }
+
+    /// The inline table (running totals NaN-padded, topics, index of the
+    /// last), if the segment has at most [`SMALL`] topics.
+    pub(crate) fn small_parts(&self) -> Option<(&[f64; SMALL], &[usize; SMALL], usize)> {
+        self.small
+            .as_ref()
+            .map(|table| (&table.cumulative, &table.values, table.last))
     }
 
     /// The favourite topic of a user of `segment` (the segment this picker was
@@ -174,6 +185,14 @@ impl ItemPicker {
 
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
+    }
+
+    /// The inline table (cumulative promotions NaN-padded, their total, the
+    /// items, index of the last), if there are 1 to [`SMALL`] items.
+    pub(crate) fn small_parts(&self) -> Option<(&[f64; SMALL], f64, &[u16; SMALL], usize)> {
+        self.small
+            .as_ref()
+            .map(|table| (&table.cumulative, table.total, &table.values, table.last))
     }
 
     /// The item at uniform `u` in [0, 1). The picker must not be empty.
@@ -237,7 +256,7 @@ impl Catalogue {
                     .map(|(i, _)| (i as u16, 1.0)),
             );
         }
-        Catalogue {
+        let mut catalogue = Catalogue {
             click_logit: content.iter().map(|i| model::logit(i.click_rate)).collect(),
             click_factor: content
                 .iter()
@@ -260,7 +279,10 @@ impl Catalogue {
                 .iter()
                 .map(TopicPicker::new)
                 .collect(),
-        }
+            wide: None,
+        };
+        catalogue.wide = super::wide_funnel::WideTables::of(&catalogue);
+        catalogue
     }
 
     /// Step 2, item choice: with probability `m` an item of the user's topic (if

@@ -7,6 +7,7 @@
 //! of entities are then made in that order. So a replication gives the same
 //! result, bit for bit, on any number of threads.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use bevy_ecs::prelude::*;
@@ -19,6 +20,7 @@ use super::resources::*;
 use super::score::{ScoreWeighted, UserScores};
 use super::traits::click_propensity_from;
 use super::wakeful::Wakefulness;
+use super::wide_funnel::{WideSteps, WideTables, WordInputs};
 use crate::model;
 use crate::rng::{AheadRng, Chance, Event, EventStream, WideDraws, unit_interval};
 use crate::scenario::{Scenario, Segment};
@@ -145,6 +147,7 @@ pub fn run_funnel(
         randomness: &randomness,
         network: network_day,
         scored: score.is_some(),
+        wide_tables: catalogue.wide.as_ref(),
     };
     let mut tables: Vec<_> = blocks
         .contiguous_iter_mut()
@@ -303,13 +306,18 @@ struct FunnelDraws<'a> {
     /// is `p_click` computed for every exposure (else only where its draw
     /// needs it, see [`model::clicks`]).
     scored: bool,
+    /// The catalogue's tables for deciding a word's steps 2–3 together, if
+    /// they are small enough.
+    wide_tables: Option<&'a WideTables>,
 }
 
 /// From how many exposed users in a word of 64 their draws of steps 2–3 are
-/// made 64 lanes at a time ([`EventStream::generators_among`]): about seven
-/// hashes per user, of which the 64-lane pass costs as much as a few users'
-/// one by one.
-const AHEAD_FROM: u32 = 8;
+/// made 64 lanes at a time ([`EventStream::generators_among`]), and their
+/// items and clicks decided together ([`WideTables`]): the two 64-lane passes
+/// cost as much as steps 2–3 of about a dozen users one by one. Measured on
+/// the busy market at 10^6 users (CPU ms of one replication): 4: 780, 8: 740,
+/// 14: 720, 20: 790–830.
+const AHEAD_FROM: u32 = 14;
 
 /// A user's draws of steps 2–3 on a day (MODEL.md, "The funnel"): the
 /// uniform of its favourite topic (an initial trait), the item choice's two
@@ -334,6 +342,10 @@ struct WordDraws {
     item_choice: [[u64; 64]; 3],
     propensity: [[u64; 64]; 2],
     click: [[u64; 64]; 1],
+    /// With [`WideTables`]: the exposed users' `ε_u`, and their items and
+    /// clicks decided together.
+    propensities: [f64; 64],
+    steps: Option<WideSteps>,
 }
 
 impl WordDraws {
@@ -344,7 +356,19 @@ impl WordDraws {
             item_choice: [[0; 64]; 3],
             propensity: [[0; 64]; 2],
             click: [[0; 64]; 1],
+            propensities: [0.0; 64],
+            steps: None,
         }
+    }
+
+    /// `ε_u` of the word's user `i` (for `σ_s != 0`): what
+    /// `TraitDraws::click_propensity` draws.
+    #[inline(always)]
+    fn propensity_of(&self, i: usize, segment: &Segment) -> f64 {
+        click_propensity_from(
+            segment,
+            &mut AheadRng::new(self.propensity[0][i], self.propensity[1][i]),
+        )
     }
 
     /// The draws of the word's user `i`: the same numbers as
@@ -354,10 +378,7 @@ impl WordDraws {
         let propensity = if segment.click_heterogeneity == 0.0 {
             0.0
         } else {
-            click_propensity_from(
-                segment,
-                &mut AheadRng::new(self.propensity[0][i], self.propensity[1][i]),
-            )
+            self.propensity_of(i, segment)
         };
         ExposureDraws {
             topic: unit_interval(self.topic[0][i]),
@@ -444,6 +465,9 @@ impl FunnelDraws<'_> {
     /// Steps 1–5 for the users of one block. The draws of steps 2–3 of a
     /// word's exposed users are made together where there are many
     /// ([`AHEAD_FROM`]) and the CPU draws 64 users at once; the same numbers.
+    /// With small tables ([`WideTables`]) their items and most of their clicks
+    /// are then decided together too, and only the users who click (or whose
+    /// click the bounds leave undecided) respond one by one.
     fn scan_block(&self, block: &mut ProspectBlock, scan: &mut BlockScan) {
         scan.clear();
         let segment = block.segment();
@@ -451,8 +475,12 @@ impl FunnelDraws<'_> {
         let chance = self.exposure_chances[usize::from(segment)];
         let dormancy_applies = self.dormancy_chance != Chance::default();
         let ahead_applies = self.wide.is_wide();
-        let mut ahead = WordDraws::new();
-        scan.changes = block.live_day(
+        let wide_steps = self.wide_tables.filter(|_| ahead_applies && !self.scored);
+        // Both the triage and the responses of a word use them, one after the
+        // other.
+        let ahead = RefCell::new(WordDraws::new());
+        let scan = RefCell::new(scan);
+        let changes = block.live_day(
             |first_user, among| self.exposed(first_user, among, chance, segment),
             |first_user, among| {
                 if dormancy_applies {
@@ -462,18 +490,85 @@ impl FunnelDraws<'_> {
                     0
                 }
             },
-            |user, word| {
-                let draws = if ahead_applies && word.hits.count_ones() >= AHEAD_FROM {
-                    if ahead.first_user != Some(word.first_user) {
-                        self.draw_word(word.first_user, segment_data, &mut ahead);
-                    }
-                    ahead.of((user - word.first_user) as usize, segment_data)
-                } else {
-                    self.exposure_draws(segment_data, user)
+            |first_user, hits| {
+                let mut ahead = ahead.borrow_mut();
+                ahead.steps = None;
+                if !(ahead_applies && hits.count_ones() >= AHEAD_FROM) {
+                    return hits;
+                }
+                self.draw_word(first_user, segment_data, &mut ahead);
+                let Some(tables) = wide_steps else {
+                    return hits;
                 };
-                self.respond(Profile { user, segment }, scan, None, draws)
+                let ahead = &mut *ahead;
+                if segment_data.click_heterogeneity != 0.0 {
+                    let mut left = hits;
+                    while left != 0 {
+                        let i = left.trailing_zeros() as usize;
+                        left &= left - 1;
+                        ahead.propensities[i] = ahead.propensity_of(i, segment_data);
+                    }
+                } else {
+                    ahead.propensities = [0.0; 64];
+                }
+                let steps = tables.steps(
+                    true,
+                    usize::from(segment),
+                    self.scenario.brand.topic_match,
+                    &WordInputs {
+                        topic: &ahead.topic[0],
+                        branch: &ahead.item_choice[1],
+                        pick: &ahead.item_choice[2],
+                        propensity: &ahead.propensities,
+                        click: &ahead.click[0],
+                    },
+                );
+                let mut scan = scan.borrow_mut();
+                let mut left = hits;
+                while left != 0 {
+                    let i = left.trailing_zeros() as usize;
+                    left &= left - 1;
+                    scan.exposures[usize::from(steps.items[i])] += 1;
+                }
+                ahead.steps = Some(steps);
+                hits & (steps.clicks | !steps.decided)
+            },
+            |user, word| {
+                let ahead = ahead.borrow();
+                let mut scan = scan.borrow_mut();
+                let profile = Profile { user, segment };
+                let drawn = ahead_applies && word.hits.count_ones() >= AHEAD_FROM;
+                if !drawn {
+                    let draws = self.exposure_draws(segment_data, user);
+                    return self.respond(profile, &mut scan, None, draws);
+                }
+                let i = (user - word.first_user) as usize;
+                let Some(steps) = &ahead.steps else {
+                    return self.respond(profile, &mut scan, None, ahead.of(i, segment_data));
+                };
+                // Item counted in the triage; the click decided there or here.
+                let item = steps.items[i];
+                let clicks = if steps.decided >> i & 1 == 1 {
+                    steps.clicks >> i & 1 == 1
+                } else {
+                    let brand = &self.scenario.brand;
+                    let item = usize::from(item);
+                    model::clicks(
+                        unit_interval(ahead.click[0][i]),
+                        self.catalogue.click_logit[item],
+                        brand.click_effect,
+                        brand.value,
+                        ahead.propensities[i],
+                        self.catalogue.click_factor[item],
+                    )
+                };
+                if !clicks {
+                    return Response::Ignores;
+                }
+                self.after_click(profile, item, &mut scan, None)
             },
         );
+        scan.into_inner().changes = changes;
     }
 
     /// Steps 2–3's draws of `user`, one by one.
@@ -543,6 +638,7 @@ impl FunnelDraws<'_> {
                     0
                 }
             },
+            |_, hits| hits,
             |user, _| {
                 let track = UserTrack {
                     score: &mut scores[(user - first) as usize],
