@@ -100,22 +100,24 @@ fn below_and_between_avx512(
     (below, admitted & !below)
 }
 
-/// `out[0][i] = mix64(first_key + i·γ)` and `out[k][i] = mix64(out[0][i] +
-/// k·γ)` for `i` in 0..64: the first numbers of 64 consecutive users'
-/// generators ([`EventStream::generators_among`]). Eight users per
-/// instruction, like [`below_threshold_avx512`].
+/// `out[0][j] = mix64(first_key + lanes[j]·γ)` and `out[k][j] =
+/// mix64(out[0][j] + k·γ)` for `j` below `count` rounded up to 8: the first
+/// numbers of the generators of the users `lanes[j]` places after the first
+/// ([`EventStream::generators_of`]). Eight users per instruction, like
+/// [`below_threshold_avx512`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq")]
-fn generators_avx512(first_key: u64, out: &mut [[u64; 64]]) {
+fn generators_avx512(first_key: u64, lanes: &[u8; 64], count: usize, out: &mut [[u64; 64]]) {
     let Some((start, numbers)) = out.split_first_mut() else {
         return;
     };
-    for (i, bits) in start.iter_mut().enumerate() {
-        *bits = mix64(first_key.wrapping_add((i as u64).wrapping_mul(GOLDEN_GAMMA)));
+    let end = count.div_ceil(8) * 8;
+    for (bits, &lane) in start[..end].iter_mut().zip(&lanes[..end]) {
+        *bits = mix64(first_key.wrapping_add(u64::from(lane).wrapping_mul(GOLDEN_GAMMA)));
     }
     for (k, row) in numbers.iter_mut().enumerate() {
         let step = (k as u64 + 1).wrapping_mul(GOLDEN_GAMMA);
-        for (number, &bits) in row.iter_mut().zip(start.iter()) {
+        for (number, &bits) in row[..end].iter_mut().zip(&start[..end]) {
             *number = mix64(bits.wrapping_add(step));
         }
     }
@@ -124,7 +126,7 @@ fn generators_avx512(first_key: u64, out: &mut [[u64; 64]]) {
 /// A uniform number in [0, 1) from the top 53 bits: what
 /// [`EventStream::uniform`] makes of a user's bits, and [`DrawRng::uniform`]
 /// of a generator's number (for numbers drawn ahead,
-/// [`EventStream::generators_among`]).
+/// [`EventStream::generators_of`]).
 #[inline(always)]
 pub fn unit_interval(bits: u64) -> f64 {
     (bits >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
@@ -273,32 +275,41 @@ impl EventStream {
         hits
     }
 
-    /// The first `out.len()` numbers of the generators of the 64 users
-    /// `first_user + i`, drawn together: `out[0][i]` the user's bits (what
-    /// [`uniform`](Self::uniform) and [`happens`](Self::happens) read, and the
-    /// state [`generator`](Self::generator) starts from), `out[k][i]` for
-    /// `k >= 1` the `k`-th number the user's generator yields
-    /// ([`DrawRng::resumed`] continues after them). With AVX-512 eight users per
-    /// instruction, else one by one; the same numbers either way. For a scan
-    /// that needs several draws of many users of a word: a user's draws are
-    /// chains of two dependent hashes, which the 64-lane pass computes side by
-    /// side.
+    /// The first `out.len()` numbers of the generators of the users
+    /// `first_user + lanes[j]` for `j < count` (`count <= 64`), drawn together:
+    /// `out[0][j]` the user's bits (what [`uniform`](Self::uniform) and
+    /// [`happens`](Self::happens) read, and the state
+    /// [`generator`](Self::generator) starts from), `out[k][j]` for `k >= 1`
+    /// the `k`-th number the user's generator yields ([`DrawRng::resumed`]
+    /// continues after them); entries from `count` on may hold anything. With
+    /// AVX-512 eight users per instruction, else one by one; the same numbers
+    /// either way. For a scan that needs several draws of the exposed users of
+    /// a word (`lanes` their places in it): a user's draws are chains of two
+    /// dependent hashes, which the pass computes side by side.
     #[inline]
-    pub fn generators_among(self, wide: WideDraws, first_user: u32, out: &mut [[u64; 64]]) {
+    pub fn generators_of(
+        self,
+        wide: WideDraws,
+        first_user: u32,
+        lanes: &[u8; 64],
+        count: usize,
+        out: &mut [[u64; 64]],
+    ) {
+        let count = count.min(64);
         #[cfg(target_arch = "x86_64")]
         if wide.avx512 {
             // SAFETY: `wide.avx512` is set only where the CPU has the features
             // the function is compiled for (`WideDraws::detect`).
-            unsafe { generators_avx512(self.key_of(first_user), out) };
+            unsafe { generators_avx512(self.key_of(first_user), lanes, count, out) };
             return;
         }
         #[cfg(not(target_arch = "x86_64"))]
         let _ = wide;
-        for i in 0..64u32 {
-            let user = first_user.wrapping_add(i);
+        for (j, &lane) in lanes[..count].iter().enumerate() {
+            let user = first_user.wrapping_add(u32::from(lane));
             let mut generator = self.generator(user);
             for (k, row) in out.iter_mut().enumerate() {
-                row[i as usize] = if k == 0 {
+                row[j] = if k == 0 {
                     generator.state
                 } else {
                     generator.next()
@@ -480,7 +491,7 @@ pub struct DrawRng {
 
 impl DrawRng {
     /// The generator of a user whose bits are `bits` (its start state,
-    /// [`EventStream::generators_among`]'s `out[0]`) after it has yielded
+    /// [`EventStream::generators_of`]'s `out[0]`) after it has yielded
     /// `taken` numbers.
     #[inline]
     pub fn resumed(bits: u64, taken: u64) -> Self {
@@ -531,7 +542,7 @@ impl TryRng for DrawRng {
 }
 
 /// A user's generator whose first number was drawn ahead
-/// ([`EventStream::generators_among`]): yields it, then continues the
+/// ([`EventStream::generators_of`]): yields it, then continues the
 /// generator, so a distribution samples exactly what it would from
 /// [`EventStream::generator`].
 #[derive(Debug, Clone)]
@@ -720,26 +731,31 @@ mod tests {
     #[test]
     fn numbers_drawn_ahead_are_the_generators_numbers() {
         use rand_distr::{Distribution, StandardNormal};
+        let all: [u8; 64] = std::array::from_fn(|i| i as u8);
+        let some: [u8; 64] = std::array::from_fn(|i| (i * 7 % 64) as u8);
         for first_user in [0, 64, 1000, u32::MAX - 63] {
             let stream = ReplicationKey::new(4, 2).stream(7, Event::ItemChoice);
             for wide in [WideDraws::detect(), WideDraws::one_by_one()] {
-                let mut out = [[0u64; 64]; 3];
-                stream.generators_among(wide, first_user, &mut out);
-                for i in 0..64u32 {
-                    let user = first_user.wrapping_add(i);
-                    assert_eq!(out[0][i as usize], stream.bits(user));
-                    let mut generator = stream.generator(user);
-                    assert_eq!(out[1][i as usize], generator.next());
-                    assert_eq!(out[2][i as usize], generator.next());
-                    let mut resumed = DrawRng::resumed(out[0][i as usize], 2);
-                    assert_eq!(resumed.next(), generator.next());
+                for (lanes, count) in [(&all, 64), (&some, 64), (&some, 13), (&some, 1), (&all, 0)]
+                {
+                    let mut out = [[0u64; 64]; 3];
+                    stream.generators_of(wide, first_user, lanes, count, &mut out);
+                    for (j, &lane) in lanes[..count].iter().enumerate() {
+                        let user = first_user.wrapping_add(u32::from(lane));
+                        assert_eq!(out[0][j], stream.bits(user));
+                        let mut generator = stream.generator(user);
+                        assert_eq!(out[1][j], generator.next());
+                        assert_eq!(out[2][j], generator.next());
+                        let mut resumed = DrawRng::resumed(out[0][j], 2);
+                        assert_eq!(resumed.next(), generator.next());
+                    }
                 }
             }
         }
         let stream = ReplicationKey::new(9, 0).stream(INITIAL_DAY, Event::Propensity);
         let mut out = [[0u64; 64]; 2];
         for first_user in (0..20_000).step_by(64) {
-            stream.generators_among(WideDraws::detect(), first_user, &mut out);
+            stream.generators_of(WideDraws::detect(), first_user, &all, 64, &mut out);
             for (i, (&bits, &first)) in out[0].iter().zip(&out[1]).enumerate() {
                 let user = first_user + i as u32;
                 let expected: f64 = StandardNormal.sample(&mut stream.generator(user));

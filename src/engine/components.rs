@@ -182,11 +182,11 @@ impl ProspectBlock {
     /// whose bit `i` is set in `among` are exposed (step 1), and
     /// `drew_dormancy(first_user, among)` which of them drew dormancy (step 5),
     /// asked only about users registered at the start of the day. An exposed
-    /// user becomes `Aware`. `triage(first_user, hits)` may settle steps 2–3
-    /// of a word's exposed users together and returns those who need more
-    /// (the others ignore the exposure); `respond(user, word)` says what each
-    /// of those does (steps 2–4; `word` is the user's word and all its exposed
-    /// users, so that their draws can be made together): it becomes
+    /// user becomes `Aware`. In a word with at least `triage_from` exposed
+    /// users, `triage(first_user, hits)` may settle their steps 2–3 together
+    /// and returns those who need more (the others ignore the exposure);
+    /// `respond(user, word)` says what each of those does (steps 2–4; `word`
+    /// is the user's word, and whether it was triaged): it becomes
     /// `Registered`, or leaves the block if it pays. A user registered at the
     /// start of the day who drew dormancy and did not pay leaves the block as
     /// `Dormant`.
@@ -195,6 +195,7 @@ impl ProspectBlock {
         &mut self,
         mut exposed: impl FnMut(u32, u64) -> u64,
         mut drew_dormancy: impl FnMut(u32, u64) -> u64,
+        triage_from: u32,
         mut triage: impl FnMut(u32, u64) -> u64,
         mut respond: impl FnMut(u32, ExposedWord) -> Response,
     ) -> BlockChanges {
@@ -211,8 +212,16 @@ impl ProspectBlock {
             let hits = exposed(first_user, word.present) & word.present;
             changes.newly_aware += u64::from((hits & !word.aware).count_ones());
             word.aware |= hits;
-            let exposed_word = ExposedWord { first_user, hits };
-            let mut left = triage(first_user, hits) & hits;
+            let triaged = hits != 0 && hits.count_ones() >= triage_from;
+            let exposed_word = ExposedWord {
+                first_user,
+                triaged,
+            };
+            let mut left = if triaged {
+                triage(first_user, hits) & hits
+            } else {
+                hits
+            };
             while left != 0 {
                 let bit = left & left.wrapping_neg();
                 let response = respond(first_user + left.trailing_zeros(), exposed_word);
@@ -236,12 +245,12 @@ impl ProspectBlock {
     }
 }
 
-/// The users of a word of 64 exposed on a day (bit `i` of `hits`: user
-/// `first_user + i`), handed to each of them as it responds.
+/// The word of 64 of a user who responds to an exposure: its first user, and
+/// whether its exposed users went through the triage of `live_day`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExposedWord {
     pub first_user: u32,
-    pub hits: u64,
+    pub triaged: bool,
 }
 
 /// A subscriber: a user in `Paying` whose item renews. (A one-off buyer never
@@ -314,12 +323,16 @@ mod tests {
                 dormancy.extend(users(first, among));
                 mask(first, among, day.dormant)
             },
-            |_, hits| hits,
+            // Words of 2 or more exposed users go through the triage, which
+            // sends all of them on.
+            2,
+            |first, hits| {
+                assert!(hits.count_ones() >= 2 && first % 64 == 0);
+                hits
+            },
             |user, word| {
-                // The word handed over is the user's, with the user exposed.
-                assert!(
-                    user - word.first_user < 64 && word.hits >> (user - word.first_user) & 1 == 1
-                );
+                // The word handed over is the user's.
+                assert!(user - word.first_user < 64);
                 responded.push(user);
                 if day.pays.contains(&user) {
                     Response::Pays

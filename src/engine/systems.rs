@@ -312,12 +312,13 @@ struct FunnelDraws<'a> {
 }
 
 /// From how many exposed users in a word of 64 their draws of steps 2–3 are
-/// made 64 lanes at a time ([`EventStream::generators_among`]), and their
-/// items and clicks decided together ([`WideTables`]): the two 64-lane passes
-/// cost as much as steps 2–3 of about a dozen users one by one. Measured on
-/// the busy market at 10^6 users (CPU ms of one replication): 4: 780, 8: 740,
-/// 14: 720, 20: 790–830.
-const AHEAD_FROM: u32 = 14;
+/// made together, eight at a time ([`EventStream::generators_of`] on the
+/// exposed users' places), and their items and clicks decided together
+/// ([`WideTables`]): both passes cost about as much per exposed user as the
+/// one-by-one path costs for a few. Measured (CPU ms of one replication at
+/// 10^6 users, 1 thread): the busy market 3: 500–512, 5: 503–506, 8: 525;
+/// the bundled platform (sparse) 74.5, 73.6, 74.2.
+const AHEAD_FROM: u32 = 5;
 
 /// A user's draws of steps 2–3 on a day (MODEL.md, "The funnel"): the
 /// uniform of its favourite topic (an initial trait), the item choice's two
@@ -332,12 +333,19 @@ struct ExposureDraws {
     click: f64,
 }
 
-/// The numbers behind [`ExposureDraws`] of the 64 users of one word, drawn
-/// together ([`FunnelDraws::draw_word`]): each stream's user bits and, for
-/// the item choice and the propensity, the generators' next numbers.
+/// The numbers behind [`ExposureDraws`] of the exposed users of one word,
+/// drawn together ([`FunnelDraws::draw_word`]), entry `j` for the `j`-th
+/// exposed user: each stream's user bits and, for the item choice and the
+/// propensity, the generators' next numbers; with [`WideTables`] their `ε_u`,
+/// items and click decisions.
 struct WordDraws {
-    /// The word's first user, once drawn.
-    first_user: Option<u32>,
+    /// The exposed users' places in the word, in order: entry `j` of the
+    /// arrays below is user `first_user + lanes[j]`'s.
+    lanes: [u8; 64],
+    /// Per place in the word, its entry (for the exposed users).
+    slot: [u8; 64],
+    /// Exposures per item that the triage counted (the block's, for the day).
+    exposures: Vec<u64>,
     topic: [[u64; 64]; 1],
     item_choice: [[u64; 64]; 3],
     propensity: [[u64; 64]; 2],
@@ -349,9 +357,12 @@ struct WordDraws {
 }
 
 impl WordDraws {
-    fn new() -> Self {
+    /// For a catalogue of `items` items.
+    fn new(items: usize) -> Self {
         WordDraws {
-            first_user: None,
+            lanes: [0; 64],
+            slot: [0; 64],
+            exposures: vec![0; items],
             topic: [[0; 64]; 1],
             item_choice: [[0; 64]; 3],
             propensity: [[0; 64]; 2],
@@ -412,6 +423,9 @@ pub struct BlockScan {
     new_payers: Vec<(u32, u64)>,
     /// The day's score-weighted counts, when per-user scores are tracked.
     weighted: Option<ScoreWeighted>,
+    /// The draws of a word's exposed users made together, kept for the next
+    /// day (about 5 KB: not cleared or allocated per block and day).
+    ahead: Option<Box<WordDraws>>,
 }
 
 impl BlockScan {
@@ -427,6 +441,7 @@ impl BlockScan {
             subscribers: Vec::new(),
             new_payers: Vec::new(),
             weighted: None,
+            ahead: None,
         }
     }
 
@@ -464,7 +479,7 @@ impl FunnelDraws<'_> {
 
     /// Steps 1–5 for the users of one block. The draws of steps 2–3 of a
     /// word's exposed users are made together where there are many
-    /// ([`AHEAD_FROM`]) and the CPU draws 64 users at once; the same numbers.
+    /// ([`AHEAD_FROM`]) and the CPU has AVX-512; the same numbers.
     /// With small tables ([`WideTables`]) their items and most of their clicks
     /// are then decided together too, and only the users who click (or whose
     /// click the bounds leave undecided) respond one by one.
@@ -477,10 +492,15 @@ impl FunnelDraws<'_> {
         let ahead_applies = self.wide.is_wide();
         let wide_steps = self.wide_tables.filter(|_| ahead_applies && !self.scored);
         // Both the triage and the responses of a word use them, one after the
-        // other.
-        let ahead = RefCell::new(WordDraws::new());
-        let scan = RefCell::new(scan);
-        let changes = block.live_day(
+        // other; kept from day to day (nothing to clear but the counts).
+        let mut kept = scan
+            .ahead
+            .take()
+            .unwrap_or_else(|| Box::new(WordDraws::new(scan.exposures.len())));
+        kept.exposures.fill(0);
+        let ahead = RefCell::new(&mut *kept);
+        let triage_from = if ahead_applies { AHEAD_FROM } else { u32::MAX };
+        scan.changes = block.live_day(
             |first_user, among| self.exposed(first_user, among, chance, segment),
             |first_user, among| {
                 if dormancy_applies {
@@ -490,23 +510,30 @@ impl FunnelDraws<'_> {
                     0
                 }
             },
+            triage_from,
             |first_user, hits| {
                 let mut ahead = ahead.borrow_mut();
+                let ahead = &mut *ahead;
                 ahead.steps = None;
-                if !(ahead_applies && hits.count_ones() >= AHEAD_FROM) {
-                    return hits;
+                let count = hits.count_ones() as usize;
+                // The exposed users' places in the word, in user order
+                // (`lanes`), and each place's entry in the draws (`slot`).
+                let mut left = hits;
+                let mut j = 0;
+                while left != 0 {
+                    let i = left.trailing_zeros() as usize;
+                    left &= left - 1;
+                    ahead.lanes[j] = i as u8;
+                    ahead.slot[i] = j as u8;
+                    j += 1;
                 }
-                self.draw_word(first_user, segment_data, &mut ahead);
+                self.draw_word(first_user, count, segment_data, ahead);
                 let Some(tables) = wide_steps else {
                     return hits;
                 };
-                let ahead = &mut *ahead;
                 if segment_data.click_heterogeneity != 0.0 {
-                    let mut left = hits;
-                    while left != 0 {
-                        let i = left.trailing_zeros() as usize;
-                        left &= left - 1;
-                        ahead.propensities[i] = ahead.propensity_of(i, segment_data);
+                    for j in 0..count {
+                        ahead.propensities[j] = ahead.propensity_of(j, segment_data);
                     }
                 } else {
                     ahead.propensities = [0.0; 64];
@@ -522,29 +549,28 @@ impl FunnelDraws<'_> {
                         propensity: &ahead.propensities,
                         click: &ahead.click[0],
                     },
+                    count,
                 );
-                let mut scan = scan.borrow_mut();
-                let mut left = hits;
-                while left != 0 {
-                    let i = left.trailing_zeros() as usize;
-                    left &= left - 1;
-                    scan.exposures[usize::from(steps.items[i])] += 1;
+                let mut responders = 0u64;
+                for (j, (&item, &lane)) in steps.items[..count].iter().zip(&ahead.lanes).enumerate()
+                {
+                    ahead.exposures[usize::from(item)] += 1;
+                    let responds = (steps.clicks | !steps.decided) >> j & 1;
+                    responders |= responds << lane;
                 }
                 ahead.steps = Some(steps);
-                hits & (steps.clicks | !steps.decided)
+                responders
             },
             |user, word| {
-                let ahead = ahead.borrow();
-                let mut scan = scan.borrow_mut();
                 let profile = Profile { user, segment };
-                let drawn = ahead_applies && word.hits.count_ones() >= AHEAD_FROM;
-                if !drawn {
+                if !word.triaged {
                     let draws = self.exposure_draws(segment_data, user);
-                    return self.respond(profile, &mut scan, None, draws);
+                    return self.respond(profile, scan, None, draws);
                 }
-                let i = (user - word.first_user) as usize;
+                let ahead = ahead.borrow();
+                let i = usize::from(ahead.slot[(user - word.first_user) as usize]);
                 let Some(steps) = &ahead.steps else {
-                    return self.respond(profile, &mut scan, None, ahead.of(i, segment_data));
+                    return self.respond(profile, scan, None, ahead.of(i, segment_data));
                 };
                 // Item counted in the triage; the click decided there or here.
                 let item = steps.items[i];
@@ -565,10 +591,14 @@ impl FunnelDraws<'_> {
                 if !clicks {
                     return Response::Ignores;
                 }
-                self.after_click(profile, item, &mut scan, None)
+                self.after_click(profile, item, scan, None)
             },
         );
-        scan.into_inner().changes = changes;
+        // The exposures the triage counted.
+        for (total, &counted) in scan.exposures.iter_mut().zip(&kept.exposures) {
+            *total += counted;
+        }
+        scan.ahead = Some(kept);
     }
 
     /// Steps 2–3's draws of `user`, one by one.
@@ -585,25 +615,28 @@ impl FunnelDraws<'_> {
         }
     }
 
-    /// The numbers behind steps 2–3's draws of the 64 users from
-    /// `first_user` on, 64 lanes at a time, into `ahead`.
-    fn draw_word(&self, first_user: u32, segment: &Segment, ahead: &mut WordDraws) {
+    /// The numbers behind steps 2–3's draws of the `count` users
+    /// `first_user + ahead.lanes[j]`, eight at a time, into `ahead` (entry
+    /// `j` each).
+    fn draw_word(&self, first_user: u32, count: usize, segment: &Segment, ahead: &mut WordDraws) {
         let traits = &self.randomness.traits;
+        let (wide, lanes) = (self.wide, &ahead.lanes);
         traits
             .topic_stream()
-            .generators_among(self.wide, first_user, &mut ahead.topic);
+            .generators_of(wide, first_user, lanes, count, &mut ahead.topic);
         self.item_choice
-            .generators_among(self.wide, first_user, &mut ahead.item_choice);
+            .generators_of(wide, first_user, lanes, count, &mut ahead.item_choice);
         if segment.click_heterogeneity != 0.0 {
-            traits.click_propensity_stream().generators_among(
-                self.wide,
+            traits.click_propensity_stream().generators_of(
+                wide,
                 first_user,
+                lanes,
+                count,
                 &mut ahead.propensity,
             );
         }
         self.click
-            .generators_among(self.wide, first_user, &mut ahead.click);
-        ahead.first_user = Some(first_user);
+            .generators_of(wide, first_user, lanes, count, &mut ahead.click);
     }
 
     /// [`Self::scan_block`] that also keeps each user's running score (`scores`,
@@ -638,6 +671,7 @@ impl FunnelDraws<'_> {
                     0
                 }
             },
+            u32::MAX,
             |_, hits| hits,
             |user, _| {
                 let track = UserTrack {

@@ -46,7 +46,7 @@ impl TraitDraws {
     }
 
     /// The stream of the favourite topics' uniforms (for drawing many users
-    /// at once: [`EventStream::generators_among`]).
+    /// at once: [`EventStream::generators_of`]).
     pub fn topic_stream(&self) -> EventStream {
         self.topic
     }

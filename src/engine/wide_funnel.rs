@@ -124,19 +124,27 @@ impl WideTables {
         Some(tables)
     }
 
-    /// Steps 2–3 of the 64 users of a word of segment `segment`, with topic
-    /// match `m`: eight lanes per instruction where `avx512` (from
-    /// [`crate::rng::WideDraws::is_wide`]), else one lane at a time; the same
-    /// results.
-    pub fn steps(&self, avx512: bool, segment: usize, m: f64, inputs: &WordInputs) -> WideSteps {
+    /// Steps 2–3 of the users in lanes `0..count` (`count <= 64`) of segment
+    /// `segment`, with topic match `m`: eight lanes per instruction where
+    /// `avx512` (from [`crate::rng::WideDraws::is_wide`]), else one lane at a
+    /// time; the same results in those lanes (the others may hold anything).
+    pub fn steps(
+        &self,
+        avx512: bool,
+        segment: usize,
+        m: f64,
+        inputs: &WordInputs,
+        count: usize,
+    ) -> WideSteps {
+        let groups = count.min(64).div_ceil(8);
         #[cfg(target_arch = "x86_64")]
         if avx512 {
             // SAFETY: `avx512` is `WideDraws::is_wide()`, set only where the
             // CPU has the features the function is compiled for.
-            return unsafe { self.steps_avx512(segment, m, inputs) };
+            return unsafe { self.steps_avx512(segment, m, inputs, groups) };
         }
         let _ = avx512;
-        self.steps_one_by_one(segment, m, inputs)
+        self.steps_one_by_one(segment, m, inputs, groups)
     }
 
     /// One lane: `(item, decided, clicks)`, as `respond` computes them.
@@ -166,14 +174,20 @@ impl WideTables {
         (item, decided, below)
     }
 
-    /// The pass one lane at a time.
-    fn steps_one_by_one(&self, segment: usize, m: f64, inputs: &WordInputs) -> WideSteps {
+    /// The pass one lane at a time, over the first `groups` groups of 8.
+    fn steps_one_by_one(
+        &self,
+        segment: usize,
+        m: f64,
+        inputs: &WordInputs,
+        groups: usize,
+    ) -> WideSteps {
         let mut steps = WideSteps {
             items: [0; 64],
             decided: 0,
             clicks: 0,
         };
-        for i in 0..64 {
+        for i in 0..8 * groups {
             let (item, decided, clicks) = self.lane(segment, m, inputs, i);
             steps.items[i] = item;
             steps.decided |= u64::from(decided) << i;
@@ -187,7 +201,13 @@ impl WideTables {
     /// looked up by permutations across the 16 pickers or items.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512dq")]
-    fn steps_avx512(&self, segment: usize, m: f64, inputs: &WordInputs) -> WideSteps {
+    fn steps_avx512(
+        &self,
+        segment: usize,
+        m: f64,
+        inputs: &WordInputs,
+        groups: usize,
+    ) -> WideSteps {
         use std::arch::x86_64::*;
         // Eight lanes: the compiler makes each of these one load.
         let pd = |a: &[f64]| _mm512_setr_pd(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]);
@@ -256,7 +276,7 @@ impl WideTables {
         let limit = splat(model::EXP_BOUNDED_LIMIT);
         let mut items = [0u16; 64];
         let (mut decided, mut clicks) = ([0u8; 8], [0u8; 8]);
-        for group in 0..8 {
+        for group in 0..groups {
             let lanes = 8 * group..8 * group + 8;
             // Step 2: the favourite topic, `TopicPicker::pick`.
             let u = unit(epi64(&inputs.topic[lanes.clone()]));
@@ -364,8 +384,15 @@ mod tests {
                         propensity: &propensity,
                         click: &click,
                     };
-                    let wide = tables.steps(WideDraws::detect().is_wide(), segment, m, &inputs);
-                    assert_eq!(wide, tables.steps(false, segment, m, &inputs));
+                    let wide = tables.steps(WideDraws::detect().is_wide(), segment, m, &inputs, 64);
+                    assert_eq!(wide, tables.steps(false, segment, m, &inputs, 64));
+                    // Fewer lanes: the same in those (groups of 8).
+                    let few = tables.steps(WideDraws::detect().is_wide(), segment, m, &inputs, 13);
+                    assert_eq!(few.items[..16], wide.items[..16]);
+                    assert_eq!(
+                        (few.decided & 0xffff, few.clicks & 0xffff),
+                        (wide.decided & 0xffff, wide.clicks & 0xffff)
+                    );
                     for i in 0..64 {
                         let topic = catalogue.topics[segment].pick(data, unit_interval(topic[i]));
                         let item = catalogue.choose_item(
