@@ -423,9 +423,13 @@ pub struct BlockScan {
     new_payers: Vec<(u32, u64)>,
     /// The day's score-weighted counts, when per-user scores are tracked.
     weighted: Option<ScoreWeighted>,
-    /// The draws of a word's exposed users made together, kept for the next
-    /// day (about 5 KB: not cleared or allocated per block and day).
-    ahead: Option<Box<WordDraws>>,
+}
+
+thread_local! {
+    /// Each thread's [`WordDraws`] (about 5 KB), taken by a block's scan and
+    /// put back: not allocated or cleared per block and day, and not kept per
+    /// block (a byte per user at 4096 users a block).
+    static KEPT_DRAWS: std::cell::Cell<Option<Box<WordDraws>>> = const { std::cell::Cell::new(None) };
 }
 
 impl BlockScan {
@@ -441,7 +445,6 @@ impl BlockScan {
             subscribers: Vec::new(),
             new_payers: Vec::new(),
             weighted: None,
-            ahead: None,
         }
     }
 
@@ -492,11 +495,12 @@ impl FunnelDraws<'_> {
         let ahead_applies = self.wide.is_wide();
         let wide_steps = self.wide_tables.filter(|_| ahead_applies && !self.scored);
         // Both the triage and the responses of a word use them, one after the
-        // other; kept from day to day (nothing to clear but the counts).
-        let mut kept = scan
-            .ahead
-            .take()
-            .unwrap_or_else(|| Box::new(WordDraws::new(scan.exposures.len())));
+        // other; one per thread, kept (nothing to clear but the counts).
+        let items = scan.exposures.len();
+        let mut kept = KEPT_DRAWS
+            .with(|kept| kept.take())
+            .filter(|kept| kept.exposures.len() == items)
+            .unwrap_or_else(|| Box::new(WordDraws::new(items)));
         kept.exposures.fill(0);
         let ahead = RefCell::new(&mut *kept);
         let triage_from = if ahead_applies { AHEAD_FROM } else { u32::MAX };
@@ -598,7 +602,7 @@ impl FunnelDraws<'_> {
         for (total, &counted) in scan.exposures.iter_mut().zip(&kept.exposures) {
             *total += counted;
         }
-        scan.ahead = Some(kept);
+        KEPT_DRAWS.with(|slot| slot.set(Some(kept)));
     }
 
     /// Steps 2–3's draws of `user`, one by one.
