@@ -30,6 +30,9 @@ pub struct WideTables {
     cumulative: [[f64; PICKERS]; SMALL],
     total: [f64; PICKERS],
     last: [u64; PICKERS],
+    /// The most items of any picker: `cumulative[k]` for `k` from it on is
+    /// NaN for every picker, never at most a target.
+    widest: usize,
     /// `items[SMALL·p + k]`: picker `p`'s `k`-th item.
     items: [u64; PICKERS * SMALL],
     /// `items_at[k][p]`: picker `p`'s `k`-th item, its last item for `k` past
@@ -81,6 +84,7 @@ impl WideTables {
             cumulative: [[f64::NAN; PICKERS]; SMALL],
             total: [f64::NAN; PICKERS],
             last: [0; PICKERS],
+            widest: 0,
             items: [0; PICKERS * SMALL],
             items_at: [[0; PICKERS]; SMALL + 1],
             own: [topics as u64; PICKERS],
@@ -116,6 +120,7 @@ impl WideTables {
             }
             tables.total[p] = total;
             tables.last[p] = last as u64;
+            tables.widest = tables.widest.max(last + 1);
             if p < topics {
                 tables.own[p] = p as u64;
             }
@@ -262,6 +267,7 @@ impl WideTables {
             )
         };
         let (topic_totals, topic_ids, topic_last) = &self.topics[segment];
+        let topic_last_index = topic_last;
         let topic_ids = epi64(topic_ids);
         let topic_last = _mm512_set1_epi64(*topic_last as i64);
         let (own_low, own_high) = pair_epi64(&self.own);
@@ -281,7 +287,8 @@ impl WideTables {
             // Step 2: the favourite topic, `TopicPicker::pick`.
             let u = unit(epi64(&inputs.topic[lanes.clone()]));
             let mut at = _mm512_setzero_si512();
-            for &total in topic_totals {
+            // Only the segment's topics: the NaN padding never counts.
+            for &total in &topic_totals[..=*topic_last_index as usize] {
                 let below = _mm512_cmp_pd_mask::<_CMP_LE_OQ>(splat(total), u);
                 at = _mm512_mask_add_epi64(at, below, at, one_epi64);
             }
@@ -298,7 +305,8 @@ impl WideTables {
             );
             let (first_low, first_high) = pair_epi64(&self.items_at[0]);
             let mut item = _mm512_permutex2var_epi64(first_low, picker, first_high);
-            for k in 0..SMALL {
+            // Only as far as the widest picker: NaN beyond, never counted.
+            for k in 0..self.widest {
                 let (low, high) = pair_pd(&self.cumulative[k]);
                 let entry = _mm512_permutex2var_pd(low, picker, high);
                 let below = _mm512_cmp_pd_mask::<_CMP_LE_OQ>(entry, target);
