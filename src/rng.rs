@@ -519,27 +519,35 @@ impl DrawRng {
     }
 }
 
-impl TryRng for DrawRng {
-    type Error = Infallible;
+/// `rand`'s `TryRng` for a generator of 64-bit numbers with an inherent
+/// `next`: 32 bits are the top half of a number, bytes come 8 to a number.
+macro_rules! try_rng_from_next {
+    ($generator:ty) => {
+        impl TryRng for $generator {
+            type Error = Infallible;
 
-    #[inline]
-    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
-        Ok((self.next() >> 32) as u32)
-    }
+            #[inline]
+            fn try_next_u32(&mut self) -> Result<u32, Infallible> {
+                Ok((self.next() >> 32) as u32)
+            }
 
-    #[inline]
-    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
-        Ok(self.next())
-    }
+            #[inline]
+            fn try_next_u64(&mut self) -> Result<u64, Infallible> {
+                Ok(self.next())
+            }
 
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
-        for chunk in dst.chunks_mut(8) {
-            let bytes = self.next().to_le_bytes();
-            chunk.copy_from_slice(&bytes[..chunk.len()]);
+            fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
+                for chunk in dst.chunks_mut(8) {
+                    let bytes = self.next().to_le_bytes();
+                    chunk.copy_from_slice(&bytes[..chunk.len()]);
+                }
+                Ok(())
+            }
         }
-        Ok(())
-    }
+    };
 }
+
+try_rng_from_next!(DrawRng);
 
 /// A user's generator whose first number was drawn ahead
 /// ([`EventStream::generators_of`]): yields it, then continues the
@@ -568,27 +576,7 @@ impl AheadRng {
     }
 }
 
-impl TryRng for AheadRng {
-    type Error = Infallible;
-
-    #[inline]
-    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
-        Ok((self.next() >> 32) as u32)
-    }
-
-    #[inline]
-    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
-        Ok(self.next())
-    }
-
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
-        for chunk in dst.chunks_mut(8) {
-            let bytes = self.next().to_le_bytes();
-            chunk.copy_from_slice(&bytes[..chunk.len()]);
-        }
-        Ok(())
-    }
-}
+try_rng_from_next!(AheadRng);
 
 #[cfg(test)]
 mod tests {
