@@ -49,10 +49,7 @@ fn main() {
         };
         step("start_day", systems::start_day.into_configs());
         step("run_funnel", systems::run_funnel.into_configs());
-        step(
-            "spawn_subscribers",
-            systems::spawn_subscribers.into_configs(),
-        );
+        step("add_subscribers", systems::add_subscribers.into_configs());
         step("renew_or_churn", systems::renew_or_churn.into_configs());
         step("record_day", systems::record_day.into_configs());
         for _ in 0..scenario.simulation.days {

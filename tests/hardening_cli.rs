@@ -56,7 +56,7 @@ fn scenario_that_is_a_directory_empty_or_huge_is_refused_by_name() {
 fn impossible_study_is_refused_with_how_much_it_needs() {
     let scratch = Scratch::new("guard");
     let out = scratch.join("out");
-    // Subscriptions: every user may be an entity at once.
+    // Subscriptions: every user may be a subscriber at once.
     let output = run(
         "scenarios/knowledge_platform.toml",
         &out,
@@ -69,12 +69,13 @@ fn impossible_study_is_refused_with_how_much_it_needs() {
             "simulation.days=20000",
         ],
     );
+    let per_user = brandsim::guard::PROSPECT_BYTES_PER_USER + brandsim::guard::BYTES_PER_SUBSCRIBER;
     assert_refused(
         &output,
         &"brandsim run",
         &[
-            "the study needs about 900",
-            "4294967295 users × 225 bytes per user",
+            "the study needs about",
+            &format!("4294967295 users × {per_user} bytes per user"),
             "--set market.population=",
         ],
     );

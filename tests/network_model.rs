@@ -407,8 +407,8 @@ fn a_segment_seeding_takes_users_of_its_segment_only() {
     let mut world = build_world(&scenario, 0);
     day_schedule().run(&mut world);
     let segments: Vec<u16> = world
-        .query::<&brandsim::engine::components::Profile>()
-        .iter(&world)
+        .resource::<brandsim::engine::resources::Subscribers>()
+        .ever()
         .map(|profile| profile.segment)
         .collect();
     assert_eq!(

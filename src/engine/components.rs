@@ -3,12 +3,12 @@
 //! A user's stage decides where it lives. `Unaware`, `Aware` and `Registered`
 //! users have no state but three bits (still in the funnel, ever exposed,
 //! registered): they live in [`ProspectBlock`]s until they pay or turn
-//! `Dormant`. A subscriber is an entity of its own: [`Profile`] plus
-//! [`Subscription`]. A user who can never act again (`Dormant`, `Churned`, or
-//! a one-off buyer, who stays `Paying` to the end) is only counted in the
-//! aggregates: it has no entity, or its entity is despawned. So each system
-//! visits only the users who can act in its step, and a market of millions
-//! costs little more than its bits.
+//! `Dormant`. A subscriber is a place in the `Subscribers` resource's table:
+//! its [`Profile`] and [`Subscription`], which never change while it
+//! subscribes. A user who can never act again (`Dormant`, `Churned`, or a
+//! one-off buyer, who stays `Paying` to the end) is only counted in the
+//! aggregates. So each system visits only the users who can act in its step,
+//! and a market of millions costs little more than its bits.
 
 use bevy_ecs::prelude::*;
 
@@ -17,8 +17,7 @@ use bevy_ecs::prelude::*;
 /// propensity, churn probability) are pure functions of their keys and are drawn
 /// when first needed (see `traits`): most users never need them, and memory and
 /// start-up time per user are what limit a study.
-#[derive(Component, Debug, Clone, Copy, PartialEq, Eq)]
-#[component(immutable)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Profile {
     /// The user's number `u` in 0..N-1 (segment by segment, in file order): the
     /// user part of every random-draw key.
@@ -31,7 +30,7 @@ pub struct Profile {
 /// (`Unaware`, `Aware` or `Registered`). Such users differ only by their number
 /// (their traits are drawn from it when needed) and their stage, so a block
 /// keeps three bits per user: still here, ever exposed, registered. A user
-/// leaves the block when it pays (a subscriber becomes an entity of its own) or
+/// leaves the block when it pays (a subscriber joins the `Subscribers`) or
 /// turns `Dormant`.
 #[derive(Component, Debug, Clone, PartialEq, Eq)]
 pub struct ProspectBlock {
@@ -254,9 +253,9 @@ pub struct ExposedWord {
 }
 
 /// A subscriber: a user in `Paying` whose item renews. (A one-off buyer never
-/// acts again; it counts in the aggregates and has no entity.) Its next
-/// renewal day is booked in the `RenewalCalendar`.
-#[derive(Component, Debug, Clone, Copy, PartialEq)]
+/// acts again; it only counts in the aggregates.) It lives, with its
+/// [`Profile`], in the `Subscribers` resource, which books its renewals.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Subscription {
     /// Index of the item in the scenario's `content`.
     pub item: u16,

@@ -94,6 +94,7 @@ pub fn simulate_with_scores(
         scenario.market.population,
         scenario.content.len(),
     ));
+    world.resource_mut::<Subscribers>().keep_end_order();
     let mut day = day_schedule();
     for _ in 0..scenario.simulation.days {
         day.run(&mut world);
@@ -104,11 +105,10 @@ pub fn simulate_with_scores(
         .expect("inserted above");
     // Subscribers paying at the end count with their score at the end (one-off
     // buyers were counted when they paid).
-    let mut subscribers = world.query::<(&Profile, &Subscription)>();
-    for (profile, subscription) in subscribers.iter(&world) {
-        let score = tracked.running[profile.user as usize];
+    for (user, satisfaction) in world.resource::<Subscribers>().paying_at_end() {
+        let score = tracked.running[user as usize];
         tracked.weighted.active_payers += score;
-        tracked.weighted.satisfaction_sum += f64::from(subscription.satisfaction) * score;
+        tracked.weighted.satisfaction_sum += f64::from(satisfaction) * score;
     }
     (collect_outcome(&mut world, replication), tracked.weighted)
 }
@@ -123,7 +123,7 @@ pub fn day_schedule() -> Schedule {
             seeding::seed_users,
             systems::start_day,
             systems::run_funnel,
-            systems::spawn_subscribers,
+            systems::add_subscribers,
             systems::renew_or_churn,
             network::update_neighbour_sums,
             systems::record_day,
@@ -161,7 +161,7 @@ pub fn build_world(scenario: &Arc<Scenario>, replication: u32) -> World {
     world.insert_resource(Wakefulness::default());
     world.insert_resource(DailyRecord::default());
     world.insert_resource(seeding::SeedingTally::default());
-    world.insert_resource(RenewalCalendar::new(scenario.simulation.days));
+    world.insert_resource(Subscribers::new(scenario.simulation.days));
     for index in 0..scenario.content.len() {
         world.spawn((ContentIndex(index as u16), ItemTally::default()));
     }
@@ -391,8 +391,9 @@ mod tests {
     }
 
     /// After a run, the World holds exactly the users the counts say are left:
-    /// prospects and registered users in blocks, and subscribers (one-off
-    /// buyers, dormant and churned users have no entity).
+    /// prospects and registered users in blocks, and subscribers in the
+    /// `Subscribers` (one-off buyers, dormant and churned users are only
+    /// counted).
     #[test]
     fn the_world_holds_exactly_the_users_who_can_still_act() {
         let mut scenario = crate::scenario::parse_str(
@@ -433,11 +434,8 @@ mod tests {
             registered,
             registrations - conversions - sum(&series.dormant)
         );
-        let subscribers = world.query::<&Subscription>().iter(&world).count() as u64;
+        let subscribers = world.resource::<Subscribers>().paying();
         assert_eq!(subscribers, active_payers - one_off_buyers);
-        // Every user entity is a subscriber.
-        let users = world.query::<&Profile>().iter(&world).count() as u64;
-        assert_eq!(users, subscribers);
     }
 
     /// MODEL.md version 2, "Parameter uncertainty": the draw replaces the base

@@ -391,38 +391,44 @@ pub struct DayCounts {
     pub seeding_spend: f64,
 }
 
-/// Renewal days ahead: `due[t]` holds the subscribers whose renewal is day
-/// `t`, as places in a dense table of what their renewals read.
+/// Every subscriber of a replication, and the renewal days ahead: `due[t]`
+/// holds the subscribers whose renewal is day `t`, as places in dense tables
+/// of what their renewals read.
 ///
-/// A subscriber is an entity (`Profile`, `Subscription`); its renewal data
-/// never change while it subscribes, so the calendar keeps a copy of them in
-/// `draws` and `holders` and books 4-byte places: the churn step reads the day's
-/// subscribers from a dense table instead of looking each one up in the World,
-/// and moves 4 bytes per renewal instead of an 8-byte entity (see
-/// BENCHMARKS.md, "Renewals").
+/// A subscriber's data never change while it subscribes (its `h` is kept at
+/// the base `V`), so a subscriber is a place in these tables and nothing
+/// else: the churn step reads the day's subscribers from a dense table and
+/// moves 4 bytes per renewal. (Until issue 18's fourth session a subscriber
+/// was also an entity of its own; spawning and despawning it cost 70 ns a
+/// subscriber on one thread, alone, a third of the monthly-renewal
+/// benchmark: see BENCHMARKS.md, "Subscribers without entities".)
 #[derive(Resource, Debug, Default)]
-pub struct RenewalCalendar {
+pub struct Subscribers {
     due: Vec<Vec<u32>>,
-    /// What every renewal reads of the booked subscribers, by place (16 bytes:
-    /// the day's scan of them streams half the bytes a whole record would).
-    /// Places are given in the order users subscribe and never reused (a user
-    /// subscribes at most once, so there are at most `N`): a day's list is then
-    /// runs of consecutive places, which the CPU prefetches; reusing a churned
-    /// subscriber's place made every such renewal a cache miss.
+    /// What every renewal reads, by place (16 bytes: the day's scan of them
+    /// streams less than a whole record would). Places are given in the order
+    /// users subscribe and never reused (a user subscribes at most once, so
+    /// there are at most `N`): a day's list is then runs of consecutive
+    /// places, which the CPU prefetches; reusing a churned subscriber's place
+    /// made every such renewal a cache miss.
     draws: Vec<RenewalDraw>,
-    /// The rest of each booked subscriber's record, by place: read when it
-    /// churns (or on a day of another `V`).
-    holders: Vec<RenewalHolder>,
+    /// `sat_u` by place: read when the subscriber churns (or on a day of
+    /// another `V`).
+    satisfaction: Vec<f32>,
+    /// How many still subscribe.
+    paying: u64,
+    /// With per-user scores: the order in which [`Self::paying_at_end`] visits
+    /// the subscribers (see [`EndOrder`]).
+    end_order: Option<EndOrder>,
     /// Emptied day lists, kept for their memory (allocating a large list
     /// afresh each day costs page faults).
     spare: Vec<Vec<u32>>,
 }
 
-/// What a renewal reads of a subscriber: its entity and a copy of its
-/// `Profile` and `Subscription`.
+/// What a renewal reads of a subscriber: a copy of its `Profile` and
+/// `Subscription`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Renewal {
-    pub entity: Entity,
     pub user: u32,
     pub segment: u16,
     /// As in [`Subscription`].
@@ -441,27 +447,24 @@ pub struct RenewalDraw {
     pub segment: u16,
 }
 
-/// The part of a [`Renewal`] read only when the subscriber churns: 12 bytes
-/// (the entity as the two halves of its bits, since an `Entity` is aligned to
-/// 8 bytes and would make it 16).
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct RenewalHolder {
-    entity: [u32; 2],
-    satisfaction: f32,
-}
-
-impl RenewalHolder {
-    fn entity(&self) -> Entity {
-        Entity::from_bits(u64::from(self.entity[0]) | (u64::from(self.entity[1]) << 32))
-    }
+/// The order of the subscribers still paying, as a table whose rows are
+/// appended when users subscribe and where a churned subscriber's row is taken
+/// by the last row (a swap-remove). This is the order in which a query visited
+/// the subscribers' entities when they were entities, so the float sums of
+/// the end-of-run score pass (`engine::simulate_with_scores`) are unchanged,
+/// bit for bit. 8 bytes per subscriber, kept only with per-user scores.
+#[derive(Debug, Clone, Default)]
+struct EndOrder {
+    /// Places, by row.
+    rows: Vec<u32>,
+    /// Row, by place (meaningless once the place's subscriber churned).
+    row_of: Vec<u32>,
 }
 
 impl Renewal {
-    /// The renewal data of `entity`, the subscriber `profile` with
-    /// `subscription`.
-    pub fn of(entity: Entity, profile: &Profile, subscription: &Subscription) -> Self {
+    /// The renewal data of the subscriber `profile` with `subscription`.
+    pub fn of(profile: &Profile, subscription: &Subscription) -> Self {
         Renewal {
-            entity,
             user: profile.user,
             segment: profile.segment,
             item: subscription.item,
@@ -469,47 +472,86 @@ impl Renewal {
             churn_probability: subscription.churn_probability,
         }
     }
-
-    /// Its two parts, as the calendar stores them.
-    fn split(self) -> (RenewalDraw, RenewalHolder) {
-        (
-            RenewalDraw {
-                churn_probability: self.churn_probability,
-                user: self.user,
-                item: self.item,
-                segment: self.segment,
-            },
-            RenewalHolder {
-                entity: {
-                    let bits = self.entity.to_bits();
-                    [bits as u32, (bits >> 32) as u32]
-                },
-                satisfaction: self.satisfaction,
-            },
-        )
-    }
 }
 
-impl RenewalCalendar {
-    /// A calendar of `days` days, nothing booked.
+impl Subscribers {
+    /// No subscribers yet, over a horizon of `days` days.
     pub fn new(days: u32) -> Self {
-        RenewalCalendar {
+        Subscribers {
             due: vec![Vec::new(); days as usize],
-            ..RenewalCalendar::default()
+            ..Subscribers::default()
         }
     }
 
-    /// Books the first renewal of a new subscriber on `day`; one past the
-    /// horizon is never reached, so not kept.
-    pub fn subscribe(&mut self, day: u64, renewal: Renewal) {
-        if self.slot(day).is_none() {
-            return;
-        }
-        let (draw, holder) = renewal.split();
-        push_growing_slowly(&mut self.draws, draw);
-        push_growing_slowly(&mut self.holders, holder);
+    /// Keeps the order that [`Self::paying_at_end`] needs (per-user scores
+    /// only; call before anyone subscribes).
+    pub fn keep_end_order(&mut self) {
+        assert!(self.draws.is_empty(), "before anyone subscribes");
+        self.end_order = Some(EndOrder::default());
+    }
+
+    /// A new subscriber, with its first renewal on `day` (one past the
+    /// horizon is never reached, so not booked).
+    pub fn subscribe(&mut self, day: u64, profile: &Profile, subscription: &Subscription) {
+        let renewal = Renewal::of(profile, subscription);
+        push_growing_slowly(
+            &mut self.draws,
+            RenewalDraw {
+                churn_probability: renewal.churn_probability,
+                user: renewal.user,
+                item: renewal.item,
+                segment: renewal.segment,
+            },
+        );
+        push_growing_slowly(&mut self.satisfaction, renewal.satisfaction);
         let place = u32::try_from(self.draws.len() - 1).expect("fewer than 2^32 subscribers");
+        self.paying += 1;
+        if let Some(order) = &mut self.end_order {
+            order.row_of.push(order.rows.len() as u32);
+            order.rows.push(place);
+        }
         self.book_all(day, &[place]);
+    }
+
+    /// The subscriber at `place` churned: it never acts again.
+    pub fn end(&mut self, place: u32) {
+        self.paying -= 1;
+        if let Some(order) = &mut self.end_order {
+            let row = order.row_of[place as usize];
+            order.rows.swap_remove(row as usize);
+            if let Some(&moved) = order.rows.get(row as usize) {
+                order.row_of[moved as usize] = row;
+            }
+        }
+    }
+
+    /// How many still subscribe.
+    pub fn paying(&self) -> u64 {
+        self.paying
+    }
+
+    /// The subscribers still paying, as `(user, sat_u)`, in the order of
+    /// [`EndOrder`]. Panics unless [`Self::keep_end_order`] was called.
+    pub fn paying_at_end(&self) -> impl Iterator<Item = (u32, f32)> + '_ {
+        let order = self
+            .end_order
+            .as_ref()
+            .expect("keep_end_order before the first subscriber");
+        order.rows.iter().map(|&place| {
+            (
+                self.draws[place as usize].user,
+                self.satisfaction[place as usize],
+            )
+        })
+    }
+
+    /// Everyone who subscribed so far (also those who churned since), by
+    /// place: the order they subscribed in.
+    pub fn ever(&self) -> impl Iterator<Item = Profile> + '_ {
+        self.draws.iter().map(|draw| Profile {
+            user: draw.user,
+            segment: draw.segment,
+        })
     }
 
     /// What the churn draw at `place` reads.
@@ -522,13 +564,11 @@ impl RenewalCalendar {
     #[inline]
     pub fn renewal(&self, place: u32) -> Renewal {
         let draw = self.draws[place as usize];
-        let holder = self.holders[place as usize];
         Renewal {
-            entity: holder.entity(),
             user: draw.user,
             segment: draw.segment,
             item: draw.item,
-            satisfaction: holder.satisfaction,
+            satisfaction: self.satisfaction[place as usize],
             churn_probability: draw.churn_probability,
         }
     }
@@ -562,10 +602,6 @@ impl RenewalCalendar {
             list.clear();
             self.spare.push(list);
         }
-    }
-
-    fn slot(&self, day: u64) -> Option<&Vec<u32>> {
-        usize::try_from(day).ok().and_then(|d| self.due.get(d))
     }
 }
 
@@ -656,44 +692,88 @@ mod tests {
         }
     }
 
-    /// A booked subscriber's renewal reads back whole from the calendar's two
-    /// tables (16 + 12 bytes a place); places are handed out in booking order,
-    /// so a day's list is consecutive places; past the horizon nothing is kept.
+    /// A subscriber's renewal reads back whole from the two tables (16 + 4
+    /// bytes a place); places are handed out in the order users subscribe, so
+    /// a day's list is consecutive places; past the horizon nothing is booked,
+    /// but the subscriber has its place.
     #[test]
-    fn the_calendar_keeps_renewals_whole_in_booking_order() {
+    fn subscribers_keep_renewals_whole_in_booking_order() {
         assert_eq!(std::mem::size_of::<RenewalDraw>(), 16);
-        assert_eq!(std::mem::size_of::<RenewalHolder>(), 12);
-        let mut world = World::new();
-        let mut calendar = RenewalCalendar::new(10);
+        let mut subscribers = Subscribers::new(10);
         let mut booked = Vec::new();
         for k in 0..5u32 {
-            let entity = world.spawn_empty().id();
-            let renewal = Renewal {
-                entity,
-                user: 1000 + k,
-                segment: (k % 3) as u16,
-                item: (k % 2) as u16,
-                satisfaction: 0.25 * k as f32,
-                churn_probability: 0.1 + f64::from(k) * 1e-17,
-            };
-            calendar.subscribe(3, renewal);
-            booked.push(renewal);
+            let (profile, subscription) = test_subscriber(k);
+            subscribers.subscribe(3, &profile, &subscription);
+            booked.push(Renewal::of(&profile, &subscription));
         }
-        calendar.subscribe(10, booked[0]);
-        let due = calendar.take_due(3);
+        let (profile, subscription) = test_subscriber(5);
+        subscribers.subscribe(10, &profile, &subscription);
+        let due = subscribers.take_due(3);
         assert_eq!(due, vec![0, 1, 2, 3, 4]);
         for (&place, renewal) in due.iter().zip(&booked) {
-            assert_eq!(calendar.renewal(place), *renewal);
+            assert_eq!(subscribers.renewal(place), *renewal);
             assert_eq!(
-                calendar.draw(place).churn_probability,
+                subscribers.draw(place).churn_probability,
                 renewal.churn_probability
             );
         }
-        assert_eq!(
-            calendar.draws.len(),
-            5,
-            "a renewal past the horizon is not kept"
-        );
+        assert_eq!(subscribers.draws.len(), 6);
+        assert_eq!(subscribers.paying(), 6);
+        assert!((0..10).all(|day| subscribers.take_due(day).is_empty()));
+    }
+
+    /// `paying_at_end` visits the subscribers in the order a table with
+    /// swap-removes keeps them: checked against such a table (a `Vec` of
+    /// users, `swap_remove` on churn) over random subscriptions and churns.
+    #[test]
+    fn the_end_order_is_a_swap_remove_table() {
+        let mut subscribers = Subscribers::new(1);
+        subscribers.keep_end_order();
+        // The users of the reference table, by row; the places still paying;
+        // the user of each place.
+        let mut table: Vec<u32> = Vec::new();
+        let mut places: Vec<u32> = Vec::new();
+        let mut user_of: Vec<u32> = Vec::new();
+        let mut state = 12345u64;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as u32
+        };
+        for k in 0..2000u32 {
+            if next() % 3 != 0 || places.is_empty() {
+                let (profile, subscription) = test_subscriber(k);
+                subscribers.subscribe(5, &profile, &subscription);
+                places.push(user_of.len() as u32);
+                user_of.push(profile.user);
+                table.push(profile.user);
+            } else {
+                let place = places.swap_remove(next() as usize % places.len());
+                subscribers.end(place);
+                let user = user_of[place as usize];
+                let row = table.iter().position(|&u| u == user).unwrap();
+                table.swap_remove(row);
+            }
+            let visited: Vec<u32> = subscribers.paying_at_end().map(|(user, _)| user).collect();
+            assert_eq!(visited, table);
+        }
+        assert_eq!(subscribers.paying(), table.len() as u64);
+    }
+
+    /// Subscriber `k` of the tests above: user `1000 + k`.
+    fn test_subscriber(k: u32) -> (Profile, Subscription) {
+        (
+            Profile {
+                user: 1000 + k,
+                segment: (k % 3) as u16,
+            },
+            Subscription {
+                item: (k % 2) as u16,
+                satisfaction: 0.25 * k as f32,
+                churn_probability: 0.1 + f64::from(k) * 1e-17,
+            },
+        )
     }
 
     fn test_segment() -> crate::scenario::Segment {

@@ -183,11 +183,10 @@ fn seed(world: &mut World, day: &Scenario, index: usize, seeding: &Seeding) {
         }
     }
     if !subscribers.is_empty() {
-        let entities: Vec<Entity> = world.spawn_batch(subscribers.iter().copied()).collect();
-        let mut calendar = world.resource_mut::<RenewalCalendar>();
+        let mut table = world.resource_mut::<Subscribers>();
         let renewal_day = u64::from(t) + u64::from(renewal_days);
-        for (entity, (profile, subscription)) in entities.into_iter().zip(&subscribers) {
-            calendar.subscribe(renewal_day, Renewal::of(entity, profile, subscription));
+        for (profile, subscription) in &subscribers {
+            table.subscribe(renewal_day, profile, subscription);
         }
     }
 }

@@ -91,7 +91,7 @@ pub fn start_day(
 /// read nothing of other users' day, so one pass does them all. Each block
 /// updates its users' bits and counts what happened; then, in block order, the
 /// day's payers join the aggregates (`active_payers`, `S_t`) and the new
-/// subscribers wait for [`spawn_subscribers`].
+/// subscribers wait for [`add_subscribers`].
 #[allow(clippy::too_many_arguments)]
 pub fn run_funnel(
     mut subscribers: ResMut<NewSubscribers>,
@@ -217,28 +217,18 @@ pub fn run_funnel(
     add_to_item_tallies(&mut items, &conversions, |tally| &mut tally.conversions);
 }
 
-/// The day's new subscribers, in block order, each spawned with its
-/// `Subscription` and its first renewal booked. All at once: a batch spawn
-/// finds the archetype and grows the table once, not per subscriber.
-pub fn spawn_subscribers(world: &mut World) {
-    let pending = std::mem::take(&mut world.resource_mut::<NewSubscribers>().pending);
-    if pending.is_empty() {
-        return;
-    }
-    let t = u64::from(world.resource::<Today>().0);
-    let catalogue = world.resource::<Catalogue>();
-    let renewal_days: Vec<u64> = pending
-        .iter()
-        .map(|(_, subscription)| {
-            t + u64::from(catalogue.renewal_days[usize::from(subscription.item)])
-        })
-        .collect();
-    let entities: Vec<Entity> = world.spawn_batch(pending.iter().copied()).collect();
-    let mut calendar = world.resource_mut::<RenewalCalendar>();
-    for ((entity, day), (profile, subscription)) in
-        entities.into_iter().zip(renewal_days).zip(&pending)
-    {
-        calendar.subscribe(day, Renewal::of(entity, profile, subscription));
+/// The day's new subscribers, in block order, each given its place among the
+/// [`Subscribers`] and its first renewal booked.
+pub fn add_subscribers(
+    today: Res<Today>,
+    catalogue: Res<Catalogue>,
+    mut new: ResMut<NewSubscribers>,
+    mut subscribers: ResMut<Subscribers>,
+) {
+    let t = u64::from(today.0);
+    for (profile, subscription) in new.pending.drain(..) {
+        let day = t + u64::from(catalogue.renewal_days[usize::from(subscription.item)]);
+        subscribers.subscribe(day, &profile, &subscription);
     }
 }
 
@@ -884,15 +874,14 @@ struct UserTrack<'a> {
 
 /// Step 6, churn: each subscriber due today renews or churns with its `h`; a
 /// renewal pays and books the next one. A churned user never acts again: it is
-/// counted and despawned.
+/// counted and leaves the subscribers.
 #[allow(clippy::too_many_arguments)]
 pub fn renew_or_churn(
-    mut commands: Commands,
     today: Res<Today>,
     randomness: Res<Randomness>,
     market: Res<Market>,
     catalogue: Res<Catalogue>,
-    mut calendar: ResMut<RenewalCalendar>,
+    mut subscribers: ResMut<Subscribers>,
     mut items: Query<(&ContentIndex, &mut ItemTally)>,
     mut counts: ResMut<DayCounts>,
     mut score: Option<ResMut<Score>>,
@@ -901,9 +890,9 @@ pub fn renew_or_churn(
     mut network: Option<ResMut<NetworkState>>,
 ) {
     let t = today.0;
-    let due = calendar.take_due(t);
+    let due = subscribers.take_due(t);
     if due.is_empty() {
-        calendar.recycle(due);
+        subscribers.recycle(due);
         return;
     }
     let stream = randomness.stream(t, Event::Churn);
@@ -927,9 +916,9 @@ pub fn renew_or_churn(
                 tracked: running.map(|_| (Vec::new(), ScoreWeighted::new(items_count))),
             };
             for &place in due {
-                let renewal = calendar.draw(place);
+                let renewal = subscribers.draw(place);
                 let h = if brand_value_differs {
-                    let renewal = calendar.renewal(place);
+                    let renewal = subscribers.renewal(place);
                     model::churn_probability_of_logit(
                         randomness.traits.churn_propensity_logit(
                             &market.scenario.market.segments[usize::from(renewal.segment)],
@@ -985,7 +974,7 @@ pub fn renew_or_churn(
             tracked.weighted.add(weighted);
         }
         for place in draws.churned {
-            let renewal = calendar.renewal(place);
+            let renewal = subscribers.renewal(place);
             aggregates.active_payers -= 1;
             aggregates.satisfaction_sum -= satisfaction_units(renewal.satisfaction);
             if let Some(network) = network.as_deref_mut() {
@@ -994,15 +983,15 @@ pub fn renew_or_churn(
                     .push((renewal.user, satisfaction_units(renewal.satisfaction)));
             }
             counts.churned += 1;
-            commands.entity(renewal.entity).despawn();
+            subscribers.end(place);
         }
         for (item, renewed) in draws.renewed.into_iter().enumerate() {
             renewals[item] += renewed.len() as u64;
             let renewal_day = u64::from(t) + u64::from(catalogue.renewal_days[item]);
-            calendar.book_all(renewal_day, &renewed);
+            subscribers.book_all(renewal_day, &renewed);
         }
     }
-    calendar.recycle(due);
+    subscribers.recycle(due);
     counts.revenue += revenue(&renewals, &catalogue.price);
     add_to_item_tallies(&mut items, &renewals, |tally| &mut tally.renewals);
     counts.renewals += renewals.iter().sum::<u64>();
