@@ -24,6 +24,29 @@ pub(super) fn below(generator: &mut DrawRng, n: u64) -> u64 {
     ((u128::from(generator.next_u64()) * u128::from(n)) >> 64) as u64
 }
 
+/// Up to this `m`, [`barabasi_albert`] finds a repeated draw among the user's
+/// draws so far (at most `m − 1` comparisons, in cache) rather than in a mark
+/// per user (a cache miss per draw in a large graph).
+const LOCAL_REPEAT_CHECK: usize = 16;
+
+/// Sorts `row` ascending: a short one (up to [`LOCAL_REPEAT_CHECK`]) by
+/// odd–even transposition, `len` rounds of compare-exchanges without
+/// branches (a Barabási–Albert row of random targets mispredicts most of an
+/// insertion sort's branches), a longer one by `sort_unstable`.
+fn sort_short(row: &mut [u32]) {
+    if row.len() > LOCAL_REPEAT_CHECK {
+        row.sort_unstable();
+        return;
+    }
+    for round in 0..row.len() {
+        for i in (round % 2..row.len().saturating_sub(1)).step_by(2) {
+            let (a, b) = (row[i], row[i + 1]);
+            row[i] = a.min(b);
+            row[i + 1] = a.max(b);
+        }
+    }
+}
+
 /// `2·edges` as a `usize` length of the neighbours.
 ///
 /// # Panics
@@ -40,7 +63,7 @@ fn half_edges(edges: u64) -> usize {
 /// A hint to the CPU to bring `item`'s cache line closer (no effect on the
 /// results; nothing on targets other than x86-64).
 #[inline(always)]
-fn prefetch<T>(item: &T) {
+pub(super) fn prefetch<T>(item: &T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch is only a hint; it never faults and reads nothing
     // into the program, and `item` is a valid reference anyway.
@@ -491,39 +514,93 @@ pub fn barabasi_albert(users: u32, m: u32, key: ReplicationKey) -> Graph {
         .map(|a| a * (c - 1) - a * a.saturating_sub(1) / 2)
         .collect();
     let stream = key.stream(0, Event::Network);
-    // chosen_by[v] == u: v is already among u's draws.
-    let mut chosen_by = vec![u32::MAX; n];
-    let mut drawn = 0usize;
-    for u in clique_users..users {
+    let later_len = later_edges as usize;
+    // First every later user's first m draws, into the second half of the
+    // buffer (free until the rows are built): a half-edge is below
+    // 2E <= 2^32 − 1, so it fits a u32. Then the draws are resolved in order
+    // with their targets' slots fetched ahead (the slot a draw reads belongs
+    // to an earlier user, so it is final when read): a draw costs a cache miss
+    // only where the fetch came too late.
+    let (targets, first_draws) = neighbours.split_at_mut(later_len);
+    let first_draws = &mut first_draws[..later_len];
+    for (u, draws) in (clique_users..users).zip(first_draws.chunks_exact_mut(m_len)) {
         let mut generator = stream.generator(u);
-        let frozen = 2 * (clique + drawn as u64);
-        let end = drawn + m_len;
-        while drawn < end {
-            let half_edge = below(&mut generator, frozen);
-            let edge = half_edge / 2;
-            let first_end = half_edge.is_multiple_of(2);
-            let v = if edge < clique {
-                let a = first_pair.partition_point(|&first| first <= edge) - 1;
-                if first_end {
-                    a as u32
-                } else {
-                    (a as u64 + 1 + edge - first_pair[a]) as u32
-                }
+        let frozen = 2 * (clique + u64::from(u - clique_users) * u64::from(m));
+        for draw in draws {
+            *draw = below(&mut generator, frozen) as u32;
+        }
+    }
+    let first_draws = &*first_draws;
+    // The user a half-edge stands for: a clique end, a later edge's source
+    // (implicit), or its target (a slot of `targets`, final by then).
+    let resolve = |targets: &[u32], half_edge: u64| -> u32 {
+        let edge = half_edge / 2;
+        let first_end = half_edge.is_multiple_of(2);
+        if edge < clique {
+            let a = first_pair.partition_point(|&first| first <= edge) - 1;
+            if first_end {
+                a as u32
             } else {
-                let later = (edge - clique) as usize;
-                if first_end {
-                    neighbours[later]
-                } else {
-                    clique_users + (later / m_len) as u32
+                (a as u64 + 1 + edge - first_pair[a]) as u32
+            }
+        } else {
+            // Below 2^32: 2E fits a u32 (a 32-bit division is the faster).
+            let later = (edge - clique) as u32;
+            if first_end {
+                targets[later as usize]
+            } else {
+                clique_users + later / m
+            }
+        }
+    };
+    // chosen_by[v] == u: v is already among u's draws (for a large m; a small
+    // one compares with the user's slots so far, which are in cache).
+    let mut chosen_by = if m_len > LOCAL_REPEAT_CHECK {
+        vec![u32::MAX; n]
+    } else {
+        Vec::new()
+    };
+    const AHEAD: usize = 32;
+    for (i, u) in (clique_users..users).enumerate() {
+        let base = i * m_len;
+        let frozen = 2 * (clique + base as u64);
+        let mut filled = 0;
+        // The user's generator past its first m draws, for repeats.
+        let mut more: Option<DrawRng> = None;
+        let mut taken = 0;
+        while filled < m_len {
+            let half_edge = if taken < m_len {
+                if let Some(&ahead) = first_draws.get(base + taken + AHEAD) {
+                    let edge = u64::from(ahead) / 2;
+                    if edge >= clique && ahead.is_multiple_of(2) {
+                        prefetch(&targets[(edge - clique) as usize]);
+                    }
                 }
+                u64::from(first_draws[base + taken])
+            } else {
+                let generator = more.get_or_insert_with(|| {
+                    let mut generator = stream.generator(u);
+                    (0..m_len).for_each(|_| {
+                        generator.next_u64();
+                    });
+                    generator
+                });
+                below(generator, frozen)
             };
-            if chosen_by[v as usize] != u {
-                chosen_by[v as usize] = u;
-                neighbours[drawn] = v;
-                drawn += 1;
+            taken += 1;
+            let v = resolve(targets, half_edge);
+            let repeat = if m_len > LOCAL_REPEAT_CHECK {
+                std::mem::replace(&mut chosen_by[v as usize], u) == u
+            } else {
+                targets[base..base + filled].contains(&v)
+            };
+            if !repeat {
+                targets[base + filled] = v;
+                filled += 1;
             }
         }
     }
+    let drawn = later_len;
     // Degrees: the clique's c − 1, a later user's m targets, and the times a
     // user was drawn; then their prefix sums.
     let own = |u: usize| {
@@ -534,7 +611,10 @@ pub fn barabasi_albert(users: u32, m: u32, key: ReplicationKey) -> Graph {
         }
     };
     let mut offsets = vec![0u32; n + 1];
-    for &v in &neighbours[..drawn] {
+    for (i, &v) in neighbours[..drawn].iter().enumerate() {
+        if let Some(&ahead) = neighbours[..drawn].get(i + AHEAD) {
+            prefetch(&offsets[ahead as usize + 1]);
+        }
         offsets[v as usize + 1] += 1;
     }
     for u in 0..n {
@@ -547,7 +627,7 @@ pub fn barabasi_albert(users: u32, m: u32, key: ReplicationKey) -> Graph {
         let source = (u - clique_users as usize) * m_len;
         let destination = offsets[u] as usize;
         neighbours.copy_within(source..source + m_len, destination);
-        neighbours[destination..destination + m_len].sort_unstable();
+        sort_short(&mut neighbours[destination..destination + m_len]);
     }
     for a in 0..clique_users {
         let start = offsets[a as usize] as usize;
@@ -558,11 +638,28 @@ pub fn barabasi_albert(users: u32, m: u32, key: ReplicationKey) -> Graph {
     }
     // cursor[v]: where v's next source goes, after its own part.
     let mut cursor = chosen_by;
-    for (v, slot) in cursor.iter_mut().enumerate() {
-        *slot = offsets[v] + own(v);
-    }
-    for (u, &start) in offsets[..n].iter().enumerate().skip(clique_users as usize) {
-        for i in start as usize..start as usize + m_len {
+    cursor.clear();
+    cursor.extend((0..n).map(|v| offsets[v] + own(v)));
+    // The rows a later user's sources go to are fetched `AHEAD_USERS` users
+    // ahead (their cursors twice as far).
+    const AHEAD_USERS: usize = 8;
+    for u in clique_users as usize..n {
+        if u + 2 * AHEAD_USERS < n {
+            let start = offsets[u + 2 * AHEAD_USERS] as usize;
+            for &v in &neighbours[start..start + m_len] {
+                prefetch(&cursor[v as usize]);
+            }
+        }
+        if u + AHEAD_USERS < n {
+            let start = offsets[u + AHEAD_USERS] as usize;
+            for &v in &neighbours[start..start + m_len] {
+                if let Some(slot) = neighbours.get(cursor[v as usize] as usize) {
+                    prefetch(slot);
+                }
+            }
+        }
+        let start = offsets[u] as usize;
+        for i in start..start + m_len {
             let v = neighbours[i] as usize;
             neighbours[cursor[v] as usize] = u as u32;
             cursor[v] += 1;
@@ -1016,6 +1113,28 @@ pub(crate) mod tests {
                 reference::barabasi_albert(users, m, key(seed)),
                 "BA N = {users}, m = {m}, seed {seed}"
             );
+        }
+    }
+
+    /// `sort_short` sorts every row of length 0 to 20 as `sort` does.
+    #[test]
+    fn short_rows_are_sorted() {
+        let mut state = 7u64;
+        for len in 0..=20usize {
+            for _ in 0..200 {
+                let mut row: Vec<u32> = (0..len)
+                    .map(|_| {
+                        state = state
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        (state >> 59) as u32
+                    })
+                    .collect();
+                let mut sorted = row.clone();
+                sorted.sort();
+                sort_short(&mut row);
+                assert_eq!(row, sorted);
+            }
         }
     }
 
