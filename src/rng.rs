@@ -517,6 +517,15 @@ impl DrawRng {
         self.state = self.state.wrapping_add(GOLDEN_GAMMA);
         mix64(self.state)
     }
+
+    /// This generator after `taken` more numbers, without drawing them (a
+    /// SplitMix64 state moves by a constant per number).
+    #[inline]
+    pub fn skipped(&self, taken: u64) -> DrawRng {
+        DrawRng {
+            state: self.state.wrapping_add(taken.wrapping_mul(GOLDEN_GAMMA)),
+        }
+    }
 }
 
 /// `rand`'s `TryRng` for a generator of 64-bit numbers with an inherent

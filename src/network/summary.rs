@@ -7,6 +7,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::Graph;
+use crate::rng::DrawRng;
 
 /// Degree quantiles: the degree of the user at rank `⌊q·(N − 1)⌋` (0-based) of
 /// the users sorted by degree, for `q` = 0, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1.
@@ -249,29 +250,18 @@ fn wedges(degrees: &[u32]) -> u64 {
 /// wedge (0 for degree < 2). Each is a mean of Bernoulli indicators ("the
 /// wedge is closed"), with SE `√(p̂(1 − p̂)/K)`. The draws come from a fixed
 /// stream, so the same graph always gets the same estimates.
+///
+/// The stream's numbers are taken in a fixed order (three per transitivity
+/// sample, then one per average sample and two more where its user has a
+/// wedge), and [`DrawRng::skipped`] reaches any of them directly, so the
+/// samples are checked in parallel on the caller's pool and counted in
+/// integers: the same estimates on any number of threads.
 fn sampled_clustering(graph: &Graph, degrees: &[u32]) -> Clustering {
     use crate::rng::{Event, INITIAL_DAY, ReplicationKey};
     let n = degrees.len() as u64;
     let stream = ReplicationKey::new(0, 0).stream(INITIAL_DAY - 1, Event::Network);
-    let mut generator = stream.generator(0);
-    let adjacent = |a: u32, b: u32| {
-        let (short, other) = if degrees[a as usize] <= degrees[b as usize] {
-            (a, b)
-        } else {
-            (b, a)
-        };
-        graph.neighbours(short).binary_search(&other).is_ok()
-    };
-    let closed_at = |generator: &mut crate::rng::DrawRng, u: u32| {
-        let row = graph.neighbours(u);
-        let d = row.len() as u64;
-        let i = super::generate::below(generator, d);
-        let mut j = super::generate::below(generator, d - 1);
-        if j >= i {
-            j += 1;
-        }
-        adjacent(row[i as usize], row[j as usize])
-    };
+    let start = stream.generator(0);
+    const CHUNK: u64 = 4096;
     let samples = u64::from(CLUSTERING_SAMPLES);
     let mut cumulative = Vec::with_capacity(degrees.len());
     let mut total = 0u64;
@@ -279,22 +269,47 @@ fn sampled_clustering(graph: &Graph, degrees: &[u32]) -> Clustering {
         total += u64::from(d) * u64::from(d.saturating_sub(1)) / 2;
         cumulative.push(total);
     }
+    let mut taken = 0;
     let mut closed = 0u64;
     if total > 0 {
-        for _ in 0..samples {
-            let wedge = super::generate::below(&mut generator, total);
-            let u = cumulative.partition_point(|&c| c <= wedge) as u32;
-            closed += u64::from(closed_at(&mut generator, u));
-        }
+        let index = CentreIndex::new(&cumulative, total);
+        closed = (0..samples.div_ceil(CHUNK))
+            .into_par_iter()
+            .map(|chunk| {
+                let (first, end) = (chunk * CHUNK, ((chunk + 1) * CHUNK).min(samples));
+                let mut generator = start.skipped(3 * first);
+                let centres: Vec<(u32, DrawRng)> = (first..end)
+                    .map(|_| {
+                        let wedge = super::generate::below(&mut generator, total);
+                        let u = index.centre(wedge) as u32;
+                        let centre = (u, generator.clone());
+                        generator = generator.skipped(2);
+                        centre
+                    })
+                    .collect();
+                closed_wedges(graph, degrees, &centres)
+            })
+            .sum();
+        taken = 3 * samples;
     }
     let mut closed_local = 0u64;
     if n > 0 {
+        // Which users the average's samples draw, and where each one's wedge
+        // starts in the stream: in order, since a user of degree < 2 takes
+        // no wedge.
+        let mut generator = start.skipped(taken);
+        let mut with_wedges: Vec<(u32, DrawRng)> = Vec::new();
         for _ in 0..samples {
             let u = super::generate::below(&mut generator, n) as u32;
             if degrees[u as usize] >= 2 {
-                closed_local += u64::from(closed_at(&mut generator, u));
+                with_wedges.push((u, generator.clone()));
+                generator = generator.skipped(2);
             }
         }
+        closed_local = with_wedges
+            .par_chunks(CHUNK as usize)
+            .map(|chunk| closed_wedges(graph, degrees, chunk))
+            .sum();
     }
     let share = |count: u64| count as f64 / samples as f64;
     let se = |p: f64| (p * (1.0 - p) / samples as f64).sqrt();
@@ -307,6 +322,111 @@ fn sampled_clustering(graph: &Graph, degrees: &[u32]) -> Clustering {
         transitivity_se: se(transitivity),
         average_clustering_se: se(average_clustering),
     }
+}
+
+/// The user of a wedge number, `cumulative.partition_point(|&c| c <= wedge)`
+/// (`cumulative` the running totals of wedges per user, ending at `total`),
+/// found in a short stretch: `starts[k]` is the answer for the first wedge
+/// number of the `k`-th of `B` equal ranges, so a wedge of range `k` lies
+/// between `starts[k]` and `starts[k + 1]`. Built in one pass; a lookup reads
+/// two entries and searches a stretch of about `N/B` users, where a search of
+/// the whole table is a cache miss per step in a large graph.
+struct CentreIndex<'a> {
+    cumulative: &'a [u64],
+    total: u64,
+    starts: Vec<u32>,
+}
+
+impl<'a> CentreIndex<'a> {
+    fn new(cumulative: &'a [u64], total: u64) -> Self {
+        let ranges = cumulative.len().clamp(1, 1 << 20);
+        let mut starts = Vec::with_capacity(ranges + 1);
+        let mut user = 0;
+        for k in 0..=ranges {
+            let first = Self::first_of(k, ranges, total);
+            while user < cumulative.len() && cumulative[user] <= first {
+                user += 1;
+            }
+            starts.push(user as u32);
+        }
+        CentreIndex {
+            cumulative,
+            total,
+            starts,
+        }
+    }
+
+    /// The smallest wedge number of range `k`: `⌈k·total/B⌉`.
+    fn first_of(k: usize, ranges: usize, total: u64) -> u64 {
+        ((k as u128 * u128::from(total)).div_ceil(ranges as u128)) as u64
+    }
+
+    /// The user of `wedge` (`< total`).
+    fn centre(&self, wedge: u64) -> usize {
+        let ranges = self.starts.len() - 1;
+        let k = (u128::from(wedge) * ranges as u128 / u128::from(self.total)) as usize;
+        let (low, high) = (self.starts[k] as usize, self.starts[k + 1] as usize);
+        low + self.cumulative[low..high].partition_point(|&c| c <= wedge)
+    }
+}
+
+/// How many wedges [`closed_wedges`] takes through each stage together.
+const GROUP: usize = 16;
+
+/// How many of the wedges are closed: wedge `(u, generator)` is two distinct
+/// neighbours of `u`, drawn with the generator's next two numbers (the first
+/// uniform over the `d` neighbours, the second over the other `d − 1`), and it
+/// is closed if they are adjacent (looked up in the shorter row). `u` has
+/// degree at least 2.
+///
+/// In groups of [`GROUP`] wedges, stage by stage: each stage first fetches
+/// what the next one reads for the whole group, so a group's cache misses
+/// overlap instead of coming one after another (the rows of a large graph are
+/// all misses).
+fn closed_wedges(graph: &Graph, degrees: &[u32], wedges: &[(u32, DrawRng)]) -> u64 {
+    use super::generate::{below, prefetch};
+    let row_start = |u: u32| &graph.neighbours[graph.offsets[u as usize] as usize..];
+    let mut closed = 0;
+    for group in wedges.chunks(GROUP) {
+        for &(u, _) in group {
+            prefetch(&graph.offsets[u as usize]);
+        }
+        // The wedge's two ends, as places in the neighbours.
+        let mut places = [(0usize, 0usize); GROUP];
+        for (place, (u, generator)) in places.iter_mut().zip(group) {
+            let first = graph.offsets[*u as usize] as usize;
+            let d = u64::from(graph.offsets[*u as usize + 1]) - first as u64;
+            let mut generator = generator.clone();
+            let i = below(&mut generator, d);
+            let mut j = below(&mut generator, d - 1);
+            if j >= i {
+                j += 1;
+            }
+            *place = (first + i as usize, first + j as usize);
+            prefetch(&graph.neighbours[place.0]);
+            prefetch(&graph.neighbours[place.1]);
+        }
+        let mut ends = [(0u32, 0u32); GROUP];
+        for (end, &(i, j)) in ends.iter_mut().zip(&places[..group.len()]) {
+            *end = (graph.neighbours[i], graph.neighbours[j]);
+            for user in [end.0, end.1] {
+                prefetch(&degrees[user as usize]);
+                prefetch(&graph.offsets[user as usize]);
+            }
+        }
+        // The end with the shorter row, and the other.
+        for end in &mut ends[..group.len()] {
+            if degrees[end.0 as usize] > degrees[end.1 as usize] {
+                *end = (end.1, end.0);
+            }
+            prefetch(&row_start(end.0)[0]);
+        }
+        closed += ends[..group.len()]
+            .iter()
+            .filter(|&&(short, other)| graph.neighbours(short).binary_search(&other).is_ok())
+            .count() as u64;
+    }
+    closed
 }
 
 /// The number of connected components and the size of the largest, by
@@ -323,18 +443,37 @@ fn components(graph: &Graph) -> (u64, u32) {
         }
         x
     }
+    // Each edge once, from its lower end `u`, whose root is kept while its
+    // row is read; the parent and size of the neighbour `AHEAD` half-edges on
+    // are fetched ahead (in a large graph each is a cache miss otherwise).
+    const AHEAD: usize = 16;
+    let neighbours = &graph.neighbours;
     let mut components = n as u64;
-    for (u, v) in graph.edge_list() {
-        let (a, b) = (root(&mut parent, u), root(&mut parent, v));
-        if a != b {
-            let (big, small) = if size[a as usize] >= size[b as usize] {
-                (a, b)
-            } else {
-                (b, a)
-            };
-            parent[small as usize] = big;
-            size[big as usize] += size[small as usize];
-            components -= 1;
+    for u in 0..n as u32 {
+        let row = graph.offsets[u as usize] as usize..graph.offsets[u as usize + 1] as usize;
+        let mut a = u;
+        for h in row {
+            if let Some(&ahead) = neighbours.get(h + AHEAD) {
+                super::generate::prefetch(&parent[ahead as usize]);
+                super::generate::prefetch(&size[ahead as usize]);
+            }
+            let v = neighbours[h];
+            if v <= u {
+                continue;
+            }
+            a = root(&mut parent, a);
+            let b = root(&mut parent, v);
+            if a != b {
+                let (big, small) = if size[a as usize] >= size[b as usize] {
+                    (a, b)
+                } else {
+                    (b, a)
+                };
+                parent[small as usize] = big;
+                size[big as usize] += size[small as usize];
+                components -= 1;
+                a = big;
+            }
         }
     }
     let largest = (0..n as u32)
@@ -419,6 +558,150 @@ mod tests {
                     at
                 );
             }
+        }
+    }
+
+    /// The sampled coefficients as they were computed before they were
+    /// parallel and staged: one sample after another from one generator.
+    fn sequential_sampled_clustering(graph: &Graph, degrees: &[u32]) -> (u64, u64) {
+        use super::super::generate::below;
+        use crate::rng::{Event, INITIAL_DAY};
+        let n = degrees.len() as u64;
+        let stream = ReplicationKey::new(0, 0).stream(INITIAL_DAY - 1, Event::Network);
+        let mut generator = stream.generator(0);
+        let adjacent = |a: u32, b: u32| {
+            let (short, other) = if degrees[a as usize] <= degrees[b as usize] {
+                (a, b)
+            } else {
+                (b, a)
+            };
+            graph.neighbours(short).binary_search(&other).is_ok()
+        };
+        let closed_at = |generator: &mut DrawRng, u: u32| {
+            let row = graph.neighbours(u);
+            let d = row.len() as u64;
+            let i = below(generator, d);
+            let mut j = below(generator, d - 1);
+            if j >= i {
+                j += 1;
+            }
+            adjacent(row[i as usize], row[j as usize])
+        };
+        let mut cumulative = Vec::new();
+        let mut total = 0u64;
+        for &d in degrees {
+            total += u64::from(d) * u64::from(d.saturating_sub(1)) / 2;
+            cumulative.push(total);
+        }
+        let (mut closed, mut closed_local) = (0, 0);
+        if total > 0 {
+            for _ in 0..CLUSTERING_SAMPLES {
+                let wedge = below(&mut generator, total);
+                let u = cumulative.partition_point(|&c| c <= wedge) as u32;
+                closed += u64::from(closed_at(&mut generator, u));
+            }
+        }
+        for _ in 0..CLUSTERING_SAMPLES {
+            let u = below(&mut generator, n) as u32;
+            if degrees[u as usize] >= 2 {
+                closed_local += u64::from(closed_at(&mut generator, u));
+            }
+        }
+        (closed, closed_local)
+    }
+
+    /// The index finds the user a search of the whole table finds, at every
+    /// range boundary and around it, with long runs of equal totals (users of
+    /// degree < 2) and single users holding many ranges (hubs).
+    #[test]
+    fn the_centre_index_agrees_with_a_whole_search() {
+        for degrees in [
+            vec![2u32, 0, 0, 3, 1, 1, 500, 2, 0, 7],
+            (0..5000u32)
+                .map(|u| (u * 7919 % 13) + u32::from(u % 97 == 0) * 300)
+                .collect(),
+            vec![5; 3],
+        ] {
+            let mut cumulative = Vec::new();
+            let mut total = 0u64;
+            for &d in &degrees {
+                total += u64::from(d) * u64::from(d.saturating_sub(1)) / 2;
+                cumulative.push(total);
+            }
+            let index = CentreIndex::new(&cumulative, total);
+            let ranges = index.starts.len() - 1;
+            let mut wedges: Vec<u64> = (0..=ranges)
+                .flat_map(|k| {
+                    let first = CentreIndex::first_of(k, ranges, total);
+                    [first.saturating_sub(1), first, first + 1]
+                })
+                .chain(cumulative.iter().flat_map(|&c| [c.saturating_sub(1), c]))
+                .chain((0..total).step_by(7))
+                .filter(|&w| w < total)
+                .collect();
+            wedges.sort_unstable();
+            for wedge in wedges {
+                assert_eq!(
+                    index.centre(wedge),
+                    cumulative.partition_point(|&c| c <= wedge),
+                    "wedge {wedge} of {total}"
+                );
+            }
+        }
+    }
+
+    /// The components and the largest one's size, by breadth-first search, on
+    /// graphs with isolated users, many small components and one large one.
+    #[test]
+    fn components_agree_with_a_breadth_first_search() {
+        let key = ReplicationKey::new(9, 2);
+        for graph in [
+            super::super::erdos_renyi(30_000, 0.8, key),
+            super::super::erdos_renyi(30_000, 1.3, key),
+            super::super::barabasi_albert(5_000, 1, key),
+            Graph::from_edges(7, &[(0, 1), (1, 2), (4, 5)]),
+        ] {
+            let n = graph.users() as usize;
+            let mut seen = vec![false; n];
+            let (mut count, mut largest) = (0u64, 0u32);
+            for start in 0..n {
+                if seen[start] {
+                    continue;
+                }
+                seen[start] = true;
+                let (mut queue, mut size) = (vec![start as u32], 0u32);
+                while let Some(u) = queue.pop() {
+                    size += 1;
+                    for &v in graph.neighbours(u) {
+                        if !std::mem::replace(&mut seen[v as usize], true) {
+                            queue.push(v);
+                        }
+                    }
+                }
+                count += 1;
+                largest = largest.max(size);
+            }
+            assert_eq!(components(&graph), (count, largest));
+        }
+    }
+
+    /// The parallel, staged sampling counts exactly the wedges the sequential
+    /// one does, on graphs with and without users of degree < 2.
+    #[test]
+    fn sampled_clustering_counts_what_one_sample_after_another_counts() {
+        let key = ReplicationKey::new(5, 1);
+        for graph in [
+            super::super::barabasi_albert(30_000, 3, key),
+            super::super::watts_strogatz(20_000, 6, 0.2, key),
+            super::super::erdos_renyi(20_000, 1.5, key),
+        ] {
+            let degrees: Vec<u32> = (0..graph.users()).map(|u| graph.degree(u)).collect();
+            let sampled = sampled_clustering(&graph, &degrees);
+            let (closed, closed_local) = sequential_sampled_clustering(&graph, &degrees);
+            let samples = f64::from(CLUSTERING_SAMPLES);
+            assert_eq!(sampled.transitivity, closed as f64 / samples);
+            assert_eq!(sampled.average_clustering, closed_local as f64 / samples);
+            assert!(closed_local > 0);
         }
     }
 
