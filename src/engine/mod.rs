@@ -61,23 +61,36 @@ fn simulate_at(scenario: &Arc<Scenario>, replication: u32, scored: bool) -> Outc
     if scored {
         world.insert_resource(Score::default());
     }
-    let mut day = day_schedule();
-    for _ in 0..scenario.simulation.days {
-        day.run(&mut world);
-    }
-    offer_network_graph(&world, scenario, replication);
+    run_days(&mut world, scenario, replication);
     collect_outcome(&mut world, replication)
 }
 
-/// With a network: the replication's graph, for `network.json`, if a study asked
-/// for its summary (`network::want_summary`); then the study need not build it
-/// again.
-fn offer_network_graph(world: &World, scenario: &Scenario, replication: u32) {
-    if let Some(state) = world.get_resource::<network::NetworkState>()
-        && let Some(identity) =
-            crate::network::GraphIdentity::of(scenario, scenario.simulation.seed, replication)
-    {
-        crate::network::offer_graph(identity, &state.graph);
+/// Runs every day of the horizon on `world`. With a network, the graph's
+/// summary for `network.json`, if a study asked for it
+/// (`network::want_summary`), is made at the same time, as a task of its own on
+/// the pool: another thread makes it while this one runs the days (then the
+/// study need not build the graph again). The days never read it.
+fn run_days(world: &mut World, scenario: &Scenario, replication: u32) {
+    let graph = world
+        .get_resource::<network::NetworkState>()
+        .map(|state| Arc::clone(&state.graph));
+    let days = |world: &mut World| {
+        let mut day = day_schedule();
+        for _ in 0..scenario.simulation.days {
+            day.run(world);
+        }
+    };
+    match graph.and_then(|graph| {
+        crate::network::GraphIdentity::of(scenario, scenario.simulation.seed, replication)
+            .map(|identity| (identity, graph))
+    }) {
+        Some((identity, graph)) => {
+            rayon::join(
+                || days(world),
+                || crate::network::offer_graph(identity, &graph),
+            );
+        }
+        None => days(world),
     }
 }
 
@@ -95,11 +108,7 @@ pub fn simulate_with_scores(
         scenario.content.len(),
     ));
     world.resource_mut::<Subscribers>().keep_end_order();
-    let mut day = day_schedule();
-    for _ in 0..scenario.simulation.days {
-        day.run(&mut world);
-    }
-    offer_network_graph(&world, scenario, replication);
+    run_days(&mut world, scenario, replication);
     let mut tracked = world
         .remove_resource::<score::UserScores>()
         .expect("inserted above");

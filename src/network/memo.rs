@@ -1,7 +1,7 @@
 //! Summaries of generated graphs kept for `network.json`: a study asks for the
 //! summaries of the graphs it will report ([`want_summary`]), the engine
-//! summarises each of those graphs at the end of the replication that built it
-//! ([`offer_graph`]), and the study's outputs take them from here
+//! summarises each of those graphs in the replication that built it, on
+//! another thread of the pool while the days run ([`offer_graph`]), and the study's outputs take them from here
 //! ([`remembered_summary`]) instead of generating the graphs again.
 //!
 //! A summary is a pure function of the graph, and a generated graph a pure
@@ -82,7 +82,7 @@ pub fn want_summary(identity: GraphIdentity) {
     });
 }
 
-/// The engine, at the end of a replication that ran on `graph` (of
+/// The engine, in a replication that runs on `graph` (of
 /// `identity`): summarises it if a study asked for it and no one has yet. The
 /// summary runs outside the lock, on the caller's rayon pool.
 pub fn offer_graph(identity: GraphIdentity, graph: &Graph) {
