@@ -100,6 +100,32 @@ fn below_and_between_avx512(
     (below, admitted & !below)
 }
 
+/// Bit `i` set where `unit_interval(mix64(stream + (users[i] + 1)·γ)) <
+/// probabilities[i]`, for `i` below `count`: [`EventStream::bernoulli`] of
+/// any 64 users, each against its own probability. The uniform number is
+/// `x·2^-53` with an integer `x < 2^53`, so its conversion and the comparison
+/// are exact in every lane, as in the scalar draw. Eight users per
+/// instruction, like [`below_threshold_avx512`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq")]
+fn bernoulli_each_avx512(
+    stream: u64,
+    users: &[u32; 64],
+    probabilities: &[f64; 64],
+    count: usize,
+) -> u64 {
+    let mut mask = 0;
+    for (i, (&user, &p)) in users.iter().zip(probabilities).enumerate() {
+        let key = stream.wrapping_add((u64::from(user) + 1).wrapping_mul(GOLDEN_GAMMA));
+        mask |= u64::from(unit_interval(mix64(key)) < p) << i;
+    }
+    if count >= 64 {
+        mask
+    } else {
+        mask & ((1u64 << count) - 1)
+    }
+}
+
 /// `out[0][j] = mix64(first_key + lanes[j]·γ)` and `out[k][j] =
 /// mix64(out[0][j] + k·γ)` for `j` below `count` rounded up to 8: the first
 /// numbers of the generators of the users `lanes[j]` places after the first
@@ -180,6 +206,33 @@ impl EventStream {
     #[inline(always)]
     pub fn bernoulli(self, user: u32, p: f64) -> bool {
         self.uniform(user) < p
+    }
+
+    /// [`bernoulli`](Self::bernoulli) for the first `count` (at most 64) of
+    /// `users`, each against its own probability: bit `i` of the result is the
+    /// draw of `users[i]` (bits from `count` on are 0). The same outcomes as
+    /// `count` calls of `bernoulli`, bit for bit, whichever way `wide` computes
+    /// them (for the churn step's renewals).
+    #[inline]
+    pub fn bernoulli_each(
+        self,
+        wide: WideDraws,
+        users: &[u32; 64],
+        probabilities: &[f64; 64],
+        count: usize,
+    ) -> u64 {
+        let count = count.min(64);
+        #[cfg(target_arch = "x86_64")]
+        if wide.avx512 {
+            // SAFETY: `wide.avx512` is set only where the CPU has the features
+            // the function is compiled for (`WideDraws::detect`).
+            return unsafe { bernoulli_each_avx512(self.0, users, probabilities, count) };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = wide;
+        (0..count).fold(0, |mask, i| {
+            mask | u64::from(self.bernoulli(users[i], probabilities[i])) << i
+        })
     }
 
     /// A Bernoulli draw against a precomputed [`Chance`]: the same outcome as
@@ -622,6 +675,46 @@ mod tests {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    /// `bernoulli_each` against `bernoulli` user by user: any users (also
+    /// the largest number), probabilities at the edges (0, the smallest
+    /// positive, exactly a uniform number's value, 1, NaN) and in between, and
+    /// every count from 0 to 64.
+    #[test]
+    fn bernoulli_each_is_bernoulli_user_by_user() {
+        let mut numbers = ReplicationKey::new(3, 4)
+            .stream(1, Event::Topic)
+            .generator(0);
+        let stream = ReplicationKey::new(11, 5).stream(7, Event::Churn);
+        for round in 0..200 {
+            let users: [u32; 64] = std::array::from_fn(|i| match (i + round) % 7 {
+                0 => u32::MAX,
+                1 => i as u32,
+                _ => (numbers.next() >> 32) as u32,
+            });
+            let probabilities: [f64; 64] = std::array::from_fn(|i| match (i + round) % 9 {
+                0 => 0.0,
+                1 => f64::MIN_POSITIVE,
+                2 => 1.0,
+                3 => f64::NAN,
+                // A draw's own uniform number: the comparison is strict.
+                4 => stream.uniform(users[i]),
+                5 => numbers.uniform() * 1e-3,
+                _ => numbers.uniform(),
+            });
+            let count = round % 65;
+            let expected = (0..count).fold(0u64, |mask, i| {
+                mask | u64::from(stream.bernoulli(users[i], probabilities[i])) << i
+            });
+            for wide in [WideDraws::detect(), WideDraws::one_by_one()] {
+                assert_eq!(
+                    stream.bernoulli_each(wide, &users, &probabilities, count),
+                    expected,
+                    "round {round}"
+                );
             }
         }
     }

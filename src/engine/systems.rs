@@ -888,6 +888,7 @@ pub fn renew_or_churn(
     mut aggregates: ResMut<Aggregates>,
     mut user_scores: Option<ResMut<UserScores>>,
     mut network: Option<ResMut<NetworkState>>,
+    mut kept: Local<Vec<RenewalDraws>>,
 ) {
     let t = today.0;
     let due = subscribers.take_due(t);
@@ -896,6 +897,7 @@ pub fn renew_or_churn(
         return;
     }
     let stream = randomness.stream(t, Event::Churn);
+    let wide = WideDraws::detect();
     let brand = &market.scenario.brand;
     let retention_effect = brand.retention_effect;
     // `h` is kept at the base `V`: on a day of another `V_t` it is recomputed.
@@ -906,15 +908,45 @@ pub fn renew_or_churn(
         .map(|tracked| tracked.running.as_slice());
     // Only a scored run sums the scores of the churn draws.
     let scored = score.is_some() || running.is_some();
-    let chunks: Vec<RenewalDraws> = due
-        .par_chunks(CHUNK)
-        .map(|due| {
-            let mut draws = RenewalDraws {
-                renewed: vec![Vec::new(); items_count],
-                churned: Vec::new(),
-                score: 0.0,
-                tracked: running.map(|_| (Vec::new(), ScoreWeighted::new(items_count))),
-            };
+    // Each chunk's lists, kept from day to day for their memory (growing them
+    // afresh each day cost page faults and copies).
+    let chunk_count = due.len().div_ceil(CHUNK);
+    if kept.len() < chunk_count {
+        kept.resize_with(chunk_count, RenewalDraws::default);
+    }
+    let chunks = &mut kept[..chunk_count];
+    for draws in chunks.iter_mut() {
+        draws.renewed.resize_with(items_count, Vec::new);
+        draws.renewed.iter_mut().for_each(Vec::clear);
+        draws.churned.clear();
+        draws.score = 0.0;
+        draws.tracked = running.map(|_| (Vec::new(), ScoreWeighted::new(items_count)));
+    }
+    due.par_chunks(CHUNK)
+        .zip(chunks.par_iter_mut())
+        .for_each(|(due, draws)| {
+            if !scored && !brand_value_differs {
+                // The plain case: each subscriber's kept `h`, 64 draws at once.
+                for group in due.chunks(64) {
+                    let mut users = [0u32; 64];
+                    let mut probabilities = [0.0f64; 64];
+                    for (k, &place) in group.iter().enumerate() {
+                        let renewal = subscribers.draw(place);
+                        users[k] = renewal.user;
+                        probabilities[k] = renewal.churn_probability;
+                    }
+                    let churns = stream.bernoulli_each(wide, &users, &probabilities, group.len());
+                    for (k, &place) in group.iter().enumerate() {
+                        if churns >> k & 1 == 1 {
+                            draws.churned.push(place);
+                        } else {
+                            let item = subscribers.draw(place).item;
+                            draws.renewed[usize::from(item)].push(place);
+                        }
+                    }
+                }
+                return;
+            }
             for &place in due {
                 let renewal = subscribers.draw(place);
                 let h = if brand_value_differs {
@@ -957,11 +989,9 @@ pub fn renew_or_churn(
                     draws.renewed[usize::from(renewal.item)].push(place);
                 }
             }
-            draws
-        })
-        .collect();
+        });
     let mut renewals = vec![0u64; items_count];
-    for draws in chunks {
+    for draws in chunks.iter() {
         if let Some(score) = score.as_deref_mut() {
             score.0 += draws.score;
         }
@@ -973,7 +1003,7 @@ pub fn renew_or_churn(
             }
             tracked.weighted.add(weighted);
         }
-        for place in draws.churned {
+        for &place in &draws.churned {
             let renewal = subscribers.renewal(place);
             aggregates.active_payers -= 1;
             aggregates.satisfaction_sum -= satisfaction_units(renewal.satisfaction);
@@ -985,10 +1015,10 @@ pub fn renew_or_churn(
             counts.churned += 1;
             subscribers.end(place);
         }
-        for (item, renewed) in draws.renewed.into_iter().enumerate() {
+        for (item, renewed) in draws.renewed.iter().enumerate() {
             renewals[item] += renewed.len() as u64;
             let renewal_day = u64::from(t) + u64::from(catalogue.renewal_days[item]);
-            subscribers.book_all(renewal_day, &renewed);
+            subscribers.book_all(renewal_day, renewed);
         }
     }
     subscribers.recycle(due);
@@ -997,8 +1027,10 @@ pub fn renew_or_churn(
     counts.renewals += renewals.iter().sum::<u64>();
 }
 
-/// What one chunk of the day's renewals drew.
-struct RenewalDraws {
+/// What one chunk of the day's renewals drew (kept by `renew_or_churn` from day to
+/// day for its memory).
+#[derive(Default)]
+pub struct RenewalDraws {
     /// Per item, the subscribers who renew (their places in the calendar).
     renewed: Vec<Vec<u32>>,
     /// Who churns.
