@@ -493,24 +493,49 @@ impl Subscribers {
     /// A new subscriber, with its first renewal on `day` (one past the
     /// horizon is never reached, so not booked).
     pub fn subscribe(&mut self, day: u64, profile: &Profile, subscription: &Subscription) {
-        let renewal = Renewal::of(profile, subscription);
-        push_growing_slowly(
-            &mut self.draws,
-            RenewalDraw {
-                churn_probability: renewal.churn_probability,
-                user: renewal.user,
-                item: renewal.item,
-                segment: renewal.segment,
-            },
-        );
-        push_growing_slowly(&mut self.satisfaction, renewal.satisfaction);
-        let place = u32::try_from(self.draws.len() - 1).expect("fewer than 2^32 subscribers");
-        self.paying += 1;
-        if let Some(order) = &mut self.end_order {
-            order.row_of.push(order.rows.len() as u32);
-            order.rows.push(place);
+        self.subscribe_all(&[(*profile, *subscription)], |_| day);
+    }
+
+    /// New subscribers in order, each with its first renewal on
+    /// `first_renewal(subscription)`: as [`Self::subscribe`] one after
+    /// another, with the tables grown once and each run of subscribers who
+    /// renew on the same day booked at once.
+    pub fn subscribe_all(
+        &mut self,
+        new: &[(Profile, Subscription)],
+        first_renewal: impl Fn(&Subscription) -> u64,
+    ) {
+        let first = self.draws.len();
+        u32::try_from(first + new.len()).expect("fewer than 2^32 subscribers");
+        reserve_growing_slowly(&mut self.draws, new.len());
+        reserve_growing_slowly(&mut self.satisfaction, new.len());
+        for (profile, subscription) in new {
+            self.draws.push(RenewalDraw {
+                churn_probability: subscription.churn_probability,
+                user: profile.user,
+                item: subscription.item,
+                segment: profile.segment,
+            });
+            self.satisfaction.push(subscription.satisfaction);
         }
-        self.book_all(day, &[place]);
+        self.paying += new.len() as u64;
+        let places = first as u32..(first + new.len()) as u32;
+        if let Some(order) = &mut self.end_order {
+            for place in places.clone() {
+                order.row_of.push(order.rows.len() as u32);
+                order.rows.push(place);
+            }
+        }
+        let mut run = places.start;
+        for (place, (_, subscription)) in places.clone().zip(new) {
+            let day = first_renewal(subscription);
+            if place + 1 == places.end
+                || first_renewal(&new[(place + 1 - places.start) as usize].1) != day
+            {
+                self.book(day, run..place + 1);
+                run = place + 1;
+            }
+        }
     }
 
     /// The subscriber at `place` churned: it never acts again.
@@ -576,6 +601,11 @@ impl Subscribers {
     /// Books renewals of several booked subscribers on one day (past the
     /// horizon: nothing to book, and their places are never needed again).
     pub fn book_all(&mut self, day: u64, places: &[u32]) {
+        self.book(day, places.iter().copied());
+    }
+
+    /// [`Self::book_all`] of any places.
+    fn book(&mut self, day: u64, places: impl IntoIterator<Item = u32>) {
         let spare = &mut self.spare;
         if let Some(slot) = usize::try_from(day).ok().and_then(|d| self.due.get_mut(d)) {
             if slot.capacity() == 0
@@ -583,7 +613,7 @@ impl Subscribers {
             {
                 *slot = list;
             }
-            slot.extend_from_slice(places);
+            slot.extend(places);
         }
     }
 
@@ -605,14 +635,13 @@ impl Subscribers {
     }
 }
 
-/// `list.push(value)`, but a full list grows by an eighth (and 4096), not
-/// twofold: the calendar's tables are a good part of a busy market's memory,
+/// Room for `additional` more in `list`; a list that must grow grows by at
+/// least an eighth (and 4096), not twofold: the subscribers' tables are a good part of a busy market's memory,
 /// and a large `Vec` grows in place or by `mremap` (without copying) anyway.
-fn push_growing_slowly<T>(list: &mut Vec<T>, value: T) {
-    if list.len() == list.capacity() {
-        list.reserve_exact(list.capacity() / 8 + 4096);
+fn reserve_growing_slowly<T>(list: &mut Vec<T>, additional: usize) {
+    if list.capacity() - list.len() < additional {
+        list.reserve_exact(additional.max(list.capacity() / 8 + 4096));
     }
-    list.push(value);
 }
 
 /// The day's new subscribers, from the funnel scan to their spawning.

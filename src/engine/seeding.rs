@@ -183,11 +183,10 @@ fn seed(world: &mut World, day: &Scenario, index: usize, seeding: &Seeding) {
         }
     }
     if !subscribers.is_empty() {
-        let mut table = world.resource_mut::<Subscribers>();
         let renewal_day = u64::from(t) + u64::from(renewal_days);
-        for (profile, subscription) in &subscribers {
-            table.subscribe(renewal_day, profile, subscription);
-        }
+        world
+            .resource_mut::<Subscribers>()
+            .subscribe_all(&subscribers, |_| renewal_day);
     }
 }
 

@@ -226,10 +226,10 @@ pub fn add_subscribers(
     mut subscribers: ResMut<Subscribers>,
 ) {
     let t = u64::from(today.0);
-    for (profile, subscription) in new.pending.drain(..) {
-        let day = t + u64::from(catalogue.renewal_days[usize::from(subscription.item)]);
-        subscribers.subscribe(day, &profile, &subscription);
-    }
+    subscribers.subscribe_all(&new.pending, |subscription| {
+        t + u64::from(catalogue.renewal_days[usize::from(subscription.item)])
+    });
+    new.pending.clear();
 }
 
 /// Each block's users' running scores: the part of `running` (indexed by user
