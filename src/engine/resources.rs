@@ -751,6 +751,43 @@ mod tests {
         assert!((0..10).all(|day| subscribers.take_due(day).is_empty()));
     }
 
+    /// `subscribe_all` gives the places `subscribe` one by one gives, and
+    /// books each on its own day, in place order, with runs of equal and of
+    /// different days interleaved and some days past the horizon.
+    #[test]
+    fn subscribing_together_is_subscribing_one_by_one() {
+        let new: Vec<(Profile, Subscription)> = (0..40u32)
+            .map(|k| {
+                let (profile, mut subscription) = test_subscriber(k);
+                subscription.item = [0, 0, 1, 2, 2, 2, 0, 1][k as usize % 8];
+                (profile, subscription)
+            })
+            .collect();
+        let day_of = |subscription: &Subscription| [3u64, 7, 12][usize::from(subscription.item)];
+        let mut together = Subscribers::new(10);
+        together.subscribe(5, &new[0].0, &new[0].1);
+        together.subscribe_all(&new[1..], day_of);
+        let mut one_by_one = Subscribers::new(10);
+        for (profile, subscription) in &new {
+            let day = if profile.user == new[0].0.user {
+                5
+            } else {
+                day_of(subscription)
+            };
+            one_by_one.subscribe(day, profile, subscription);
+        }
+        assert_eq!(together.draws, one_by_one.draws);
+        assert_eq!(together.satisfaction, one_by_one.satisfaction);
+        assert_eq!(together.paying(), 40);
+        for day in 0..12 {
+            assert_eq!(
+                together.take_due(day),
+                one_by_one.take_due(day),
+                "day {day}"
+            );
+        }
+    }
+
     /// `paying_at_end` visits the subscribers in the order a table with
     /// swap-removes keeps them: checked against such a table (a `Vec` of
     /// users, `swap_remove` on churn) over random subscriptions and churns.
