@@ -909,16 +909,23 @@ pub fn renew_or_churn(
     // Only a scored run sums the scores of the churn draws.
     let scored = score.is_some() || running.is_some();
     // Each chunk's lists, kept from day to day for their memory (growing them
-    // afresh each day cost page faults and copies).
+    // afresh each day cost page faults and copies). A list filled to less
+    // than a quarter of its room last time gives its memory back, and so do
+    // chunks beyond today's, so the kept room stays within four times a day's
+    // places (a day's mix of items can differ from the last's).
     let chunk_count = due.len().div_ceil(CHUNK);
-    if kept.len() < chunk_count {
-        kept.resize_with(chunk_count, RenewalDraws::default);
-    }
-    let chunks = &mut kept[..chunk_count];
+    kept.resize_with(chunk_count, RenewalDraws::default);
+    let reuse = |list: &mut Vec<u32>| {
+        if list.capacity() > 4 * list.len().max(64) {
+            *list = Vec::new();
+        }
+        list.clear();
+    };
+    let chunks = &mut kept[..];
     for draws in chunks.iter_mut() {
         draws.renewed.resize_with(items_count, Vec::new);
-        draws.renewed.iter_mut().for_each(Vec::clear);
-        draws.churned.clear();
+        draws.renewed.iter_mut().for_each(reuse);
+        reuse(&mut draws.churned);
         draws.score = 0.0;
         draws.tracked = running.map(|_| (Vec::new(), ScoreWeighted::new(items_count)));
     }
