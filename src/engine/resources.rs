@@ -526,15 +526,11 @@ impl Subscribers {
                 order.rows.push(place);
             }
         }
-        let mut run = places.start;
-        for (place, (_, subscription)) in places.clone().zip(new) {
-            let day = first_renewal(subscription);
-            if place + 1 == places.end
-                || first_renewal(&new[(place + 1 - places.start) as usize].1) != day
-            {
-                self.book(day, run..place + 1);
-                run = place + 1;
-            }
+        let mut start = places.start;
+        for run in new.chunk_by(|a, b| first_renewal(&a.1) == first_renewal(&b.1)) {
+            let end = start + run.len() as u32;
+            self.book(first_renewal(&run[0].1), start..end);
+            start = end;
         }
     }
 
