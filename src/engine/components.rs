@@ -264,7 +264,9 @@ pub struct Subscription {
     /// `h`, the churn probability at each renewal, at the base scenario's `V`.
     /// It depends only on `π_u`, `V` and `sat_u`, so it is computed once, when
     /// the user subscribes; a renewal on a day whose `V_t` differs (a campaign
-    /// or schedule sets `brand.value`) recomputes it at `V_t`.
+    /// or schedule sets `brand.value`) recomputes it at `V_t`. NaN for a
+    /// subscriber whose first renewal lies past the horizon: it is never read,
+    /// so it is not drawn.
     pub churn_probability: f64,
 }
 

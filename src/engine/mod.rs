@@ -447,6 +447,45 @@ mod tests {
         assert_eq!(subscribers, active_payers - one_off_buyers);
     }
 
+    /// A subscriber whose first renewal lies past the horizon never draws its
+    /// `π_u`: its kept `h` is NaN. Everyone else's is a probability.
+    #[test]
+    fn only_subscribers_who_can_renew_draw_their_churn_probability() {
+        let mut scenario =
+            crate::scenario::parse_str(include_str!("../../scenarios/bass.toml"), "bass.toml")
+                .expect("the bundled scenario is valid");
+        scenario.market.population = 20_000;
+        scenario.simulation.days = 40;
+        scenario.content[0].renewal_days = 30;
+        scenario.market.segments[0].churn_alpha = 2.0;
+        scenario.market.segments[0].churn_beta = 50.0;
+        let scenario = Arc::new(scenario);
+        let mut world = build_world(&scenario, 0);
+        let mut day = day_schedule();
+        for _ in 0..scenario.simulation.days {
+            day.run(&mut world);
+        }
+        // Subscribed on day 10 or later: the first renewal, 30 days on, is
+        // past day 39.
+        let conversions = &world.resource::<DailyRecord>().series.conversions;
+        let late: u64 = conversions[10..].iter().sum();
+        let subscribers = world.resource::<Subscribers>();
+        let kept: Vec<f64> = (0..subscribers.ever().count() as u32)
+            .map(|place| subscribers.draw(place).churn_probability)
+            .collect();
+        assert!(
+            late > 100 && kept.len() as u64 > late + 100,
+            "{late} of {}",
+            kept.len()
+        );
+        assert_eq!(kept.iter().filter(|h| h.is_nan()).count() as u64, late);
+        assert!(
+            kept.iter()
+                .filter(|h| !h.is_nan())
+                .all(|h| (0.0..=1.0).contains(h))
+        );
+    }
+
     /// MODEL.md version 2, "Parameter uncertainty": the draw replaces the base
     /// value before day 0 and a campaign that sets the key wins on its days; the
     /// day's values are rebuilt from the drawn scenario, as `simulate` builds it.

@@ -136,13 +136,18 @@ fn seed(world: &mut World, day: &Scenario, index: usize, seeding: &Seeding) {
         payers.push((user, satisfaction_units(satisfaction)));
         if renewal_days > 0 {
             let segment_data = &day.market.segments[usize::from(segment)];
-            let churn_probability = model::churn_probability_of_logit(
-                randomness.traits.churn_propensity_logit(segment_data, user),
-                brand.retention_effect,
-                world.resource::<Market>().base.brand.value,
-                brand.satisfaction_effect,
-                exact_satisfaction,
-            );
+            // As in the funnel: NaN (never read) if it never renews.
+            let churn_probability = if renewal_days < day.simulation.days - t {
+                model::churn_probability_of_logit(
+                    randomness.traits.churn_propensity_logit(segment_data, user),
+                    brand.retention_effect,
+                    world.resource::<Market>().base.brand.value,
+                    brand.satisfaction_effect,
+                    exact_satisfaction,
+                )
+            } else {
+                f64::NAN
+            };
             let profile = super::components::Profile { user, segment };
             let subscription = Subscription {
                 item: item as u16,

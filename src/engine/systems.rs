@@ -148,6 +148,7 @@ pub fn run_funnel(
         network: network_day,
         scored: score.is_some(),
         wide_tables: catalogue.wide.as_ref(),
+        days_left: market.scenario.simulation.days - t,
     };
     let mut tables: Vec<_> = blocks
         .contiguous_iter_mut()
@@ -299,6 +300,9 @@ struct FunnelDraws<'a> {
     /// The catalogue's tables for deciding a word's steps 2–3 together, if
     /// they are small enough.
     wide_tables: Option<&'a WideTables>,
+    /// The days left in the horizon, today included: a subscription whose
+    /// period is at least this never renews, so its `h` is never drawn.
+    days_left: u32,
 }
 
 /// From how many exposed users in a word of 64 their draws of steps 2–3 are
@@ -844,15 +848,23 @@ impl FunnelDraws<'_> {
                 track.weighted.satisfaction_sum += f64::from(satisfaction) * score;
             }
         }
-        if self.catalogue.renewal_days[i] > 0 {
-            // Kept at the base `V`; a renewal on a day of another `V` recomputes it.
-            let churn_probability = model::churn_probability_of_logit(
-                self.randomness.traits.churn_propensity_logit(segment, user),
-                brand.retention_effect,
-                self.base_brand_value,
-                brand.satisfaction_effect,
-                exact_satisfaction,
-            );
+        let renewal_days = self.catalogue.renewal_days[i];
+        if renewal_days > 0 {
+            // Kept at the base `V`; a renewal on a day of another `V` recomputes
+            // it. A subscriber whose first renewal lies past the horizon never
+            // reads it: its `π_u` (a Beta draw, the larger part of a new
+            // subscriber's cost) is not drawn, and `h` is NaN.
+            let churn_probability = if renewal_days < self.days_left {
+                model::churn_probability_of_logit(
+                    self.randomness.traits.churn_propensity_logit(segment, user),
+                    brand.retention_effect,
+                    self.base_brand_value,
+                    brand.satisfaction_effect,
+                    exact_satisfaction,
+                )
+            } else {
+                f64::NAN
+            };
             let subscription = Subscription {
                 item,
                 satisfaction,
