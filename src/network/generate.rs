@@ -29,6 +29,40 @@ pub(super) fn below(generator: &mut DrawRng, n: u64) -> u64 {
 /// per user (a cache miss per draw in a large graph).
 const LOCAL_REPEAT_CHECK: usize = 16;
 
+/// Division of any `u32` by a fixed divisor with a multiplication: `n / d =
+/// ⌊c·n / 2^64⌋` with `c = ⌈2^64 / d⌉`, exact for every 32-bit `n` (Lemire,
+/// Kaser & Kurz 2019, "Faster remainder by direct computation"), where a
+/// division instruction costs several times as much.
+#[derive(Debug, Clone, Copy)]
+struct DivideBy {
+    /// `⌈2^64 / d⌉`, or 0 for `d = 1` (2^64 does not fit).
+    multiplier: u64,
+}
+
+impl DivideBy {
+    /// For `d >= 1`.
+    fn new(d: u32) -> Self {
+        assert!(d >= 1, "a divisor of at least 1");
+        DivideBy {
+            multiplier: if d == 1 {
+                0
+            } else {
+                u64::MAX / u64::from(d) + 1
+            },
+        }
+    }
+
+    /// `n / d`.
+    #[inline(always)]
+    fn quotient(self, n: u32) -> u32 {
+        if self.multiplier == 0 {
+            n
+        } else {
+            ((u128::from(self.multiplier) * u128::from(n)) >> 64) as u32
+        }
+    }
+}
+
 /// Sorts `row` ascending: a short one (up to [`LOCAL_REPEAT_CHECK`]) by
 /// odd–even transposition, `len` rounds of compare-exchanges without
 /// branches (a Barabási–Albert row of random targets mispredicts most of an
@@ -533,6 +567,7 @@ pub fn barabasi_albert(users: u32, m: u32, key: ReplicationKey) -> Graph {
     let first_draws = &*first_draws;
     // The user a half-edge stands for: a clique end, a later edge's source
     // (implicit), or its target (a slot of `targets`, final by then).
+    let by_m = DivideBy::new(m);
     let resolve = |targets: &[u32], half_edge: u64| -> u32 {
         let edge = half_edge / 2;
         let first_end = half_edge.is_multiple_of(2);
@@ -544,13 +579,12 @@ pub fn barabasi_albert(users: u32, m: u32, key: ReplicationKey) -> Graph {
                 (a as u64 + 1 + edge - first_pair[a]) as u32
             }
         } else {
-            // Below 2^32: 2E fits a u32 (a 32-bit division is the faster).
+            // Below 2^32: 2E fits a u32. Both ends are looked up and one
+            // chosen without a branch (which end it is is a coin toss).
             let later = (edge - clique) as u32;
-            if first_end {
-                targets[later as usize]
-            } else {
-                clique_users + later / m
-            }
+            let target = targets[later as usize];
+            let source = clique_users + by_m.quotient(later);
+            std::hint::select_unpredictable(first_end, target, source)
         }
     };
     // chosen_by[v] == u: v is already among u's draws (for a large m; a small
@@ -571,10 +605,9 @@ pub fn barabasi_albert(users: u32, m: u32, key: ReplicationKey) -> Graph {
         while filled < m_len {
             let half_edge = if taken < m_len {
                 if let Some(&ahead) = first_draws.get(base + taken + AHEAD) {
-                    let edge = u64::from(ahead) / 2;
-                    if edge >= clique && ahead.is_multiple_of(2) {
-                        prefetch(&targets[(edge - clique) as usize]);
-                    }
+                    // Either end (a branch on which would be a coin toss).
+                    let later = (u64::from(ahead) / 2).saturating_sub(clique);
+                    prefetch(&targets[later as usize]);
                 }
                 u64::from(first_draws[base + taken])
             } else {
@@ -591,6 +624,13 @@ pub fn barabasi_albert(users: u32, m: u32, key: ReplicationKey) -> Graph {
             let v = resolve(targets, half_edge);
             let repeat = if m_len > LOCAL_REPEAT_CHECK {
                 std::mem::replace(&mut chosen_by[v as usize], u) == u
+            } else if let Some(window) = targets.get(base..base + LOCAL_REPEAT_CHECK) {
+                // All 16 slots compared at once, the unfilled ones masked.
+                let equal = window
+                    .iter()
+                    .enumerate()
+                    .fold(0u32, |equal, (k, &t)| equal | u32::from(t == v) << k);
+                equal & ((1 << filled) - 1) != 0
             } else {
                 targets[base..base + filled].contains(&v)
             };
@@ -1105,6 +1145,11 @@ pub(crate) mod tests {
             (2_000, 5, 7),
             (1_000, 25, 8),
             (60, 29, 9),
+            // Large enough for the fetches ahead and the 16-slot window of
+            // repeats, at its widest m and just past it.
+            (100_000, 3, 10),
+            (30_000, 16, 11),
+            (20_000, 17, 12),
         ] {
             let graph = barabasi_albert(users, m, key(seed));
             assert!(graph.is_simple_csr());
@@ -1113,6 +1158,27 @@ pub(crate) mod tests {
                 reference::barabasi_albert(users, m, key(seed)),
                 "BA N = {users}, m = {m}, seed {seed}"
             );
+        }
+    }
+
+    /// `DivideBy` gives `/` for divisors 1 to 300 and the largest, and
+    /// numerators at 0, around multiples of the divisor, and near 2^32.
+    #[test]
+    fn division_by_multiplication_is_exact() {
+        for d in (1..=300u32).chain([u32::MAX - 1, u32::MAX, 1 << 31, 12_345_678]) {
+            let by = DivideBy::new(d);
+            let mut numerators = vec![0u32, 1, u32::MAX, u32::MAX - 1, 1 << 31];
+            for k in [1u32, 2, 3, 1000, u32::MAX / d] {
+                let multiple = k.saturating_mul(d);
+                numerators.extend([
+                    multiple.saturating_sub(1),
+                    multiple,
+                    multiple.saturating_add(1),
+                ]);
+            }
+            for n in numerators {
+                assert_eq!(by.quotient(n), n / d, "{n} / {d}");
+            }
         }
     }
 
