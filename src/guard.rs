@@ -22,11 +22,13 @@ pub const PROSPECT_BYTES_PER_USER: u64 = 1;
 /// Bytes per subscriber of one running replication: its place in the
 /// `Subscribers` table (20 bytes, growing by an eighth), its booking in the
 /// renewal calendar, and its entries in the day's lists of new subscribers
-/// (the scan's and the merged one, 24 bytes each); 8 more with per-user
-/// scores. Measured: 69 bytes/user above the process when every one of 10^6 or
-/// 10^7 users subscribes on day 0, on 1 or 2 threads (the worst case; 155 when
-/// each subscriber was also an entity, before issue 18's fourth session);
-/// budgeted with margin.
+/// (the scan's and the merged one, 24 bytes each), and with renewals its
+/// share of the churn step's kept lists (up to 16 bytes); 8 more with
+/// per-user scores. Measured above the process when every one of 10^6 or 10^7
+/// users subscribes on day 0, on 1 or 2 threads (the worst case): 69
+/// bytes/user with monthly renewals, 81 with daily ones (155 when each
+/// subscriber was also an entity, until issue 18's fifth session); budgeted
+/// with margin.
 pub const BYTES_PER_SUBSCRIBER: u64 = 96;
 
 /// Bytes a subscriber who stopped keeps to the end of the replication: its
