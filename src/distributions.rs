@@ -9,7 +9,8 @@
 //! [`CHENG_SHAPES`], where it is checked against the closed forms, so results
 //! there are unchanged, and draws by log-gamma variates elsewhere.
 
-use rand_distr::{Beta, Distribution, StandardNormal};
+use rand::RngExt;
+use rand_distr::{Beta, Distribution, Open01, StandardNormal};
 
 use crate::model::logit;
 use crate::rng::DrawRng;
@@ -32,14 +33,79 @@ pub const CHENG_SHAPES: (f64, f64) = (1e-6, 1e6);
 pub fn beta_logit(alpha: f64, beta: f64, rng: &mut DrawRng) -> f64 {
     let (low, high) = CHENG_SHAPES;
     if (low..=high).contains(&alpha) && (low..=high).contains(&beta) {
-        let x: f64 = Beta::new(alpha, beta)
-            .expect("positive finite shapes")
-            .sample(rng);
+        let x: f64 = if alpha.min(beta) <= 1.0 {
+            cheng_bc(alpha, beta, rng)
+        } else {
+            Beta::new(alpha, beta)
+                .expect("positive finite shapes")
+                .sample(rng)
+        };
         return logit(x);
     }
     let a = LogGamma::draw(alpha, rng);
     let b = LogGamma::draw(beta, rng);
     a.minus(&b)
+}
+
+/// `rand_distr`'s `Beta::sample` where it uses Cheng's algorithm BC (Cheng
+/// 1978, "Generating beta variates with nonintegral shape parameters", for
+/// `min(α, β) <= 1`): the same constants, the same operations in the same
+/// order on the same numbers of `rng`, so the same draws bit for bit (a test
+/// holds it to `rand_distr`). Only the order of the decisions differs: both
+/// halves of step 1's test (`u1 < 1/2` or not, a coin toss) are computed and
+/// one is chosen without a branch, so an iteration that is rejected (most
+/// are, for small shapes) costs no misprediction on that toss.
+fn cheng_bc(alpha: f64, beta: f64, rng: &mut DrawRng) -> f64 {
+    // `Beta::new`'s constants: `a` the larger shape, `b` the smaller.
+    let (a, b, switched) = if alpha < beta {
+        (beta, alpha, true)
+    } else {
+        (alpha, beta, false)
+    };
+    let sum = a + b;
+    let inverse_b = 1.0 / b;
+    let delta = 1.0 + a - b;
+    let kappa1 = delta * (1. / 18. / 4. + 3. / 18. / 4. * b) / (a * inverse_b - 14. / 18.);
+    let kappa2 = 0.25 + (0.5 + 0.25 / delta) * b;
+    let w = loop {
+        let u1: f64 = rng.sample(Open01);
+        let u2: f64 = rng.sample(Open01);
+        let low = u1 < 0.5;
+        // Step 2 (`u1 < 1/2`) and step 3 (otherwise), both computed.
+        let y = u1 * u2;
+        let z_low = u1 * y;
+        let z_high = u1 * u1 * u2;
+        let quick = z_high <= 0.25;
+        let rejected = std::hint::select_unpredictable(
+            low,
+            0.25 * u2 + z_low - y >= kappa1,
+            !quick && z_high >= kappa2,
+        );
+        if rejected {
+            continue;
+        }
+        let z = if low { z_low } else { z_high };
+        // Step 5 (accepted at once in step 3 where `z <= 1/4`).
+        let v = inverse_b * (u1 / (1.0 - u1)).ln();
+        let w = a * v.exp();
+        if !low && quick {
+            break w;
+        }
+        // `!(… < …)` as in `rand_distr`: a comparison with NaN accepts.
+        #[allow(clippy::neg_cmp_op_on_partial_ord)]
+        if !(sum * ((sum / (b + w)).ln() + v) - 4f64.ln() < z.ln()) {
+            break w;
+        }
+    };
+    // Step 6.
+    if !switched {
+        if w == f64::INFINITY {
+            return 1.0;
+        }
+        w / (b + w)
+    } else {
+        b / (b + w)
+    }
 }
 
 /// `ln G` of a gamma variate of shape `s`, kept in parts so that the
@@ -227,6 +293,42 @@ mod tests {
     use super::*;
     use crate::model::sigmoid;
     use crate::rng::{Event, ReplicationKey};
+
+    /// `cheng_bc` draws what `rand_distr`'s Beta draws, bit for bit, and
+    /// leaves the generator where it does, for shapes across BC's range
+    /// (either shape the smaller, one of them 1, tiny and huge ones).
+    #[test]
+    fn cheng_bc_is_rand_distrs_beta_bit_for_bit() {
+        let stream = ReplicationKey::new(23, 1).stream(4, Event::ChurnPropensity);
+        let shapes = [
+            (0.1, 10.0),
+            (10.0, 0.1),
+            (0.7, 4.0),
+            (0.9, 2.0),
+            (1.0, 1.0),
+            (1.0, 3.0),
+            (0.5, 0.5),
+            (1e-6, 1e6),
+            (1e6, 1e-6),
+            (0.999, 1.001),
+            (0.02, 0.03),
+        ];
+        for (alpha, beta) in shapes {
+            let reference = Beta::new(alpha, beta).unwrap();
+            for user in 0..5_000 {
+                let mut ours = stream.generator(user);
+                let mut theirs = stream.generator(user);
+                let x = cheng_bc(alpha, beta, &mut ours);
+                let y: f64 = reference.sample(&mut theirs);
+                assert_eq!(
+                    x.to_bits(),
+                    y.to_bits(),
+                    "Beta({alpha}, {beta}), user {user}"
+                );
+                assert_eq!(ours.uniform().to_bits(), theirs.uniform().to_bits());
+            }
+        }
+    }
 
     fn draws(alpha: f64, beta: f64, n: u32) -> Vec<f64> {
         let stream = ReplicationKey::new(17, 0).stream(0, Event::ChurnPropensity);
