@@ -8,7 +8,7 @@
 //! `2αβ` overflows above about 1e154); [`beta_logit`] uses it only inside
 //! [`CHENG_SHAPES`], where it is checked against the closed forms, so results
 //! there are unchanged, and draws by log-gamma variates elsewhere. Its
-//! algorithm BC (a shape at most 1) is copied here as [`cheng_bc`], the same
+//! algorithm BC (a shape at most 1) is copied here as `cheng_bc`, the same
 //! draws bit for bit with fewer mispredicted branches: it is most of the cost
 //! of a new subscriber.
 
@@ -28,7 +28,7 @@ pub const CHENG_SHAPES: (f64, f64) = (1e-6, 1e6);
 /// of exactly 1 or 0 (a logit beyond the float range).
 ///
 /// Inside [`CHENG_SHAPES`], `logit` of `rand_distr`'s draw (Cheng's
-/// algorithms; BC through [`cheng_bc`], the same draws). Elsewhere `X = G_α / (G_α + G_β)` with independent gamma
+/// algorithms; BC through `cheng_bc`, the same draws). Elsewhere `X = G_α / (G_α + G_β)` with independent gamma
 /// variates, so `logit(X) = ln G_α − ln G_β`, each `ln G` from Marsaglia and
 /// Tsang's method (2000) written in logarithms, and for a shape `s < 1` the
 /// boost `G_s = G_{s+1}·U^{1/s}` kept as the exponent `−ln(U)/s`, compared in

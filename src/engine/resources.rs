@@ -552,7 +552,7 @@ impl Subscribers {
     }
 
     /// The subscribers still paying, as `(user, sat_u)`, in the order of
-    /// [`EndOrder`]. Panics unless [`Self::keep_end_order`] was called.
+    /// `EndOrder`. Panics unless [`Self::keep_end_order`] was called.
     pub fn paying_at_end(&self) -> impl Iterator<Item = (u32, f32)> + '_ {
         let order = self
             .end_order
