@@ -575,9 +575,7 @@ impl DrawRng {
     /// SplitMix64 state moves by a constant per number).
     #[inline]
     pub fn skipped(&self, taken: u64) -> DrawRng {
-        DrawRng {
-            state: self.state.wrapping_add(taken.wrapping_mul(GOLDEN_GAMMA)),
-        }
+        DrawRng::resumed(self.state, taken)
     }
 }
 

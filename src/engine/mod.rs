@@ -461,10 +461,7 @@ mod tests {
         scenario.market.segments[0].churn_beta = 50.0;
         let scenario = Arc::new(scenario);
         let mut world = build_world(&scenario, 0);
-        let mut day = day_schedule();
-        for _ in 0..scenario.simulation.days {
-            day.run(&mut world);
-        }
+        run_days(&mut world, &scenario, 0);
         // Subscribed on day 10 or later: the first renewal, 30 days on, is
         // past day 39.
         let conversions = &world.resource::<DailyRecord>().series.conversions;

@@ -398,10 +398,10 @@ pub struct DayCounts {
 /// A subscriber's data never change while it subscribes (its `h` is kept at
 /// the base `V`), so a subscriber is a place in these tables and nothing
 /// else: the churn step reads the day's subscribers from a dense table and
-/// moves 4 bytes per renewal. (Until issue 18's fourth session a subscriber
+/// moves 4 bytes per renewal. (Until issue 18's fifth session a subscriber
 /// was also an entity of its own; spawning and despawning it cost 70 ns a
 /// subscriber on one thread, alone, a third of the monthly-renewal
-/// benchmark: see BENCHMARKS.md, "Subscribers without entities".)
+/// benchmark: see BENCHMARKS.md, issue 18, "Fifth session".)
 #[derive(Resource, Debug, Default)]
 pub struct Subscribers {
     due: Vec<Vec<u32>>,
@@ -632,8 +632,9 @@ impl Subscribers {
 }
 
 /// Room for `additional` more in `list`; a list that must grow grows by at
-/// least an eighth (and 4096), not twofold: the subscribers' tables are a good part of a busy market's memory,
-/// and a large `Vec` grows in place or by `mremap` (without copying) anyway.
+/// least an eighth (and 4096), not twofold: the subscribers' tables are a
+/// good part of a busy market's memory, and a large `Vec` grows in place or
+/// by `mremap` (without copying) anyway.
 fn reserve_growing_slowly<T>(list: &mut Vec<T>, additional: usize) {
     if list.capacity() - list.len() < additional {
         list.reserve_exact(additional.max(list.capacity() / 8 + 4096));

@@ -949,18 +949,19 @@ pub fn renew_or_churn(
                 for group in due.chunks(64) {
                     let mut users = [0u32; 64];
                     let mut probabilities = [0.0f64; 64];
+                    let mut items = [0u16; 64];
                     for (k, &place) in group.iter().enumerate() {
                         let renewal = subscribers.draw(place);
                         users[k] = renewal.user;
                         probabilities[k] = renewal.churn_probability;
+                        items[k] = renewal.item;
                     }
                     let churns = stream.bernoulli_each(wide, &users, &probabilities, group.len());
                     for (k, &place) in group.iter().enumerate() {
                         if churns >> k & 1 == 1 {
                             draws.churned.push(place);
                         } else {
-                            let item = subscribers.draw(place).item;
-                            draws.renewed[usize::from(item)].push(place);
+                            draws.renewed[usize::from(items[k])].push(place);
                         }
                     }
                 }

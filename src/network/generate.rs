@@ -611,13 +611,8 @@ pub fn barabasi_albert(users: u32, m: u32, key: ReplicationKey) -> Graph {
                 }
                 u64::from(first_draws[base + taken])
             } else {
-                let generator = more.get_or_insert_with(|| {
-                    let mut generator = stream.generator(u);
-                    (0..m_len).for_each(|_| {
-                        generator.next_u64();
-                    });
-                    generator
-                });
+                let generator =
+                    more.get_or_insert_with(|| stream.generator(u).skipped(u64::from(m)));
                 below(generator, frozen)
             };
             taken += 1;
